@@ -1,0 +1,229 @@
+import { createHmac } from 'node:crypto';
+import { z } from 'zod';
+import { ConfigSchema, DEFAULT_ROUTES, type Config, type ConfigInput } from './schema.ts';
+import { readPushConfigFile } from './push-config-file.ts';
+
+/**
+ * Turns the environment and an optional `--config <file>` into a frozen Config.
+ * Precedence: schema defaults < config file < environment. This is the only module
+ * that reads `process.env`.
+ */
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[], options?: ErrorOptions) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`, options);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Where the file came from, and what in it was ignored; for the start-up log. */
+  file?: { path: string; ignoredKeys: string[] };
+}
+
+export interface LoadOptions {
+  argv?: readonly string[];
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+const ENV_PREFIX = 'PUSH_';
+
+/** Shortcuts that do not follow the PUSH_<SECTION>__<FIELD> pattern. */
+const SHORTCUTS = ['NATS_URL', 'PUSH_SERVERS', 'PUSH_PORT', 'PUSH_HOSTNAME', 'PUSH_PUB_PORT', 'PUSH_PUB_HOSTNAME'];
+
+export function loadConfig(options: LoadOptions = {}): LoadedConfig {
+  const argv = options.argv ?? process.argv.slice(2);
+  const env = options.env ?? process.env;
+  const problems: string[] = [];
+
+  const filePath = configFileArg(argv, problems);
+  let input: Record<string, unknown> = {};
+  let file: LoadedConfig['file'];
+  if (filePath !== undefined) {
+    try {
+      const read = readPushConfigFile(filePath);
+      input = read.input as Record<string, unknown>;
+      file = { path: filePath, ignoredKeys: read.ignoredKeys };
+    } catch (err) {
+      throw new ConfigError([(err as Error).message], { cause: err });
+    }
+  }
+
+  const fromEnv = envInput(env, problems);
+  const merged = deepMerge(input, fromEnv);
+  const parsed = ConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    problems.push(...parsed.error.issues.map((i) => describeIssue(i)));
+  } else {
+    problems.push(...crossFieldProblems(parsed.data));
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  return { config: deepFreeze(parsed.data), ...(file ? { file } : {}) };
+}
+
+/** Parses an input object directly (tests and embedding); same rules as loadConfig. */
+export function parseConfig(input: ConfigInput): Config {
+  const parsed = ConfigSchema.safeParse(input);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => describeIssue(i)));
+  const problems = crossFieldProblems(parsed.data);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(parsed.data);
+}
+
+function configFileArg(argv: readonly string[], problems: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--config') {
+      const value = argv[i + 1];
+      if (value === undefined) problems.push('--config: a file path is required');
+      return value;
+    }
+    if (arg.startsWith('--config=')) return arg.slice('--config='.length);
+    problems.push(`${arg}: unknown argument (only --config <file> is accepted)`);
+  }
+  return undefined;
+}
+
+/** Every leaf of the schema except `servers`, as [envName, path]. */
+export function envVariables(): Array<[string, string[]]> {
+  const out: Array<[string, string[]]> = [];
+  const walk = (schema: z.ZodType, path: string[]): void => {
+    const inner = unwrap(schema);
+    if (inner instanceof z.ZodObject) {
+      for (const [key, child] of Object.entries(inner.shape as Record<string, z.ZodType>)) {
+        if (path.length === 0 && key === 'servers') continue;
+        walk(child, [...path, key]);
+      }
+      return;
+    }
+    out.push([ENV_PREFIX + path.map(upperSnake).join('__'), path]);
+  };
+  walk(ConfigSchema, []);
+  return out;
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let s: z.ZodType = schema;
+  for (;;) {
+    if (s instanceof z.ZodOptional || s instanceof z.ZodDefault || s instanceof z.ZodPrefault) {
+      s = (s as unknown as { def: { innerType: z.ZodType } }).def.innerType;
+    } else {
+      return s;
+    }
+  }
+}
+
+function upperSnake(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+function envInput(env: Readonly<Record<string, string | undefined>>, problems: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const known = new Map(envVariables());
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined || value === '') continue;
+    const path = known.get(name);
+    if (path) {
+      setPath(out, path, value);
+    } else if (name.startsWith(ENV_PREFIX) && !SHORTCUTS.includes(name)) {
+      problems.push(`${name}: unknown setting (see deploy/jetpull.env.example for the list)`);
+    }
+  }
+  const natsUrl = env.NATS_URL;
+  if (natsUrl) setPath(out, ['nats', 'url'], natsUrl);
+
+  if (env.PUSH_SERVERS) {
+    try {
+      out.servers = JSON.parse(env.PUSH_SERVERS);
+    } catch {
+      problems.push('PUSH_SERVERS: must be a JSON array of listeners');
+    }
+  } else if (env.PUSH_PORT || env.PUSH_HOSTNAME || env.PUSH_PUB_PORT) {
+    const split = Boolean(env.PUSH_PUB_PORT);
+    const main = {
+      port: env.PUSH_PORT ?? '8010',
+      hostname: env.PUSH_HOSTNAME ?? '127.0.0.1',
+      routes: split ? { sub: DEFAULT_ROUTES.sub, rest: DEFAULT_ROUTES.rest } : { ...DEFAULT_ROUTES },
+    };
+    const servers: unknown[] = [main];
+    if (split) {
+      servers.push({
+        name: 'trusted',
+        port: env.PUSH_PUB_PORT,
+        hostname: env.PUSH_PUB_HOSTNAME ?? '127.0.0.1',
+        routes: { pub: DEFAULT_ROUTES.pub, stat: DEFAULT_ROUTES.stat },
+      });
+    }
+    out.servers = servers;
+  }
+  return out;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    node[key] ??= {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const prev = out[key];
+    out[key] =
+      isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : value;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String);
+  const env = path[0] === 'servers' ? 'PUSH_SERVERS' : ENV_PREFIX + path.map(upperSnake).join('__');
+  return `${path.join('.') || '(root)'} (env ${env}): ${issue.message}`;
+}
+
+function crossFieldProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const routeOwners = new Map<string, string>();
+  config.servers.forEach((server, i) => {
+    const where = `servers.${i}`;
+    if (server.port !== 0) {
+      const key = `${server.hostname}:${server.port}`;
+      if (routeOwners.has(key)) problems.push(`${where}: ${key} is already used by ${routeOwners.get(key)}`);
+      routeOwners.set(key, where);
+    }
+    if (Object.values(server.routes).every((r) => r === undefined)) {
+      problems.push(`${where}.routes: serves no route`);
+    }
+  });
+  if (config.security.key !== undefined) {
+    try {
+      hmacProbe(config.security.algo);
+    } catch {
+      problems.push(`security.algo: "${config.security.algo}" is not a hash this Node.js supports`);
+    }
+  }
+  if (config.gateway.coalesceWindowMs >= config.gateway.longPollTimeoutMs) {
+    problems.push('gateway.coalesceWindowMs: must be shorter than gateway.longPollTimeoutMs');
+  }
+  return problems;
+}
+
+function hmacProbe(algo: string): void {
+  createHmac(algo, 'probe').update('probe').digest();
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

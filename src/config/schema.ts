@@ -1,0 +1,125 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/**
+ * The one runtime configuration schema: names, defaults, units and descriptions.
+ * Environment variables and the Push server 2.0 config file are mapped onto this
+ * shape by `load.ts`; nothing else reads configuration.
+ */
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const positiveInt = z.coerce.number().int().positive();
+
+export const ROUTE_NAMES = ['sub', 'pub', 'rest', 'stat'] as const;
+export type RouteName = (typeof ROUTE_NAMES)[number];
+
+export const DEFAULT_ROUTES = {
+  sub: '/bitrix/subws/',
+  pub: '/bitrix/pub/',
+  rest: '/bitrix/rest/',
+  stat: '/server-stat/',
+} as const satisfies Record<RouteName, string>;
+
+const routePath = z.string().startsWith('/', 'a route is an absolute path such as /bitrix/subws/');
+
+const Routes = z
+  .strictObject({
+    sub: routePath.optional().describe('Subscriptions: WebSocket and long polling (GET), CORS pre-flight (OPTIONS).'),
+    pub: routePath.optional().describe('Trusted backend publishing (POST) and channel online status (GET). Keep it off public networks.'),
+    rest: routePath.optional().describe('Untrusted client requests in protobuf (POST).'),
+    stat: routePath.optional().describe('Trusted server statistics (GET).'),
+  })
+  .describe('Routes served by this listener; a route left out is not served here.');
+
+const Ssl = z.strictObject({
+  key: z.string().min(1).describe('Path to the PEM private key.'),
+  cert: z.string().min(1).describe('Path to the PEM certificate chain.'),
+  ca: z.string().optional().describe('Path to extra PEM CA certificates.'),
+  ciphers: z.string().optional(),
+  dhparam: z.string().optional().describe('Path to a PEM Diffie-Hellman parameter file.'),
+  honorCipherOrder: z.boolean().optional(),
+});
+
+export const ListenerSchema = z.strictObject({
+  name: z.string().optional().describe('Label used in logs.'),
+  port: port.describe('TCP port; 0 picks a free one.'),
+  hostname: z.string().default('127.0.0.1').describe('Bind address.'),
+  backlog: positiveInt.default(1024).describe('Listen backlog (connections).'),
+  routes: Routes.prefault(DEFAULT_ROUTES),
+  ssl: Ssl.optional().describe('Serve HTTPS/WSS with these files instead of plain HTTP.'),
+});
+export type ListenerConfig = z.infer<typeof ListenerSchema>;
+
+const Nats = z.strictObject({
+  url: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('NATS server URL(s), comma separated. Unset: start nats-server from PATH as a child process.'),
+  name: z.string().default('jetpull').describe('Connection name shown in NATS monitoring.'),
+  user: z.string().optional(),
+  password: z.string().optional(),
+  token: z.string().optional(),
+  credsFile: z.string().optional().describe('Path to a NATS .creds file.'),
+  connectTimeoutMs: positiveInt.default(5_000).describe('Time allowed for the first connection before start-up fails.'),
+  requestTimeoutMs: positiveInt.default(5_000).describe('Time allowed for one JetStream API request (stream info, direct get).'),
+  localDataDir: z.string().default('data/nats').describe('Store directory of the child nats-server started when url is unset.'),
+  localBinary: z.string().default('nats-server').describe('Executable started when url is unset.'),
+});
+
+const Security = z.strictObject({
+  key: z.string().min(1).optional().describe('HMAC key shared with the portal (pull module "signature_key"). Unset: unsigned private ids are accepted and public ids are unusable.'),
+  algo: z.string().default('sha1').describe('HMAC hash (pull module "signature_algo").'),
+});
+
+const Storage = z.strictObject({
+  messageTtlSec: positiveInt.default(86_400).describe('Longest time a message is kept for replay; publish expiries are capped to it.'),
+  channelTtlSec: positiveInt.default(86_400).describe('Accepted for Push server 2.0 compatibility; per-channel history lives as long as its messages.'),
+  onlineTtlSec: positiveInt.default(120).describe('Presence lifetime after the last sign of a connection.'),
+  onlineDeltaSec: z.coerce.number().int().min(0).default(10).describe('Slack added to onlineTtlSec.'),
+  streamReplicas: z.coerce.number().int().min(1).max(5).default(1).describe('Replicas of every stream and bucket: 1 for one NATS server, 3 for a cluster.'),
+  streamMaxBytes: z.coerce.number().int().default(-1).describe('Upper bound of the message stream on disk (bytes); the oldest messages go first. -1: unbounded.'),
+  duplicateWindowMs: positiveInt.default(120_000).describe('Window in which a retried publish with the same id is stored once.'),
+});
+
+const Limits = z.strictObject({
+  maxPayloadBytes: positiveInt.default(1_048_576).describe('Largest HTTP body (413) or WebSocket frame (close 1009) accepted.'),
+  maxConnPerChannel: positiveInt.default(100).describe('Connections per channel with a public id; the oldest is closed with 4029.'),
+  maxMessagesPerRequest: positiveInt.default(100).describe('Messages in one protobuf request (4016).'),
+  maxChannelsPerRequest: positiveInt.default(100).describe('Receivers of one message, or channels of one stats request (4018).'),
+});
+
+const Gateway = z.strictObject({
+  longPollTimeoutMs: positiveInt.default(40_000).describe('How long a long poll is held before 304.'),
+  coalesceWindowMs: z.coerce.number().int().min(0).default(400).describe('After a WebSocket frame, further messages within this window are sent together as one frame. 0: every message at once.'),
+  pingIntervalMs: positiveInt.default(120_000).describe('WebSocket ping interval; a connection that has not answered the previous ping is terminated.'),
+  maxOutboxBytes: positiveInt.default(4 * 1_048_576).describe('Bytes queued for one connection (unsent plus socket buffer); beyond it the connection is closed (4008) so a reader that stalls cannot hold memory.'),
+  maxChannelsPerConnection: positiveInt.default(100).describe('Channel tokens in one CHANNEL_ID; more is answered with 4010.'),
+  replayPageMessages: positiveInt.default(1_000).describe('Messages read per replay step; a long poll answers one page and continues from its new mid.'),
+  maxConcurrentReplays: positiveInt.default(64).describe('Replays read from JetStream at once per gateway; further ones wait their turn.'),
+});
+
+const Publisher = z.strictObject({
+  mailboxCapacity: positiveInt.default(10_000).describe('Publish commands waiting for a write slot; beyond it publishes are answered 503.'),
+  maxInFlight: positiveInt.default(1_024).describe('JetStream writes awaiting acknowledgement at once.'),
+  publishTimeoutMs: positiveInt.default(5_000).describe('Time allowed for a publish to be acknowledged, retries included, before 503.'),
+  natsSubject: z.string().min(1).default('push.publish').describe('Request/reply subject of the native NATS publish API.'),
+});
+
+export const ConfigSchema = z.strictObject({
+  processUniqueId: z.string().min(1).default(`${hostname()}-${process.pid}`).describe('Name of this process in stats and logs.'),
+  role: z.enum(['all', 'gateway', 'publisher']).default('all').describe('gateway: client connections; publisher: backend routes and the NATS publish subject; all: both.'),
+  servers: z.array(ListenerSchema).min(1).default([{ port: 8010, hostname: '127.0.0.1', backlog: 1024, routes: { ...DEFAULT_ROUTES } }]),
+  nats: Nats.prefault({}),
+  security: Security.prefault({}),
+  storage: Storage.prefault({}),
+  limits: Limits.prefault({}),
+  gateway: Gateway.prefault({}),
+  publisher: Publisher.prefault({}),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;

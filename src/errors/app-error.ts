@@ -1,0 +1,78 @@
+/**
+ * Request errors: one command fails, the connection or HTTP client is fine. Each
+ * carries a stable code, the HTTP status of the publish API, and whether a retry
+ * may succeed. Clients see `code` and our message, never an internal one.
+ */
+export type AppErrorCode =
+  | 'PUSH_ERR_OVERLOADED'
+  | 'PUSH_ERR_NATS_UNAVAILABLE'
+  | 'PUSH_ERR_PUBLISH_TIMEOUT'
+  | 'PUSH_ERR_PUBLISH_REJECTED'
+  | 'PUSH_ERR_BAD_REQUEST'
+  | 'PUSH_ERR_STOPPING'
+  | 'PUSH_ERR_INTERNAL';
+
+export class AppError extends Error {
+  constructor(
+    readonly code: AppErrorCode,
+    message: string,
+    readonly httpStatus: number,
+    readonly temporary: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'AppError';
+  }
+}
+
+/** The publisher's mailbox is full: answer 503 and let the caller retry. */
+export class OverloadedError extends AppError {
+  constructor() {
+    super('PUSH_ERR_OVERLOADED', 'publisher overloaded, retry later', 503, true);
+    this.name = 'OverloadedError';
+  }
+}
+
+/** NATS did not acknowledge the write in time; nothing is known to be stored. */
+export class PublishUnavailableError extends AppError {
+  constructor(reason: 'nats-unavailable' | 'timeout', options?: ErrorOptions) {
+    super(
+      reason === 'timeout' ? 'PUSH_ERR_PUBLISH_TIMEOUT' : 'PUSH_ERR_NATS_UNAVAILABLE',
+      reason === 'timeout' ? 'storage did not acknowledge in time, retry later' : 'storage unreachable, retry later',
+      503,
+      true,
+      options,
+    );
+    this.name = 'PublishUnavailableError';
+  }
+}
+
+/** JetStream refused the write for a reason a retry will not fix. */
+export class PublishRejectedError extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('PUSH_ERR_PUBLISH_REJECTED', message, 500, false, options);
+    this.name = 'PublishRejectedError';
+  }
+}
+
+export class StoppingError extends AppError {
+  constructor() {
+    super('PUSH_ERR_STOPPING', 'server is shutting down, retry later', 503, true);
+    this.name = 'StoppingError';
+  }
+}
+
+export class BadRequestError extends AppError {
+  constructor(message: string) {
+    super('PUSH_ERR_BAD_REQUEST', message, 400, false);
+    this.name = 'BadRequestError';
+  }
+}
+
+/** The AppError in the cause chain, or an internal error that hides the original. */
+export function toClientError(err: unknown): AppError {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e instanceof AppError) return e;
+  }
+  return new AppError('PUSH_ERR_INTERNAL', 'internal error', 500, false, { cause: err });
+}

@@ -1,0 +1,235 @@
+import type { ServerResponse } from 'node:http';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Actor } from '../actors/actor.ts';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../log/logger.ts';
+import { channelKey } from '../nats/subjects.ts';
+import { Semaphore } from '../util/semaphore.ts';
+import { firstPublicId, receiversOf, type ChannelToken } from '../wire/channel-id.ts';
+import { errorText, JetpullClose, PushError } from '../wire/error-codes.ts';
+import { formatMid, parseMid } from '../wire/mid.ts';
+import { Delivery, type FrameFormat } from './delivery.ts';
+import { Hub } from './hub.ts';
+import { LongPollSession } from './long-poll-session.ts';
+import { ReplayReader } from './replay-reader.ts';
+import type { Session } from './session.ts';
+import { WsSession } from './ws-session.ts';
+
+type GatewayMsg =
+  | { type: 'open'; session: Session; fromSeq: number | undefined; ready: (ok: boolean) => void }
+  | { type: 'closed'; session: Session }
+  | { type: 'ping-tick' }
+  | { type: 'sweep-tick' };
+
+export interface SubscribeRequest {
+  tokens: readonly ChannelToken[];
+  format: FrameFormat;
+  /** The raw `mid` query value; anything but 26 digits is ignored. */
+  mid: string | undefined;
+}
+
+export interface GatewayStats {
+  websockets: number;
+  pollings: number;
+  /** Private channels with at least one local connection. */
+  channels: number;
+  replaysRunning: number;
+  replaysWaiting: number;
+}
+
+const SWEEP_INTERVAL_MS = 5_000;
+const MAILBOX_CAPACITY = 10_000;
+
+/**
+ * Terminates client connections. Its mailbox takes connection lifecycle commands
+ * (open, closed, timer ticks) one at a time, so the registry of sessions and the
+ * hub's subscriptions have one owner. Live messages take the fast lane: NATS
+ * callback → hub → session.deliver, synchronously, with no mailbox hop.
+ *
+ * Opening a connection: subscribe its channels (one server round trip per
+ * event-loop turn, shared), and, when it brought a `mid`, read what it missed while
+ * live messages are buffered, then hand both over merged (see Session).
+ */
+export class GatewayActor extends Actor<GatewayMsg> {
+  readonly hub: Hub;
+  private readonly reader: ReplayReader;
+  private readonly replays: Semaphore;
+  private readonly sessions = new Set<Session>();
+  private readonly wsSessions = new Set<WsSession>();
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    log: Logger,
+    nc: NatsConnection,
+    jsm: JetStreamManager,
+    streamName: string,
+    private readonly epochSec: () => number,
+    private readonly cfg: Config['gateway'],
+    private readonly limits: Config['limits'],
+  ) {
+    super(log, MAILBOX_CAPACITY);
+    this.hub = new Hub(nc, epochSec, log.child({ component: 'hub' }), Math.max(cfg.longPollTimeoutMs, 10_000));
+    this.reader = new ReplayReader(jsm, streamName);
+    this.replays = new Semaphore(cfg.maxConcurrentReplays);
+  }
+
+  /** A WebSocket session, not yet bound to a socket. */
+  createWsSession(req: SubscribeRequest, log: Logger): WsSession {
+    const session = new WsSession({
+      format: req.format,
+      keys: receiversOf(req.tokens).map(channelKey),
+      publicId: firstPublicId(req.tokens),
+      coalesceWindowMs: this.cfg.coalesceWindowMs,
+      maxOutboxBytes: this.cfg.maxOutboxBytes,
+      log,
+    });
+    this.wsSessions.add(session);
+    return session;
+  }
+
+  createLongPollSession(req: SubscribeRequest, res: ServerResponse, log: Logger): LongPollSession {
+    const keys = receiversOf(req.tokens).map(channelKey);
+    const requestMid = parseMid(req.mid) === undefined ? undefined : req.mid;
+    return new LongPollSession(res, {
+      format: req.format,
+      keys,
+      publicId: firstPublicId(req.tokens),
+      maxOutboxBytes: this.cfg.maxOutboxBytes,
+      holdMs: this.cfg.longPollTimeoutMs,
+      requestMid,
+      newestMid: async () => {
+        const seq = await this.reader.newestSeq(keys);
+        return seq === 0 ? '' : formatMid(this.epochSec(), seq);
+      },
+      log,
+    });
+  }
+
+  /**
+   * Registers the session and subscribes its channels. Resolves true once the
+   * subscriptions are active on the server (the replay, if any, goes on after),
+   * false when the gateway cannot take it (stopping or overloaded).
+   */
+  open(session: Session, mid: string | undefined): Promise<boolean> {
+    return new Promise((ready) => {
+      if (!this.tell({ type: 'open', session, fromSeq: this.replayStart(mid), ready })) {
+        this.forget(session);
+        ready(false);
+      }
+    });
+  }
+
+  stats(): GatewayStats {
+    let pollings = 0;
+    const privateChannels = new Set<string>();
+    for (const s of this.sessions) {
+      if (s.transport === 'longpoll') pollings++;
+      for (const k of s.keys) if (k.startsWith('priv.')) privateChannels.add(k);
+    }
+    return {
+      websockets: this.sessions.size - pollings,
+      pollings,
+      channels: privateChannels.size,
+      replaysRunning: this.replays.inUse,
+      replaysWaiting: this.replays.waiting,
+    };
+  }
+
+  protected override async onStart(): Promise<void> {
+    const ping = setInterval(() => this.tell({ type: 'ping-tick' }), this.cfg.pingIntervalMs);
+    const sweep = setInterval(() => this.tell({ type: 'sweep-tick' }), SWEEP_INTERVAL_MS);
+    this.timers = [ping, sweep];
+  }
+
+  protected override async onStop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    for (const s of [...this.sessions]) s.close(JetpullClose.ServiceRestart, 'server restarting');
+    this.hub.close();
+  }
+
+  protected handle(msg: GatewayMsg): void {
+    switch (msg.type) {
+      case 'open':
+        this.onOpen(msg.session, msg.fromSeq, msg.ready);
+        return;
+      case 'closed':
+        this.hub.detach(msg.session);
+        this.forget(msg.session);
+        return;
+      case 'ping-tick':
+        for (const s of this.wsSessions) s.ping();
+        return;
+      case 'sweep-tick':
+        this.hub.sweep();
+        return;
+      default: {
+        const never: never = msg;
+        throw new TypeError(`unhandled message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private onOpen(session: Session, fromSeq: number | undefined, ready: (ok: boolean) => void): void {
+    if (session.isClosed) {
+      this.forget(session);
+      ready(false);
+      return;
+    }
+    this.sessions.add(session);
+    session.onClosed = (s) => {
+      if (!this.tell({ type: 'closed', session: s })) {
+        // Stopping: the hub is closed with everything else.
+        this.forget(s);
+      }
+    };
+    this.hub
+      .attach(session)
+      .then(() => {
+        ready(true);
+        if (fromSeq === undefined) session.finishSync([]);
+        else void this.replay(session, fromSeq);
+      });
+  }
+
+  private async replay(session: Session, fromSeq: number): Promise<void> {
+    try {
+      await this.replays.run(async () => {
+        if (session.isClosed) return;
+        const started = Date.now();
+        let from = fromSeq;
+        for (;;) {
+          const page = await this.reader.readPage(session.keys, from, this.cfg.replayPageMessages);
+          const now = Date.now();
+          const epoch = this.epochSec();
+          if (page.messages.length === 0 && page.truncated && !session.isClosed) {
+            from = page.nextFrom;
+            continue;
+          }
+          session.finishSync(page.messages.map((m) => new Delivery(m, epoch, now)));
+          this.log.debug({ connId: session.id, count: page.messages.length, truncated: page.truncated, durationMs: now - started }, 'replay done');
+          if (page.truncated && session.transport === 'ws') {
+            // The client reconnects at once with the mid of the last message it got and the replay goes on.
+            session.close(1013, 'replay continues');
+          }
+          return;
+        }
+      });
+    } catch (err) {
+      this.log.warn({ err, connId: session.id }, 'replay failed');
+      session.close(PushError.CannotGetLastMessages, errorText(PushError.CannotGetLastMessages));
+    }
+  }
+
+  /** Where a replay starts: the mid's sequence, 0 (all retained) for a mid of another epoch, none without a valid mid. */
+  private replayStart(mid: string | undefined): number | undefined {
+    const pos = parseMid(mid);
+    if (pos === undefined) return undefined;
+    return pos.epoch === this.epochSec() ? pos.seq : 0;
+  }
+
+  private forget(session: Session): void {
+    this.sessions.delete(session);
+    if (session instanceof WsSession) this.wsSessions.delete(session);
+  }
+}

@@ -1,0 +1,100 @@
+import type { ServerResponse } from 'node:http';
+import type { Logger } from '../log/logger.ts';
+import { CONTENT_BINARY, CONTENT_TEXT, sendBody, sendNotModified, sendPlain } from '../wire/http-replies.ts';
+import { JetpullClose } from '../wire/error-codes.ts';
+import { batchFrame, type Delivery, type FrameFormat } from './delivery.ts';
+import { Session } from './session.ts';
+
+export interface LongPollSessionOptions {
+  format: FrameFormat;
+  keys: readonly string[];
+  publicId: string | undefined;
+  maxOutboxBytes: number;
+  holdMs: number;
+  /** The request's own valid mid, answered back in Last-Message-Id on timeout. */
+  requestMid: string | undefined;
+  /** Newest stored mid of the channels, for a timeout without a request mid. */
+  newestMid: () => Promise<string>;
+  log: Logger;
+}
+
+/**
+ * One held long-poll request. It answers 200 with the first messages to arrive
+ * (those of the same event-loop turn go together), the replay if the request's `mid`
+ * is behind, or 304 with `Last-Message-Id` once `holdMs` passes. Then it is closed:
+ * the client polls again at once, with the mid of the last message it got.
+ */
+export class LongPollSession extends Session {
+  private readonly holdTimer: NodeJS.Timeout;
+  private batch: Delivery[] = [];
+  private flushScheduled = false;
+  private holdExpired = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly opts: LongPollSessionOptions,
+  ) {
+    super('longpoll', opts.format, opts.keys, opts.publicId, opts.maxOutboxBytes, opts.log);
+    this.holdTimer = setTimeout(() => void this.onHoldTimeout(), opts.holdMs);
+    res.on('close', () => {
+      clearTimeout(this.holdTimer);
+      this.markClosed();
+    });
+  }
+
+  close(code: number, reason: string): void {
+    if (this.isClosed) return;
+    clearTimeout(this.holdTimer);
+    if (!this.res.headersSent) {
+      if (code === JetpullClose.ServiceRestart) sendPlain(this.res, 503, 'server restarting', { 'Retry-After': '1' });
+      else sendPlain(this.res, code === 4029 ? 429 : 400, reason);
+    }
+    this.markClosed();
+  }
+
+  protected emit(list: readonly Delivery[], grouping: 'live' | 'replay'): void {
+    if (grouping === 'replay') {
+      this.respond([...this.batch, ...list], 'replay');
+      return;
+    }
+    this.batch.push(...list);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.respond(this.batch, 'live'));
+    }
+  }
+
+  protected closeSlow(queuedBytes: number): void {
+    // Only a replay that outgrew the outbox gets here: answer with the resume point
+    // unchanged, and the next poll continues the replay.
+    this.log.info({ closeCode: JetpullClose.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
+    clearTimeout(this.holdTimer);
+    if (!this.res.headersSent) sendNotModified(this.res, this.opts.requestMid ?? '');
+    this.markClosed();
+  }
+
+  protected override onLive(): void {
+    if (this.holdExpired) void this.onHoldTimeout();
+  }
+
+  private respond(list: readonly Delivery[], grouping: 'live' | 'replay'): void {
+    if (this.isClosed || this.res.headersSent) return;
+    clearTimeout(this.holdTimer);
+    this.batch = [];
+    if (list.length > 0) {
+      const body = batchFrame(list, this.format, grouping);
+      sendBody(this.res, 200, body, this.format === 'binary' ? CONTENT_BINARY : CONTENT_TEXT);
+    }
+    this.markClosed();
+  }
+
+  private async onHoldTimeout(): Promise<void> {
+    this.holdExpired = true;
+    // Still replaying after the whole hold time: onLive answers once it is done.
+    if (this.isClosed || this.state === 'syncing' || this.flushScheduled) return;
+    const lastMessageId = this.opts.requestMid ?? (await this.opts.newestMid().catch(() => ''));
+    if (this.isClosed || this.res.headersSent) return;
+    sendNotModified(this.res, lastMessageId);
+    this.markClosed();
+  }
+}

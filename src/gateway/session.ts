@@ -1,0 +1,142 @@
+import type { Logger } from '../log/logger.ts';
+import type { Delivery, FrameFormat } from './delivery.ts';
+
+export type Transport = 'ws' | 'longpoll';
+
+/** How many recent multi-receiver publish ids a connection remembers to drop sibling copies. */
+const RECENT_PUBLISHES = 16;
+
+let nextSessionId = 1;
+
+/**
+ * One client connection, whatever its transport. The hub calls `deliver` for every
+ * message on any of the connection's channels and never waits for it; the session
+ * decides synchronously what to do with it (drop a duplicate, buffer it while the
+ * replay runs, or hand it to the transport).
+ *
+ * Replay hand-over: a connection with a `mid` is attached to the hub first
+ * (`syncing`), so live messages are buffered while the stream is read. `finishSync`
+ * then sends the replayed and the buffered messages merged in mid order, without
+ * duplicates, before anything live.
+ */
+export abstract class Session {
+  readonly id = nextSessionId++;
+  readonly openedAt = Date.now();
+  protected state: 'syncing' | 'live' | 'closed' = 'syncing';
+  private syncBuffer: Delivery[] = [];
+  private syncBufferBytes = 0;
+  private recentPubIds: string[] | undefined;
+  protected readonly log: Logger;
+  /** Called once when the session ends, whoever ends it. */
+  onClosed: ((session: Session) => void) | undefined;
+
+  protected constructor(
+    readonly transport: Transport,
+    readonly format: FrameFormat,
+    /** Channel keys (`priv.<id>`, `pub.<id>`) the connection listens to. */
+    readonly keys: readonly string[],
+    /** First public id of the connection: its identity as a sender. */
+    readonly publicId: string | undefined,
+    protected readonly maxOutboxBytes: number,
+    parentLog: Logger,
+  ) {
+    this.log = parentLog.child({ connId: this.id, transport, format });
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  get isSyncing(): boolean {
+    return this.state === 'syncing';
+  }
+
+  /** Fast lane from the hub: never throws, never waits. */
+  deliver(d: Delivery): void {
+    if (this.state === 'closed' || this.isDuplicate(d)) return;
+    if (this.state === 'syncing') {
+      this.syncBuffer.push(d);
+      this.syncBufferBytes += d.msg.body.length;
+      if (this.syncBufferBytes > this.maxOutboxBytes) this.closeSlow(this.syncBufferBytes);
+      return;
+    }
+    this.emit([d], 'live');
+  }
+
+  /** Ends the replay: sends replayed + buffered messages in mid order, then goes live. */
+  finishSync(replayed: readonly Delivery[]): void {
+    if (this.state !== 'syncing') return;
+    const buffered = this.syncBuffer;
+    this.syncBuffer = [];
+    this.syncBufferBytes = 0;
+    this.state = 'live';
+    let batch: Delivery[];
+    if (buffered.length === 0) {
+      batch = [...replayed];
+      for (const d of replayed) this.rememberPublish(d);
+    } else {
+      const seen = new Set<number>();
+      batch = [];
+      for (const d of replayed) {
+        seen.add(d.seq);
+        this.rememberPublish(d);
+        batch.push(d);
+      }
+      for (const d of buffered) {
+        if (!seen.has(d.seq) && !this.isDuplicateOf(d, replayed)) batch.push(d);
+      }
+      batch.sort((a, b) => a.seq - b.seq);
+    }
+    if (batch.length > 0) this.emit(batch, 'replay');
+    this.onLive();
+  }
+
+  /** Runs once the session has gone live (after its replay, if any). */
+  protected onLive(): void {}
+
+  /** Ends the connection with a close code and reason; idempotent. */
+  abstract close(code: number, reason: string): void;
+
+  /** Transport-specific write of one or more messages (already deduplicated). */
+  protected abstract emit(list: readonly Delivery[], grouping: 'live' | 'replay'): void;
+
+  protected abstract closeSlow(queuedBytes: number): void;
+
+  /** Marks the session closed and notifies the owner once. */
+  protected markClosed(): boolean {
+    if (this.state === 'closed') return false;
+    this.state = 'closed';
+    this.syncBuffer = [];
+    this.onClosed?.(this);
+    return true;
+  }
+
+  /**
+   * A publish to several receivers is stored as one copy per receiver. A connection
+   * holding more than one of them keeps the first copy it sees (the lowest sequence)
+   * and drops the others.
+   */
+  private isDuplicate(d: Delivery): boolean {
+    const pubId = d.msg.pubId;
+    if (pubId === undefined || this.keys.length < 2) return false;
+    const recent = (this.recentPubIds ??= []);
+    if (recent.includes(pubId)) return true;
+    if (recent.length >= RECENT_PUBLISHES) recent.shift();
+    recent.push(pubId);
+    return false;
+  }
+
+  private rememberPublish(d: Delivery): void {
+    const pubId = d.msg.pubId;
+    if (pubId === undefined || this.keys.length < 2) return;
+    const recent = (this.recentPubIds ??= []);
+    if (recent.includes(pubId)) return;
+    if (recent.length >= RECENT_PUBLISHES) recent.shift();
+    recent.push(pubId);
+  }
+
+  private isDuplicateOf(d: Delivery, list: readonly Delivery[]): boolean {
+    const pubId = d.msg.pubId;
+    return pubId !== undefined && list.some((r) => r.msg.pubId === pubId);
+  }
+}

@@ -1,0 +1,155 @@
+import type { WebSocket } from 'ws';
+import type { Logger } from '../log/logger.ts';
+import { JetpullClose } from '../wire/error-codes.ts';
+import { batchFrame, type Delivery, type FrameFormat } from './delivery.ts';
+import { Session } from './session.ts';
+
+export interface WsSessionOptions {
+  format: FrameFormat;
+  keys: readonly string[];
+  publicId: string | undefined;
+  coalesceWindowMs: number;
+  maxOutboxBytes: number;
+  log: Logger;
+}
+
+/** Time a slow client gets to take its close frame before the socket is destroyed. */
+const SLOW_CLOSE_GRACE_MS = 1_000;
+
+/**
+ * A WebSocket connection. Coalescing as the reference does it: the first message
+ * after a quiet period is written at once, later ones within `coalesceWindowMs` are
+ * sent together as one frame when the window ends. Unsent chunks plus the socket's
+ * own buffer are bounded by `maxOutboxBytes`; a client that stops reading is closed
+ * (4008) instead of holding memory. Nothing is dropped while a ping is unanswered.
+ */
+export class WsSession extends Session {
+  private ws: WebSocket | undefined;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private windowTimer: NodeJS.Timeout | undefined;
+  /** False after a ping is sent, true again when the pong comes back. */
+  alive = true;
+  private readonly coalesceWindowMs: number;
+  private readonly isBinary: boolean;
+  framesSent = 0;
+  /** Handler for frames the client sends (binary mode requests); set by the gateway. */
+  onClientFrame: ((session: WsSession, data: Buffer, isBinary: boolean) => void) | undefined;
+
+  constructor(opts: WsSessionOptions) {
+    super('ws', opts.format, opts.keys, opts.publicId, opts.maxOutboxBytes, opts.log);
+    this.coalesceWindowMs = opts.coalesceWindowMs;
+    this.isBinary = opts.format === 'binary';
+  }
+
+  /** Binds the upgraded socket; messages delivered before this are kept and sent now. */
+  bind(ws: WebSocket): void {
+    this.ws = ws;
+    ws.on('pong', () => {
+      this.alive = true;
+    });
+    ws.on('message', (data, isBinary) => {
+      this.onClientFrame?.(this, toBuffer(data), isBinary);
+    });
+    ws.on('close', (code) => {
+      this.clearWindow();
+      if (this.markClosed()) this.log.debug({ closeCode: code, durationMs: Date.now() - this.openedAt }, 'connection closed');
+    });
+    ws.on('error', (err) => {
+      this.log.info({ err }, 'connection error');
+    });
+    if (this.pending.length > 0 && this.windowTimer === undefined) this.flush();
+  }
+
+  get bufferedBytes(): number {
+    return this.pendingBytes + (this.ws?.bufferedAmount ?? 0);
+  }
+
+  ping(): void {
+    const ws = this.ws;
+    if (ws === undefined || this.isClosed) return;
+    if (!this.alive) {
+      this.log.info({ closeCode: 1006 }, 'connection missed a pong');
+      ws.terminate();
+      return;
+    }
+    this.alive = false;
+    ws.ping();
+  }
+
+  close(code: number, reason: string): void {
+    const ws = this.ws;
+    this.clearWindow();
+    if (ws === undefined) {
+      this.markClosed();
+      return;
+    }
+    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+  }
+
+  protected emit(list: readonly Delivery[], grouping: 'live' | 'replay'): void {
+    const frame = batchFrame(list, this.format, grouping);
+    if (this.bufferedBytes + frame.length > this.maxOutboxBytes) {
+      this.closeSlow(this.bufferedBytes + frame.length);
+      return;
+    }
+    if (grouping === 'replay' || this.coalesceWindowMs === 0) {
+      // A replay is one frame of its own; what waits in the window follows it.
+      this.pending.unshift(frame);
+      this.pendingBytes += frame.length;
+      this.flush();
+      return;
+    }
+    this.pending.push(frame);
+    this.pendingBytes += frame.length;
+    if (this.windowTimer === undefined) this.flush();
+  }
+
+  protected closeSlow(queuedBytes: number): void {
+    const ws = this.ws;
+    this.log.info({ closeCode: JetpullClose.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.clearWindow();
+    if (ws === undefined) {
+      this.markClosed();
+      return;
+    }
+    ws.close(JetpullClose.SlowClient, `${JetpullClose.SlowClient}: Slow client.`);
+    setTimeout(() => ws.terminate(), SLOW_CLOSE_GRACE_MS).unref();
+    this.markClosed();
+  }
+
+  /** Writes everything pending as one frame and opens the coalescing window. */
+  private flush(): void {
+    const ws = this.ws;
+    if (ws === undefined || this.pending.length === 0 || ws.readyState !== ws.OPEN) return;
+    const frame = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    ws.send(frame, { binary: this.isBinary });
+    this.framesSent++;
+    this.clearWindow();
+    if (this.coalesceWindowMs > 0) {
+      this.windowTimer = setTimeout(() => this.onWindowEnd(), this.coalesceWindowMs);
+    }
+  }
+
+  private onWindowEnd(): void {
+    this.windowTimer = undefined;
+    if (this.pending.length > 0) this.flush();
+  }
+
+  private clearWindow(): void {
+    if (this.windowTimer !== undefined) {
+      clearTimeout(this.windowTimer);
+      this.windowTimer = undefined;
+    }
+  }
+}
+
+function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}

@@ -1,0 +1,95 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocketServer } from 'ws';
+import type { GatewayActor, SubscribeRequest } from '../../gateway/gateway-actor.ts';
+import type { Logger } from '../../log/logger.ts';
+import type { ChannelIdParser } from '../../wire/channel-id.ts';
+import { PushError, reasonOf } from '../../wire/error-codes.ts';
+import { rawHandshakeRefusal, sendPlain, sendPushError } from '../../wire/http-replies.ts';
+import { single, type ParsedUrl } from '../request.ts';
+
+export interface SubscribeDeps {
+  gateway: GatewayActor;
+  parser: ChannelIdParser;
+  wss: WebSocketServer;
+  maxChannelsPerConnection: number;
+  log: Logger;
+}
+
+/**
+ * GET on the subscription route: CHANNEL_ID verified as spec §2.4, `binaryMode=true`
+ * selects protobuf, `mid` asks for a replay; every other parameter (tag, time,
+ * revision, rnd, clientId, …) is ignored.
+ */
+function subscribeRequest(url: ParsedUrl, deps: SubscribeDeps): SubscribeRequest | null {
+  const raw = single(url.query, 'CHANNEL_ID');
+  const tokens = deps.parser.parse(typeof raw === 'string' ? raw : null, 'subscribe');
+  if (tokens === null || tokens.length > deps.maxChannelsPerConnection) return null;
+  const mid = single(url.query, 'mid');
+  return {
+    tokens,
+    format: single(url.query, 'binaryMode') === 'true' ? 'binary' : 'text',
+    mid: typeof mid === 'string' ? mid : undefined,
+  };
+}
+
+/** Long polling: held until a message, the replay, or the 304 timeout answers it. */
+export async function handleLongPoll(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: ParsedUrl,
+  deps: SubscribeDeps,
+): Promise<void> {
+  const sub = subscribeRequest(url, deps);
+  if (sub === null) {
+    deps.log.info({ transport: 'longpoll', closeCode: PushError.WrongChannelId }, 'subscription refused');
+    sendPushError(res, PushError.WrongChannelId);
+    return;
+  }
+  const session = deps.gateway.createLongPollSession(sub, res, deps.log);
+  if (!(await deps.gateway.open(session, sub.mid))) {
+    if (!res.headersSent) sendPlain(res, 503, 'server busy, retry later', { 'Retry-After': '1' });
+  }
+}
+
+/** WebSocket upgrade: refused exactly as Push server 2.0 did, or accepted once the channels are subscribed. */
+export async function handleUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  url: ParsedUrl,
+  deps: SubscribeDeps,
+): Promise<void> {
+  const sub = subscribeRequest(url, deps);
+  if (sub === null) {
+    deps.log.info({ transport: 'ws', closeCode: PushError.WrongChannelId }, 'subscription refused');
+    refuse(socket, 400, 'Bad Request', reasonOf(PushError.WrongChannelId));
+    return;
+  }
+  const session = deps.gateway.createWsSession(sub, deps.log);
+  let bound = false;
+  socket.once('close', () => {
+    if (!bound) session.close(1006, 'handshake aborted');
+  });
+  if (!(await deps.gateway.open(session, sub.mid))) {
+    refuse(socket, 503, 'Service Unavailable', 'Server busy, retry later.');
+    return;
+  }
+  if (socket.destroyed) {
+    session.close(1006, 'handshake aborted');
+    return;
+  }
+  deps.wss.handleUpgrade(req, socket, head, (ws) => {
+    bound = true;
+    session.bind(ws);
+  });
+}
+
+export function refuse(socket: Duplex, status: number, statusText: string, message: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.once('finish', () => socket.destroy());
+  socket.end(rawHandshakeRefusal(status, statusText, message));
+}

@@ -1,0 +1,163 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { DEFAULT_ROUTES, type ListenerConfig } from '../config/schema.ts';
+import type { Logger } from '../log/logger.ts';
+import { sendNotFound, sendPlain, sendPreflight } from '../wire/http-replies.ts';
+import { BodyTooLargeError, parseUrl, readBody, type ParsedUrl } from './request.ts';
+import { handleTextPublish, type PublishDeps } from './routes/publish.ts';
+import { handleLongPoll, handleUpgrade, refuse, type SubscribeDeps } from './routes/subscribe.ts';
+
+export interface RouteHandlers {
+  subscribe?: Omit<SubscribeDeps, 'wss'>;
+  publish?: PublishDeps;
+  maxPayloadBytes: number;
+}
+
+/** Long polling through nginx arrives as /bitrix/sub/; served directly too, so no proxy is needed. */
+const SUB_ALIAS = '/bitrix/sub/';
+
+/**
+ * One HTTP(S) listener of `servers[]`, serving the routes its config names.
+ * HTTP routes match by prefix of the request URL, per method; WebSocket upgrades
+ * match the exact path (spec §1.2). Anything else is 404.
+ */
+export class Listener {
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+  private readonly subPaths: string[];
+  private readonly log: Logger;
+
+  constructor(
+    readonly cfg: ListenerConfig,
+    private readonly handlers: RouteHandlers,
+    log: Logger,
+  ) {
+    this.log = log.child({ listener: cfg.name ?? `${cfg.hostname}:${cfg.port}` });
+    const sub = cfg.routes.sub;
+    this.subPaths = sub === undefined ? [] : sub === DEFAULT_ROUTES.sub ? [sub, SUB_ALIAS] : [sub];
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      clientTracking: false,
+      maxPayload: handlers.maxPayloadBytes,
+    });
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
+    this.server = cfg.ssl
+      ? createHttpsServer(
+          {
+            key: readFileSync(cfg.ssl.key),
+            cert: readFileSync(cfg.ssl.cert),
+            ...(cfg.ssl.ca ? { ca: readFileSync(cfg.ssl.ca) } : {}),
+            ...(cfg.ssl.dhparam ? { dhparam: readFileSync(cfg.ssl.dhparam) } : {}),
+            ...(cfg.ssl.ciphers ? { ciphers: cfg.ssl.ciphers } : {}),
+            ...(cfg.ssl.honorCipherOrder === undefined ? {} : { honorCipherOrder: cfg.ssl.honorCipherOrder }),
+          },
+          onRequest,
+        )
+      : createHttpServer(onRequest);
+    this.server.keepAliveTimeout = 65_000;
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.server.on('clientError', (err, socket) => {
+      this.log.debug({ err }, 'bad http request');
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      socket.destroy();
+    });
+  }
+
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ port: this.cfg.port, host: this.cfg.hostname, backlog: this.cfg.backlog }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address() as AddressInfo;
+    this.log.info({ address: address.address, port: address.port, routes: this.cfg.routes, tls: Boolean(this.cfg.ssl) }, 'listening');
+    return address;
+  }
+
+  /** Stops accepting; open connections are closed by their owners (gateway, publisher). */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+    this.wss.close();
+  }
+
+  /** Ends connections still open (after the owners had their chance). */
+  destroyConnections(): void {
+    this.server.closeAllConnections();
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = parseUrl(req.url);
+    const raw = req.url ?? '/';
+    const routes = this.cfg.routes;
+    const { subscribe, publish } = this.handlers;
+    const method = req.method;
+    if (subscribe && this.matchesSub(raw)) {
+      if (method === 'OPTIONS') return sendPreflight(res);
+      if (method === 'GET') return this.run(handleLongPoll(req, res, url, { ...subscribe, wss: this.wss }), res);
+    }
+    if (publish && routes.pub !== undefined && raw.startsWith(routes.pub)) {
+      if (method === 'POST') return this.run(this.withBody(req, res, (body) => this.publish(req, res, url, body, publish)), res);
+    }
+    sendNotFound(res);
+  }
+
+  private publish(req: IncomingMessage, res: ServerResponse, url: ParsedUrl, body: Buffer, deps: PublishDeps): Promise<void> {
+    return handleTextPublish(req, res, url, body, deps);
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', (err) => this.log.debug({ err }, 'socket error during upgrade'));
+    const url = parseUrl(req.url);
+    const subscribe = this.handlers.subscribe;
+    if (subscribe === undefined || !this.subPaths.includes(url.pathname) || req.method !== 'GET') {
+      refuse(socket, 400, 'Bad Request', 'Bad Request');
+      return;
+    }
+    handleUpgrade(req, socket, head, url, { ...subscribe, wss: this.wss }).catch((err: unknown) => {
+      this.log.error({ err }, 'upgrade failed');
+      refuse(socket, 500, 'Internal Server Error', 'Internal Server Error');
+    });
+  }
+
+  private matchesSub(rawUrl: string): boolean {
+    for (const p of this.subPaths) if (rawUrl.startsWith(p)) return true;
+    return false;
+  }
+
+  /** Reads the body within limits.maxPayloadBytes; over it: 413 and the connection is closed. */
+  private async withBody(req: IncomingMessage, res: ServerResponse, next: (body: Buffer) => Promise<void>): Promise<void> {
+    let body: Buffer;
+    try {
+      body = await readBody(req, this.handlers.maxPayloadBytes);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        this.log.info({ limitBytes: err.limitBytes }, 'request body too large');
+        if (!res.headersSent) {
+          res.writeHead(413, { 'Content-Type': 'text/plain', 'Access-Control-Allow-Origin': '*', 'Content-Length': 0, Connection: 'close' });
+          res.end(() => req.socket.destroy());
+        }
+        return;
+      }
+      throw err;
+    }
+    await next(body);
+  }
+
+  private run(work: Promise<void>, res: ServerResponse): void {
+    work.catch((err: unknown) => {
+      this.log.error({ err }, 'request failed');
+      if (!res.headersSent) sendPlain(res, 500, 'internal error');
+      else res.destroy();
+    });
+  }
+}

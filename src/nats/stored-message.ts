@@ -1,0 +1,81 @@
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+
+/**
+ * How a message is laid out in the stream. The body is the published text, as is;
+ * everything else travels in headers so that a gateway never parses the body.
+ *
+ *   Nats-Msg-Id  publish id (copy n of a multi-receiver publish: "<id>.<n>")
+ *   Jp-Expiry    seconds the message stays replayable; absent = 0 = live only
+ *   Jp-Sender    public id of the client that sent it; absent = the backend
+ *   Jp-Pub       publish id, on every copy of a publish with several receivers
+ *   Jp-First     sequence of the first copy, on copies 2..n
+ */
+
+export const H_EXPIRY = 'Jp-Expiry';
+export const H_SENDER = 'Jp-Sender';
+export const H_PUB = 'Jp-Pub';
+export const H_FIRST = 'Jp-First';
+
+export interface StoredMessage {
+  /** Stream sequence: the counter part of the mid. */
+  readonly seq: number;
+  /** Channel key of the copy (`priv.<id>` / `pub.<id>`). */
+  readonly key: string;
+  readonly body: Uint8Array;
+  readonly expirySec: number;
+  /** Milliseconds since the epoch when the message was stored (or first seen live). */
+  readonly timeMs: number;
+  readonly senderId: string | undefined;
+  /** Set on copies of a publish addressed to several receivers. */
+  readonly pubId: string | undefined;
+  /** Sequence of the publish's first copy; undefined on the first copy itself. */
+  readonly firstSeq: number | undefined;
+  /** Previous sequence on this channel, when known (live messages). */
+  readonly prevSeq: number | undefined;
+}
+
+export interface WriteMeta {
+  expirySec: number;
+  senderId?: string | undefined;
+  pubId?: string | undefined;
+  firstSeq?: number | undefined;
+}
+
+export function encodeHeaders(meta: WriteMeta): MsgHdrs | undefined {
+  if (meta.expirySec === 0 && meta.senderId === undefined && meta.pubId === undefined) return undefined;
+  const h = natsHeaders();
+  if (meta.expirySec > 0) h.set(H_EXPIRY, String(meta.expirySec));
+  if (meta.senderId !== undefined) h.set(H_SENDER, meta.senderId);
+  if (meta.pubId !== undefined) h.set(H_PUB, meta.pubId);
+  if (meta.firstSeq !== undefined) h.set(H_FIRST, String(meta.firstSeq));
+  return h;
+}
+
+/** Reads the jetpull headers of a republished or directly fetched message. */
+export function decodeStored(
+  h: MsgHdrs,
+  key: string,
+  body: Uint8Array,
+  seq: number,
+  timeMs: number,
+  prevSeq: number | undefined,
+): StoredMessage {
+  const expiry = h.get(H_EXPIRY);
+  const first = h.get(H_FIRST);
+  return {
+    seq,
+    key,
+    body,
+    expirySec: expiry === '' ? 0 : Number(expiry),
+    timeMs,
+    senderId: h.get(H_SENDER) || undefined,
+    pubId: h.get(H_PUB) || undefined,
+    firstSeq: first === '' ? undefined : Number(first),
+    prevSeq,
+  };
+}
+
+/** A message stays replayable while `time + expiry` is in the future. */
+export function isReplayable(m: StoredMessage, nowMs: number): boolean {
+  return m.expirySec > 0 && m.timeMs + m.expirySec * 1000 > nowMs;
+}

@@ -1,0 +1,113 @@
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { z } from 'zod';
+import { BadRequestError, toClientError } from '../errors/app-error.ts';
+import type { Logger } from '../log/logger.ts';
+import { receiversOf, type ChannelIdParser, type Receiver } from '../wire/channel-id.ts';
+import { capExpiry } from './publish-command.ts';
+import type { PublisherActor } from './publisher-actor.ts';
+
+/**
+ * Native publishing over NATS request/reply, for backends that speak NATS:
+ *
+ *   request  {"channels": ["<private id>" | "<priv>:<pub>.<sig>" | {"id": "<32 hex>", "isPrivate": false}, …],
+ *             "body": "<text>" | {…}, "expiry": <seconds>, "id": "<idempotency key>"}
+ *   reply    {"mids": ["<26 digits>", …]}   one per receiver, once stored
+ *            {"error": {"code": "PUSH_ERR_…", "message": "…", "temporary": true|false}}
+ *
+ * Served by every publisher process in one queue group, so requests spread across them.
+ */
+
+export const PUBLISH_QUEUE_GROUP = 'jetpull-publishers';
+
+const HEX_ID = z.string().regex(/^[a-f0-9]{32}$/, 'a channel id is 32 lowercase hex characters');
+
+export function publishEnvelopeSchema(maxChannels: number) {
+  return z.strictObject({
+    channels: z
+      .array(z.union([z.string().min(1), z.strictObject({ id: HEX_ID, isPrivate: z.boolean().default(true) })]))
+      .min(1, 'at least one channel is required'),
+    body: z.union([z.string().min(1, 'body is empty'), z.record(z.string(), z.unknown()), z.array(z.unknown())]),
+    expiry: z.number().int().min(0).optional(),
+    id: z.string().min(1).max(128).optional(),
+  }).refine((v) => v.channels.length <= maxChannels, { message: `at most ${maxChannels} channels`, path: ['channels'] });
+}
+
+export interface NatsPublishDeps {
+  nc: NatsConnection;
+  subject: string;
+  publisher: PublisherActor;
+  parser: ChannelIdParser;
+  messageTtlSec: number;
+  maxChannelsPerRequest: number;
+  maxPayloadBytes: number;
+  log: Logger;
+}
+
+export function serveNatsPublish(deps: NatsPublishDeps): Subscription {
+  const schema = publishEnvelopeSchema(deps.maxChannelsPerRequest);
+  const encoder = new TextEncoder();
+  const respond = (msg: Msg, payload: unknown): void => {
+    if (msg.reply) msg.respond(JSON.stringify(payload));
+  };
+  const handle = async (msg: Msg): Promise<void> => {
+    try {
+      let json: unknown;
+      try {
+        json = msg.json();
+      } catch {
+        throw new BadRequestError('request is not JSON');
+      }
+      const parsed = schema.safeParse(json);
+      if (!parsed.success) throw new BadRequestError(z.prettifyError(parsed.error).replace(/\n/g, '; '));
+      const env = parsed.data;
+      const receivers = toReceivers(env.channels, deps.parser);
+      if (receivers.length > deps.maxChannelsPerRequest) throw new BadRequestError(`at most ${deps.maxChannelsPerRequest} channels`);
+      const body = encoder.encode(typeof env.body === 'string' ? env.body : JSON.stringify(env.body));
+      if (body.length > deps.maxPayloadBytes) throw new BadRequestError(`body exceeds ${deps.maxPayloadBytes} bytes`);
+      const result = await deps.publisher.publish({
+        receivers,
+        body,
+        expirySec: capExpiry(env.expiry ?? 0, deps.messageTtlSec),
+        idempotencyKey: env.id === undefined ? undefined : `k:${env.id}`,
+      });
+      respond(msg, { mids: result.mids });
+    } catch (err) {
+      const e = toClientError(err);
+      if (e.code === 'PUSH_ERR_BAD_REQUEST') deps.log.info({ err: e.message }, 'nats publish refused');
+      respond(msg, { error: { code: e.code, message: e.message, temporary: e.temporary } });
+    }
+  };
+  return deps.nc.subscribe(deps.subject, {
+    queue: PUBLISH_QUEUE_GROUP,
+    callback: (err, msg) => {
+      if (err) {
+        deps.log.warn({ err }, 'nats publish subscription failed');
+        return;
+      }
+      void handle(msg);
+    },
+  });
+}
+
+function toReceivers(channels: ReadonlyArray<string | { id: string; isPrivate: boolean }>, parser: ChannelIdParser): Receiver[] {
+  const out: Receiver[] = [];
+  const seen = new Set<string>();
+  for (const ch of channels) {
+    let list: Receiver[];
+    if (typeof ch === 'string') {
+      const tokens = parser.parse(ch, 'trusted');
+      if (tokens === null) throw new BadRequestError(`invalid channel "${ch.slice(0, 80)}"`);
+      list = receiversOf(tokens);
+    } else {
+      list = [{ id: ch.id, isPrivate: ch.isPrivate }];
+    }
+    for (const r of list) {
+      const k = (r.isPrivate ? 'p' : 'u') + r.id;
+      if (!seen.has(k)) {
+        seen.add(k);
+        out.push(r);
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+import { Actor } from '../actors/actor.ts';
+import { OverloadedError, StoppingError, toClientError } from '../errors/app-error.ts';
+import type { Logger } from '../log/logger.ts';
+import { deferred, type Deferred } from '../util/deferred.ts';
+import type { PublishCommand, PublishResult } from './publish-command.ts';
+import type { StreamWriter } from './stream-writer.ts';
+
+type PublisherMsg = { type: 'publish'; cmd: PublishCommand; reply: Deferred<PublishResult> };
+
+export interface PublisherStats {
+  readonly published: number;
+  readonly failed: number;
+  readonly rejectedOverloaded: number;
+  readonly inFlight: number;
+  readonly queued: number;
+}
+
+/**
+ * Validated publish commands in, acknowledged mids out. The mailbox is bounded
+ * (publisher.mailboxCapacity) and so are writes awaiting JetStream
+ * (publisher.maxInFlight): the actor stops taking from its mailbox while every
+ * write slot is busy, the mailbox fills, and `publish` fails fast with
+ * OverloadedError (HTTP 503) instead of queueing without limit.
+ */
+export class PublisherActor extends Actor<PublisherMsg> {
+  private inFlight = 0;
+  private slotFreed: Deferred<void> | null = null;
+  private allDone: Deferred<void> | null = null;
+  private counters = { published: 0, failed: 0, rejectedOverloaded: 0 };
+
+  constructor(
+    log: Logger,
+    private readonly writer: StreamWriter,
+    mailboxCapacity: number,
+    private readonly maxInFlight: number,
+  ) {
+    super(log, mailboxCapacity);
+  }
+
+  /** Resolves with the stored mids once JetStream acknowledged every copy. */
+  publish(cmd: PublishCommand): Promise<PublishResult> {
+    if (this.state !== 'running') return Promise.reject(new StoppingError());
+    const reply = deferred<PublishResult>();
+    if (!this.tell({ type: 'publish', cmd, reply })) {
+      this.counters.rejectedOverloaded++;
+      return Promise.reject(new OverloadedError());
+    }
+    return reply.promise;
+  }
+
+  stats(): PublisherStats {
+    return { ...this.counters, inFlight: this.inFlight, queued: this.mailbox.size };
+  }
+
+  protected handle(msg: PublisherMsg): void | Promise<void> {
+    switch (msg.type) {
+      case 'publish':
+        if (this.inFlight >= this.maxInFlight) return this.waitForSlot().then(() => this.startWrite(msg));
+        this.startWrite(msg);
+        return;
+      default: {
+        const never: never = msg.type;
+        throw new TypeError(`unhandled message ${String(never)}`);
+      }
+    }
+  }
+
+  /** In-flight writes finish before the actor reports stopped. */
+  protected override async onStop(): Promise<void> {
+    if (this.inFlight > 0) {
+      this.allDone = deferred<void>();
+      await this.allDone.promise;
+    }
+  }
+
+  private startWrite(msg: PublisherMsg): void {
+    this.inFlight++;
+    this.writer.write(msg.cmd).then(
+      (result) => {
+        this.counters.published++;
+        msg.reply.resolve(result);
+        this.release();
+      },
+      (err: unknown) => {
+        this.counters.failed++;
+        const clientError = toClientError(err);
+        this.log.warn({ err, code: clientError.code, receivers: msg.cmd.receivers.length }, 'publish failed');
+        msg.reply.reject(clientError);
+        this.release();
+      },
+    );
+  }
+
+  private release(): void {
+    this.inFlight--;
+    if (this.slotFreed !== null) {
+      const d = this.slotFreed;
+      this.slotFreed = null;
+      d.resolve();
+    }
+    if (this.inFlight === 0 && this.allDone !== null) this.allDone.resolve();
+  }
+
+  private waitForSlot(): Promise<void> {
+    this.slotFreed ??= deferred<void>();
+    return this.slotFreed.promise;
+  }
+}

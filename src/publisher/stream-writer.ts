@@ -1,0 +1,87 @@
+import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { JetStreamApiError } from '@nats-io/jetstream';
+import { errors as natsErrors, nuid } from '@nats-io/transport-node';
+import type { NatsLink } from '../nats/connection.ts';
+import { encodeHeaders } from '../nats/stored-message.ts';
+import { channelKey, storedSubject } from '../nats/subjects.ts';
+import { PublishRejectedError, PublishUnavailableError } from '../errors/app-error.ts';
+import { delay } from '../util/deferred.ts';
+import { formatMid } from '../wire/mid.ts';
+import type { PublishCommand, PublishResult } from './publish-command.ts';
+
+/**
+ * Appends one publish to the message stream and resolves only once JetStream has
+ * acknowledged every copy. A publish to one receiver is one write. A publish to
+ * several is one copy per receiver: the first is written alone, and the others carry
+ * its sequence (`Jp-First`) and the shared publish id (`Jp-Pub`), so that a
+ * connection holding several of the receivers gets the message once, live and on
+ * replay. Every write carries a message id; retries reuse it, so the stream's
+ * duplicate window stores each copy once however often it is retried.
+ */
+export class StreamWriter {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly link: NatsLink,
+    private readonly epochSec: () => number,
+    private readonly publishTimeoutMs: number,
+  ) {}
+
+  async write(cmd: PublishCommand): Promise<PublishResult> {
+    const deadline = Date.now() + this.publishTimeoutMs;
+    const pubId = cmd.idempotencyKey ?? nuid.next();
+    const epoch = this.epochSec();
+    const receivers = cmd.receivers;
+    if (receivers.length === 1) {
+      const ack = await this.append(storedSubject(channelKey(receivers[0]!)), cmd, pubId, {}, deadline);
+      return { mids: [formatMid(epoch, ack.seq)] };
+    }
+    const first = await this.append(storedSubject(channelKey(receivers[0]!)), cmd, `${pubId}.0`, { pubId }, deadline);
+    const rest = await Promise.all(
+      receivers
+        .slice(1)
+        .map((r, i) => this.append(storedSubject(channelKey(r)), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq }, deadline)),
+    );
+    return { mids: [first, ...rest].map((ack) => formatMid(epoch, ack.seq)) };
+  }
+
+  private async append(
+    subject: string,
+    cmd: PublishCommand,
+    msgID: string,
+    copy: { pubId?: string; firstSeq?: number },
+    deadline: number,
+  ): Promise<PubAck> {
+    for (let attempt = 0; ; attempt++) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new PublishUnavailableError(this.link.connected ? 'timeout' : 'nats-unavailable');
+      }
+      if (!this.link.connected) {
+        // Publishing while disconnected is dropped by the client: wait for the link instead.
+        await this.link.waitConnected(remaining);
+        continue;
+      }
+      try {
+        const headers = encodeHeaders({ expirySec: cmd.expirySec, senderId: cmd.senderId, ...copy });
+        return await this.js.publish(subject, cmd.body, {
+          msgID,
+          timeout: Math.min(remaining, 2_000),
+          ...(headers === undefined ? {} : { headers }),
+        });
+      } catch (err) {
+        if (err instanceof JetStreamApiError) throw new PublishRejectedError(`stream refused the message (${err.code})`, { cause: err });
+        if (!isRetryable(err)) throw new PublishUnavailableError('nats-unavailable', { cause: err });
+        await delay(Math.min(25 * 2 ** attempt, 250, Math.max(0, deadline - Date.now())));
+      }
+    }
+  }
+}
+
+/** Timeouts and "no responders" (stream leader moving, server restarting) may succeed on retry. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof natsErrors.TimeoutError) return true;
+  if (err instanceof natsErrors.RequestError) return err.isNoResponders() || err.cause instanceof natsErrors.TimeoutError;
+  if (err instanceof natsErrors.NoRespondersError) return true;
+  if (err instanceof natsErrors.ConnectionError) return true;
+  return false;
+}

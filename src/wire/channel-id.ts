@@ -1,0 +1,133 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * CHANNEL_ID parsing and signature checks (spec §2.2–2.4).
+ *
+ *   CHANNEL_ID = token *( "/" token )
+ *   token      = private-id [ ":" public-id ] [ "." signature ]
+ *
+ * Ids are 32 lowercase hex characters (16 bytes); signatures are lowercase hex
+ * HMACs of the configured algorithm. One bad token rejects the whole list.
+ */
+
+/** A channel a message can be addressed to: a private id, or a public id. */
+export interface Receiver {
+  /** 32 lowercase hex characters. */
+  readonly id: string;
+  readonly isPrivate: boolean;
+}
+
+export interface ChannelToken {
+  readonly privateId: string;
+  readonly publicId?: string;
+}
+
+export interface Signer {
+  /** Lowercase hex HMAC of `message`, or undefined when no key is configured. */
+  sign(message: string): string | undefined;
+  /** Raw HMAC bytes of `message`, or undefined when no key is configured. */
+  signRaw(message: string): Buffer | undefined;
+  /** Constant-time comparison of a hex signature against HMAC(message). */
+  verifyHex(message: string, signatureHex: string): boolean;
+  /** Constant-time comparison of raw signature bytes against HMAC(message). */
+  verifyRaw(message: string, signature: Uint8Array): boolean;
+  readonly hasKey: boolean;
+  /** Hex length of a signature: the HMAC size, or 40 (sha1) without a key. */
+  readonly signatureHexLength: number;
+}
+
+export function createSigner(key: string | undefined, algo: string): Signer {
+  const hexLength = key === undefined ? 40 : createHmac(algo, 'x').update('').digest().length * 2;
+  const raw = (message: string): Buffer | undefined =>
+    key === undefined ? undefined : createHmac(algo, key).update(message).digest();
+  return {
+    hasKey: key !== undefined,
+    signatureHexLength: hexLength,
+    sign: (message) => raw(message)?.toString('hex'),
+    signRaw: raw,
+    verifyHex(message, signatureHex) {
+      const expected = raw(message);
+      if (expected === undefined || signatureHex.length !== expected.length * 2) return false;
+      return timingSafeEqual(expected, Buffer.from(signatureHex, 'hex'));
+    },
+    verifyRaw(message, signature) {
+      const expected = raw(message);
+      if (expected === undefined || signature.length !== expected.length) return false;
+      return timingSafeEqual(expected, signature);
+    },
+  };
+}
+
+/**
+ * - `subscribe`: subscriptions and untrusted client requests. `priv` needs no key
+ *   configured; `priv.sig` needs sig = HMAC(priv) when a key is set.
+ * - `trusted`: the backend's /pub/ route. Private-only tokens are not verified.
+ * In both, `priv:pub` needs a key and sig = HMAC("priv:pub").
+ */
+export type VerifyMode = 'subscribe' | 'trusted';
+
+const ID = '[a-f0-9]{32}';
+
+export class ChannelIdParser {
+  private readonly tokenPattern: RegExp;
+
+  constructor(private readonly signer: Signer) {
+    this.tokenPattern = new RegExp(`^(${ID})(?::(${ID}))?(?:\\.([a-f0-9]{${signer.signatureHexLength}}))?$`);
+  }
+
+  /**
+   * Parses a CHANNEL_ID value. Returns the tokens with duplicates removed, or null
+   * when the value is absent, repeated (an array), empty, or any token is invalid.
+   */
+  parse(value: string | readonly string[] | undefined | null, mode: VerifyMode): ChannelToken[] | null {
+    if (typeof value !== 'string' || value.length === 0) return null;
+    const tokens: ChannelToken[] = [];
+    const seen = new Set<string>();
+    for (const raw of value.split('/')) {
+      const token = this.parseToken(raw, mode);
+      if (token === null) return null;
+      const key = token.publicId === undefined ? token.privateId : `${token.privateId}:${token.publicId}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        tokens.push(token);
+      }
+    }
+    return tokens;
+  }
+
+  private parseToken(raw: string, mode: VerifyMode): ChannelToken | null {
+    const m = this.tokenPattern.exec(raw);
+    if (m === null) return null;
+    const privateId = m[1]!;
+    const publicId = m[2];
+    const signature = m[3];
+    if (publicId !== undefined) {
+      if (signature === undefined || !this.signer.hasKey) return null;
+      return this.signer.verifyHex(`${privateId}:${publicId}`, signature) ? { privateId, publicId } : null;
+    }
+    if (mode === 'trusted' || !this.signer.hasKey) return { privateId };
+    if (signature === undefined) return null;
+    return this.signer.verifyHex(privateId, signature) ? { privateId } : null;
+  }
+}
+
+/** Every receiver a subscription holds: each private id, then each public id. Unique. */
+export function receiversOf(tokens: readonly ChannelToken[]): Receiver[] {
+  const out: Receiver[] = [];
+  const seen = new Set<string>();
+  const add = (id: string, isPrivate: boolean): void => {
+    const key = (isPrivate ? 'p' : 'u') + id;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push({ id, isPrivate });
+    }
+  };
+  for (const t of tokens) add(t.privateId, true);
+  for (const t of tokens) if (t.publicId !== undefined) add(t.publicId, false);
+  return out;
+}
+
+/** The connection's identity for client publishing: the first public id (spec §2.4). */
+export function firstPublicId(tokens: readonly ChannelToken[]): string | undefined {
+  return tokens.find((t) => t.publicId !== undefined)?.publicId;
+}

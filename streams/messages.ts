@@ -1,0 +1,42 @@
+import type { StreamSpec } from './schema.ts';
+
+/**
+ * PUSH_MESSAGES holds every published message, one subject per receiver:
+ * `push.msg.priv.<id>` and `push.msg.pub.<id>`. Its age limit is the replay
+ * window (storage.messageTtlSec). Each stored message is republished by the server
+ * to `push.live.<kind>.<id>`, which gateways subscribe to for the channels they
+ * hold: only stored messages go live, so a deduplicated retry is never delivered
+ * twice, and the republish headers carry the stream sequence (the mid) and the
+ * channel's previous sequence (gap detection).
+ *
+ * File storage: memory storage with republish slowed down as the stream grew.
+ * No per-subject limit: `max_msgs_per_subject` made writes ~20x slower; replay
+ * caps what it reads instead.
+ */
+export interface MessageStreamParams {
+  messageTtlSec: number;
+  duplicateWindowMs: number;
+  replicas: number;
+  maxBytes: number;
+  maxPayloadBytes: number;
+}
+
+export const MESSAGE_STREAM = 'PUSH_MESSAGES';
+
+export function messageStream(p: MessageStreamParams): StreamSpec {
+  return {
+    name: MESSAGE_STREAM,
+    description: 'jetpull: published messages by receiver, kept for replay',
+    subjects: ['push.msg.>'],
+    storage: 'file',
+    maxAgeMs: p.messageTtlSec * 1000,
+    maxBytes: p.maxBytes,
+    // Body plus headers (publish id, expiry, sender, first copy).
+    maxMsgSizeBytes: p.maxPayloadBytes + 4096,
+    duplicateWindowMs: Math.min(p.duplicateWindowMs, p.messageTtlSec * 1000),
+    replicas: p.replicas,
+    discard: 'old',
+    allowDirect: true,
+    republish: { src: 'push.msg.>', dest: 'push.live.>' },
+  };
+}
