@@ -1,0 +1,144 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startLocalNats, type LocalNats } from '../../src/nats/local-server.ts';
+
+/**
+ * A real NATS server with JetStream for one test file: a container through
+ * testcontainers where a Docker engine is reachable, otherwise the local
+ * `nats-server` binary on a free port with a temporary store. Same interface for
+ * both. JETPULL_TEST_NATS=binary|container forces one.
+ *
+ * `kill()` stops the server abruptly and `start()` brings it back on the same port
+ * with the same store, for restart tests.
+ */
+export interface TestNats {
+  readonly url: string;
+  readonly port: number;
+  readonly backend: 'binary' | 'container';
+  /** Stops abruptly (SIGKILL / container kill): unacknowledged writes may be lost. */
+  kill(): Promise<void>;
+  /** Starts again on the same port with the same store. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface TestNatsOptions {
+  /** Appended to the server config (binary backend only), e.g. a cluster block. */
+  extraConfig?: string;
+  port?: number;
+  storeDir?: string;
+}
+
+export async function startTestNats(opts: TestNatsOptions = {}): Promise<TestNats> {
+  const wanted = process.env.JETPULL_TEST_NATS;
+  if (wanted === 'container' || (wanted !== 'binary' && opts.extraConfig === undefined && (await dockerReachable()))) {
+    return startContainer();
+  }
+  return startBinary(opts);
+}
+
+async function startBinary(opts: TestNatsOptions): Promise<TestNats> {
+  const storeDir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'jetpull-test-store-'));
+  const ownsStore = opts.storeDir === undefined;
+  let server: LocalNats = await startLocalNats({ storeDir, port: opts.port ?? -1, extraConfig: opts.extraConfig });
+  const port = server.port;
+  let running = true;
+  const handle: TestNats = {
+    url: server.url,
+    port,
+    backend: 'binary',
+    async kill() {
+      if (!running) return;
+      running = false;
+      await server.stop('SIGKILL');
+    },
+    async start() {
+      if (running) return;
+      server = await startWithRetry(() => startLocalNats({ storeDir, port, extraConfig: opts.extraConfig }));
+      running = true;
+    },
+    async stop() {
+      if (running) {
+        running = false;
+        await server.stop();
+      }
+      if (ownsStore) rmSync(storeDir, { recursive: true, force: true });
+    },
+    [Symbol.asyncDispose]: () => handle.stop(),
+  };
+  return handle;
+}
+
+/** The port can stay in TIME_WAIT for a moment after a kill. */
+async function startWithRetry(start: () => Promise<LocalNats>): Promise<LocalNats> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function startContainer(): Promise<TestNats> {
+  const { NatsContainer } = await import('@testcontainers/nats');
+  const port = await freePort();
+  const container = await new NatsContainer('nats:2.10-alpine')
+    .withJetStream()
+    .withArg('-sd', '/data')
+    .withExposedPorts({ container: 4222, host: port })
+    .start();
+  const opts = container.getConnectionOptions();
+  let running = true;
+  const handle: TestNats = {
+    url: `nats://${opts.user}:${opts.pass}@127.0.0.1:${port}`,
+    port,
+    backend: 'container',
+    async kill() {
+      if (!running) return;
+      running = false;
+      await container.exec(['kill', '-9', '1']).catch(() => undefined);
+    },
+    async start() {
+      if (running) return;
+      await container.restart();
+      running = true;
+    },
+    async stop() {
+      running = false;
+      await container.stop();
+    },
+    [Symbol.asyncDispose]: () => handle.stop(),
+  };
+  return handle;
+}
+
+let dockerCheck: Promise<boolean> | undefined;
+function dockerReachable(): Promise<boolean> {
+  dockerCheck ??= (async () => {
+    if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) return false;
+    try {
+      const { getContainerRuntimeClient } = await import('testcontainers');
+      await getContainerRuntimeClient();
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  return dockerCheck;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
