@@ -64,8 +64,14 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     let publisher: PublisherActor | undefined;
     let natsApi: Subscription | undefined;
     if (servesPublish) {
-      const writer = new StreamWriter(jetstream(nc, { timeout: config.publisher.publishTimeoutMs }), link, epochSec, config.publisher.publishTimeoutMs);
-      publisher = new PublisherActor(rootLog.child({ actor: 'publisher' }), writer, config.publisher.mailboxCapacity, config.publisher.maxInFlight);
+      const writer = new StreamWriter(jetstream(nc, { timeout: config.publisher.publishTimeoutMs }), link, epochSec);
+      publisher = new PublisherActor(
+        rootLog.child({ actor: 'publisher' }),
+        writer,
+        config.publisher.mailboxCapacity,
+        config.publisher.maxInFlight,
+        config.publisher.publishTimeoutMs,
+      );
       await publisher.start();
       started.push(() => publisher!.stop());
       natsApi = serveNatsPublish({

@@ -15,6 +15,8 @@ export interface WsSessionOptions {
 
 /** Time a slow client gets to take its close frame before the socket is destroyed. */
 const SLOW_CLOSE_GRACE_MS = 1_000;
+/** The coalescing window batches small messages; once this much waits, it is sent at once. */
+const COALESCE_FLUSH_BYTES = 64 * 1024;
 
 /**
  * A WebSocket connection. Coalescing as the reference does it: the first message
@@ -102,7 +104,7 @@ export class WsSession extends Session {
     }
     this.pending.push(frame);
     this.pendingBytes += frame.length;
-    if (this.windowTimer === undefined) this.flush();
+    if (this.windowTimer === undefined || this.pendingBytes >= COALESCE_FLUSH_BYTES) this.flush();
   }
 
   protected closeSlow(queuedBytes: number): void {

@@ -5,7 +5,7 @@ import { deferred, type Deferred } from '../util/deferred.ts';
 import type { PublishCommand, PublishResult } from './publish-command.ts';
 import type { StreamWriter } from './stream-writer.ts';
 
-type PublisherMsg = { type: 'publish'; cmd: PublishCommand; reply: Deferred<PublishResult> };
+type PublisherMsg = { type: 'publish'; cmd: PublishCommand; deadline: number; reply: Deferred<PublishResult> };
 
 export interface PublisherStats {
   readonly published: number;
@@ -33,6 +33,8 @@ export class PublisherActor extends Actor<PublisherMsg> {
     private readonly writer: StreamWriter,
     mailboxCapacity: number,
     private readonly maxInFlight: number,
+    /** Time from the request to its acknowledgement, waiting for a write slot included. */
+    private readonly publishTimeoutMs: number,
   ) {
     super(log, mailboxCapacity);
   }
@@ -41,7 +43,7 @@ export class PublisherActor extends Actor<PublisherMsg> {
   publish(cmd: PublishCommand): Promise<PublishResult> {
     if (this.state !== 'running') return Promise.reject(new StoppingError());
     const reply = deferred<PublishResult>();
-    if (!this.tell({ type: 'publish', cmd, reply })) {
+    if (!this.tell({ type: 'publish', cmd, deadline: Date.now() + this.publishTimeoutMs, reply })) {
       this.counters.rejectedOverloaded++;
       return Promise.reject(new OverloadedError());
     }
@@ -75,7 +77,7 @@ export class PublisherActor extends Actor<PublisherMsg> {
 
   private startWrite(msg: PublisherMsg): void {
     this.inFlight++;
-    this.writer.write(msg.cmd).then(
+    this.writer.write(msg.cmd, msg.deadline).then(
       (result) => {
         this.counters.published++;
         msg.reply.resolve(result);

@@ -23,11 +23,10 @@ export class StreamWriter {
     private readonly js: JetStreamClient,
     private readonly link: NatsLink,
     private readonly epochSec: () => number,
-    private readonly publishTimeoutMs: number,
   ) {}
 
-  async write(cmd: PublishCommand): Promise<PublishResult> {
-    const deadline = Date.now() + this.publishTimeoutMs;
+  /** `deadline` (ms since the epoch) bounds the whole write, retries included. */
+  async write(cmd: PublishCommand, deadline: number): Promise<PublishResult> {
     const pubId = cmd.idempotencyKey ?? nuid.next();
     const epoch = this.epochSec();
     const receivers = cmd.receivers;

@@ -21,6 +21,9 @@ export interface TestNats {
   kill(): Promise<void>;
   /** Starts again on the same port with the same store. */
   start(): Promise<void>;
+  /** Freezes the server (SIGSTOP / docker pause): connections stay open, nothing is answered. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -60,6 +63,12 @@ async function startBinary(opts: TestNatsOptions): Promise<TestNats> {
       server = await startWithRetry(() => startLocalNats({ storeDir, port, extraConfig: opts.extraConfig }));
       running = true;
     },
+    async pause() {
+      server.process.kill('SIGSTOP');
+    },
+    async resume() {
+      server.process.kill('SIGCONT');
+    },
     async stop() {
       if (running) {
         running = false;
@@ -86,13 +95,16 @@ async function startWithRetry(start: () => Promise<LocalNats>): Promise<LocalNat
 
 async function startContainer(): Promise<TestNats> {
   const { NatsContainer } = await import('@testcontainers/nats');
+  const { getContainerRuntimeClient } = await import('testcontainers');
   const port = await freePort();
-  const container = await new NatsContainer('nats:2.10-alpine')
+  const started = await new NatsContainer('nats:2.10-alpine')
     .withJetStream()
     .withArg('-sd', '/data')
     .withExposedPorts({ container: 4222, host: port })
     .start();
-  const opts = container.getConnectionOptions();
+  const opts = started.getConnectionOptions();
+  // The Docker API (dockerode) kills, pauses and restarts the same container, keeping its store and port.
+  const docker = (await getContainerRuntimeClient()).container.getById(started.getId());
   let running = true;
   const handle: TestNats = {
     url: `nats://${opts.user}:${opts.pass}@127.0.0.1:${port}`,
@@ -101,16 +113,22 @@ async function startContainer(): Promise<TestNats> {
     async kill() {
       if (!running) return;
       running = false;
-      await container.exec(['kill', '-9', '1']).catch(() => undefined);
+      await docker.kill();
     },
     async start() {
       if (running) return;
-      await container.restart();
+      await docker.start();
       running = true;
+    },
+    async pause() {
+      await docker.pause();
+    },
+    async resume() {
+      await docker.unpause();
     },
     async stop() {
       running = false;
-      await container.stop();
+      await started.stop();
     },
     [Symbol.asyncDispose]: () => handle.stop(),
   };

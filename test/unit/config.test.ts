@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, envVariables, loadConfig } from '../../src/config/load.ts';
+
+const fixture = (name: string): string => new URL(`../fixtures/${name}`, import.meta.url).pathname;
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err.problems;
+  }
+  assert.fail('expected the configuration to be refused');
+}
+
+describe('config', () => {
+  it('defaults: one loopback listener on 8010 with every route, the reference limits and timers', () => {
+    const { config } = loadConfig({ argv: [], env: {} });
+    assert.equal(config.servers.length, 1);
+    assert.deepEqual(config.servers[0], {
+      port: 8010,
+      hostname: '127.0.0.1',
+      backlog: 1024,
+      routes: { sub: '/bitrix/subws/', pub: '/bitrix/pub/', rest: '/bitrix/rest/', stat: '/server-stat/' },
+    });
+    assert.equal(config.nats.url, undefined);
+    assert.equal(config.storage.messageTtlSec, 86_400);
+    assert.equal(config.limits.maxPayloadBytes, 1_048_576);
+    assert.equal(config.limits.maxConnPerChannel, 100);
+    assert.equal(config.gateway.longPollTimeoutMs, 40_000);
+    assert.equal(config.gateway.coalesceWindowMs, 400);
+    assert.equal(config.gateway.pingIntervalMs, 120_000);
+    assert.equal(config.security.algo, 'sha1');
+    assert.ok(Object.isFrozen(config.gateway));
+  });
+
+  it('reads environment variables by schema path, NATS_URL and the listener shortcuts', () => {
+    const { config } = loadConfig({
+      argv: [],
+      env: {
+        NATS_URL: 'nats://a:4222,nats://b:4222',
+        PUSH_SECURITY__KEY: 'k',
+        PUSH_GATEWAY__LONG_POLL_TIMEOUT_MS: '1500',
+        PUSH_STORAGE__STREAM_REPLICAS: '3',
+        PUSH_HOSTNAME: '0.0.0.0',
+        PUSH_PORT: '9000',
+        PUSH_PUB_PORT: '8895',
+      },
+    });
+    assert.equal(config.nats.url, 'nats://a:4222,nats://b:4222');
+    assert.equal(config.security.key, 'k');
+    assert.equal(config.gateway.longPollTimeoutMs, 1500);
+    assert.equal(config.storage.streamReplicas, 3);
+    assert.deepEqual(config.servers.map((s) => [s.hostname, s.port, Object.keys(s.routes).sort()]), [
+      ['0.0.0.0', 9000, ['rest', 'sub']],
+      ['127.0.0.1', 8895, ['pub', 'stat']],
+    ]);
+  });
+
+  it('names every problem by its path and env variable, and rejects unknown PUSH_ variables', () => {
+    const problems = problemsOf(() =>
+      loadConfig({
+        argv: [],
+        env: { PUSH_GATEWAY__LONG_POLL_TIMEOUT_MS: 'soon', PUSH_LIMITS__MAX_PAYLOAD_BYTES: '-1', PUSH_GATEWAY__TYPO: '1' },
+      }),
+    );
+    assert.equal(problems.length, 3, problems.join('\n'));
+    assert.ok(problems.some((p) => p.startsWith('gateway.longPollTimeoutMs (env PUSH_GATEWAY__LONG_POLL_TIMEOUT_MS)')));
+    assert.ok(problems.some((p) => p.startsWith('limits.maxPayloadBytes (env PUSH_LIMITS__MAX_PAYLOAD_BYTES)')));
+    assert.ok(problems.some((p) => p.startsWith('PUSH_GATEWAY__TYPO: unknown setting')));
+  });
+
+  it('reads a BitrixVM Push server 2.0 config, including the misspelled storage TTL keys', () => {
+    const { config, file } = loadConfig({ argv: ['--config', fixture('push-server-sub-8010.json')], env: {} });
+    assert.deepEqual(config.servers, [
+      { name: 'push-sub-8010', port: 8010, hostname: '127.0.0.1', backlog: 1024, routes: { sub: '/bitrix/subws/' } },
+    ]);
+    assert.equal(config.processUniqueId, 'push-sub-8010');
+    assert.equal(config.security.key, 'Aq9y2fQ0bgvPcsE6xR7uLtK3mWz1HnJd');
+    assert.equal(config.storage.messageTtlSec, 43_200, 'messageTLL (sic) is honoured');
+    assert.equal(config.storage.onlineTtlSec, 120);
+    assert.equal(config.limits.maxConnPerChannel, 100);
+    assert.deepEqual(file?.ignoredKeys.sort(), ['clusterMode', 'debug', 'limits.maxRequestsPerSecond', 'storage.socket', 'storage.statDeltaMsec', 'storage.statTLLMsec', 'storage.type'].sort());
+  });
+
+  it('maps publishMode to the publisher role and keeps the algorithm and limits of the file', () => {
+    const { config } = loadConfig({ argv: [`--config=${fixture('push-server-pub-9010.json')}`], env: {} });
+    assert.equal(config.role, 'publisher');
+    assert.equal(config.security.algo, 'sha256');
+    assert.equal(config.limits.maxPayloadBytes, 2_097_152);
+    assert.deepEqual(config.servers[0]!.routes, { pub: '/bitrix/pub/', rest: '/bitrix/rest/', stat: '/server-stat/' });
+  });
+
+  it('environment overrides the file, and jetpull settings live under the "jetpull" key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jetpull-config-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ security: { key: 'from-file' }, jetpull: { gateway: { coalesceWindowMs: 100 } } }));
+    const { config } = loadConfig({ argv: ['--config', file], env: { PUSH_SECURITY__KEY: 'from-env' } });
+    assert.equal(config.security.key, 'from-env');
+    assert.equal(config.gateway.coalesceWindowMs, 100);
+  });
+
+  it('refuses a file with wrong types, naming the path in the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jetpull-config-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ servers: [{ port: 'eighty' }], limits: { maxPayload: 'big' } }));
+    const problems = problemsOf(() => loadConfig({ argv: ['--config', file], env: {} }));
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /servers\.0\.port/);
+    assert.match(problems[0]!, /limits\.maxPayload/);
+  });
+
+  it('refuses unknown arguments, unknown hash algorithms and a listener without routes', () => {
+    assert.match(problemsOf(() => loadConfig({ argv: ['--port', '1'], env: {} })).join('\n'), /--port: unknown argument/);
+    assert.match(
+      problemsOf(() => loadConfig({ argv: [], env: { PUSH_SECURITY__KEY: 'k', PUSH_SECURITY__ALGO: 'nope' } })).join('\n'),
+      /security\.algo/,
+    );
+    assert.match(
+      problemsOf(() => loadConfig({ argv: [], env: { PUSH_SERVERS: '[{"port":1,"routes":{}}]' } })).join('\n'),
+      /servers\.0\.routes: serves no route/,
+    );
+  });
+
+  it('every env variable name follows PUSH_<SECTION>__<FIELD>', () => {
+    for (const [name, path] of envVariables()) {
+      assert.match(name, /^PUSH_[A-Z0-9_]+$/);
+      assert.ok(path.length >= 1);
+    }
+    assert.ok(envVariables().some(([n]) => n === 'PUSH_GATEWAY__MAX_OUTBOX_BYTES'));
+  });
+});
