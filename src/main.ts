@@ -1,7 +1,7 @@
 import { startApp, type App } from './app.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { createRootLogger } from './log/logger.ts';
-import { startLocalNats, type LocalNats } from './nats/local-server.ts';
+import { NatsBinaryMissingError, startLocalNats, type LocalNats } from './nats/local-server.ts';
 import { VERSION } from './version.ts';
 
 /**
@@ -29,12 +29,24 @@ async function main(): Promise<void> {
   let natsUrl = config.nats.url;
   if (natsUrl === undefined) {
     const natsLog = log.child({ actor: 'nats-server' });
-    localNats = await startLocalNats({
-      binary: config.nats.localBinary,
-      storeDir: config.nats.localDataDir,
-      maxPayloadBytes: Math.max(8 * 1024 * 1024, config.limits.maxPayloadBytes * 2),
-      onLog: (line) => natsLog.debug({ line }, 'nats-server output'),
-    });
+    const start = (port: number): Promise<LocalNats> =>
+      startLocalNats({
+        binary: config.nats.localBinary,
+        storeDir: config.nats.localDataDir,
+        port,
+        maxPayloadBytes: Math.max(8 * 1024 * 1024, config.limits.maxPayloadBytes * 2),
+        onLog: (line) => natsLog.debug({ line }, 'nats-server output'),
+      });
+    try {
+      localNats = await start(config.nats.localPort);
+    } catch (err) {
+      if (err instanceof NatsBinaryMissingError || config.nats.localPort === -1) {
+        log.fatal({ err }, 'cannot start nats-server');
+        process.exit(1);
+      }
+      log.warn({ port: config.nats.localPort }, 'port taken; starting the local nats-server on a free port');
+      localNats = await start(-1);
+    }
     natsUrl = localNats.url;
     log.info({ url: natsUrl, storeDir: config.nats.localDataDir }, 'started local nats-server (set NATS_URL to use another)');
     void localNats.exited.then((code) => {

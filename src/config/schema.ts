@@ -64,6 +64,7 @@ const Nats = z.strictObject({
   connectTimeoutMs: positiveInt.default(5_000).describe('Time allowed for the first connection before start-up fails.'),
   requestTimeoutMs: positiveInt.default(5_000).describe('Time allowed for one JetStream API request (stream info, direct get).'),
   localDataDir: z.string().default('data/nats').describe('Store directory of the child nats-server started when url is unset.'),
+  localPort: z.coerce.number().int().min(-1).max(65_535).default(4222).describe('Client port of the child nats-server (on 127.0.0.1); when taken, a free port is used and logged. -1: always a free port.'),
   localBinary: z.string().default('nats-server').describe('Executable started when url is unset.'),
 });
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -45,8 +45,22 @@ export class NatsBinaryMissingError extends Error {
   }
 }
 
+/** Debian installs nats-server into /usr/sbin, which is not on every user's PATH. */
+const EXTRA_LOCATIONS = ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/sbin'];
+
+/** The binary as given when it contains a slash or is on PATH, else the first known location that has it. */
+export function resolveNatsBinary(name: string): string {
+  if (name.includes('/')) return name;
+  const onPath = (process.env.PATH ?? '').split(':').filter(Boolean);
+  for (const dir of [...onPath, ...EXTRA_LOCATIONS]) {
+    const candidate = join(dir, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  return name;
+}
+
 export async function startLocalNats(opts: LocalNatsOptions): Promise<LocalNats> {
-  const binary = opts.binary ?? 'nats-server';
+  const binary = resolveNatsBinary(opts.binary ?? 'nats-server');
   const storeDir = resolve(opts.storeDir);
   mkdirSync(storeDir, { recursive: true });
   const runDir = mkdtempSync(join(tmpdir(), 'jetpull-nats-'));

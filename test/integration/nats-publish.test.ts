@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { newShared, newUser } from '../helpers/channels.ts';
+import { openWs, parseTextFrames } from '../helpers/clients.ts';
+import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
+import { eventually } from '../helpers/wait.ts';
+
+/** Native publishing over NATS request/reply (`push.publish`). */
+
+let nats: TestNats;
+let t: TestApp;
+let nc: NatsConnection;
+
+async function request(payload: unknown): Promise<{ mids?: string[]; error?: { code: string; message: string; temporary: boolean } }> {
+  const data = typeof payload === 'string' ? payload : JSON.stringify(payload);
+  return (await nc.request('push.publish', data, { timeout: 5_000 })).json();
+}
+
+before(async () => {
+  nats = await startTestNats();
+  t = await startTestApp(nats.url);
+  nc = await connect({ servers: nats.url });
+});
+after(async () => {
+  await nc?.close();
+  await t?.stop();
+  await nats?.stop();
+});
+
+describe('nats publish api', () => {
+  it('stores and delivers, replying with one mid per receiver once acknowledged', async () => {
+    const user = newUser();
+    const shared = newShared();
+    const ws = await openWs(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}/${shared.token}`);
+    const reply = await request({ channels: [user.priv, shared.id], body: { module_id: 'im', command: 'message', params: { x: 1 } }, expiry: 60 });
+    assert.equal(reply.mids?.length, 2);
+    for (const mid of reply.mids!) assert.match(mid, /^\d{26}$/);
+    await eventually('the message', () => parseTextFrames(ws.text()).length === 1);
+    const [frame] = parseTextFrames(ws.text());
+    assert.deepEqual(frame!.text, { module_id: 'im', command: 'message', params: { x: 1 } });
+    assert.equal(frame!.mid, reply.mids![0], 'a connection on both receivers gets the first copy, once');
+    ws.close();
+  });
+
+  it('addresses public ids directly and through signed priv:pub tokens', async () => {
+    const user = newUser();
+    const ws = await openWs(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}`);
+    const direct = await request({ channels: [{ id: user.pub, isPrivate: false }], body: '{"n":1}', expiry: 0 });
+    assert.equal(direct.mids?.length, 1);
+    const viaToken = await request({ channels: [user.token], body: '{"n":2}' });
+    assert.equal(viaToken.mids?.length, 2, 'priv:pub.sig addresses both ids');
+    await eventually('both messages', () => parseTextFrames(ws.text()).length === 2);
+    ws.close();
+  });
+
+  it('the same id is stored once', async () => {
+    const user = newUser();
+    const a = await request({ channels: [user.priv], body: '{"once":true}', expiry: 60, id: 'order-42' });
+    const b = await request({ channels: [user.priv], body: '{"once":true}', expiry: 60, id: 'order-42' });
+    assert.deepEqual(a.mids, b.mids);
+  });
+
+  it('answers structured errors for invalid requests', async () => {
+    const user = newUser();
+    const cases: unknown[] = [
+      'not json',
+      {},
+      { channels: [], body: 'x' },
+      { channels: [user.priv], body: '' },
+      { channels: ['zzz'], body: 'x' },
+      { channels: [user.priv], body: 'x', expiry: -1 },
+      { channels: [user.priv], body: 'x', extra: 1 },
+      { channels: Array.from({ length: 101 }, () => newUser().priv), body: 'x' },
+    ];
+    for (const c of cases) {
+      const reply = await request(c);
+      assert.equal(reply.mids, undefined, JSON.stringify(c).slice(0, 80));
+      assert.equal(reply.error?.code, 'PUSH_ERR_BAD_REQUEST', JSON.stringify(c).slice(0, 80));
+      assert.equal(reply.error?.temporary, false);
+      assert.ok(reply.error!.message.length > 0);
+    }
+  });
+});
