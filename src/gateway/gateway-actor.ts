@@ -206,7 +206,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
             from = page.nextFrom;
             continue;
           }
-          session.finishSync(page.messages.map((m) => new Delivery(m, epoch, now)));
+          session.finishSync(page.messages.map((m) => new Delivery(m, epoch, now)), !page.truncated);
           this.log.debug({ connId: session.id, count: page.messages.length, truncated: page.truncated, durationMs: now - started }, 'replay done');
           if (page.truncated && session.transport === 'ws') {
             // The client reconnects at once with the mid of the last message it got and the replay goes on.

@@ -63,10 +63,15 @@ export abstract class Session {
     this.emit([d], 'live');
   }
 
-  /** Ends the replay: sends replayed + buffered messages in mid order, then goes live. */
-  finishSync(replayed: readonly Delivery[]): void {
+  /**
+   * Ends the replay: sends replayed + buffered messages in mid order, then goes live.
+   * When the replay stopped at a page boundary (`complete` false), the buffered live
+   * messages lie beyond what was read and would leave a gap: they are dropped, and the
+   * client fetches them with its next mid.
+   */
+  finishSync(replayed: readonly Delivery[], complete = true): void {
     if (this.state !== 'syncing') return;
-    const buffered = this.syncBuffer;
+    const buffered = complete ? this.syncBuffer : [];
     this.syncBuffer = [];
     this.syncBufferBytes = 0;
     this.state = 'live';
