@@ -18,12 +18,16 @@ let probe: NatsConnection;
 
 const body = (n: number | string): string => `{"module_id":"t","command":"m","params":{"n":${JSON.stringify(n)}}}`;
 
-/** A mid older than anything published after this call, from a throwaway publish. */
-async function markMid(base: string): Promise<string> {
-  const reply = await probe.request('push.publish', JSON.stringify({ channels: [newId()], body: '{}', expiry: 60 }), { timeout: 10_000 });
-  const { mids } = reply.json<{ mids: string[] }>();
-  assert.ok(mids?.[0], `no mid from ${base}`);
-  return mids[0];
+/**
+ * A mid older than anything published after this call, from a throwaway publish. The
+ * probe connection may still be reconnecting after a server restart (a request sent
+ * meanwhile is lost), so it asks again until answered.
+ */
+async function markMid(): Promise<string> {
+  return eventually('a mid from the NATS publish API', async () => {
+    const reply = await probe.request('push.publish', JSON.stringify({ channels: [newId()], body: '{}', expiry: 60 }), { timeout: 1_000 });
+    return reply.json<{ mids?: string[] }>().mids?.[0];
+  }, 15_000, 100);
 }
 
 async function replayAll(t: TestApp, token: string, mid: string): Promise<unknown[]> {
@@ -46,7 +50,7 @@ describe('durability', () => {
   it('messages acknowledged before a restart of jetpull are replayed after it, with the same mids', async () => {
     const user = newUser();
     const first = await startTestApp(nats.url);
-    const mid = await markMid(first.base);
+    const mid = await markMid();
     for (let i = 1; i <= 3; i++) assert.equal((await publishText(first.base, user.priv, body(i), 3600)).status, 200);
     const before = (await longPoll(`${first.base}/bitrix/sub/?CHANNEL_ID=${user.token}&mid=${mid}`).result).body.toString();
     await first.stop();
@@ -65,7 +69,7 @@ describe('durability', () => {
     const t = await startTestApp(nats.url, { publisher: { publishTimeoutMs: 2_000 } });
     try {
       const user = newUser();
-      const mid = await markMid(t.base);
+      const mid = await markMid();
       for (let i = 1; i <= 5; i++) assert.equal((await publishText(t.base, user.priv, body(i), 3600)).status, 200);
       await nats.kill();
 
@@ -93,7 +97,7 @@ describe('durability', () => {
     const t = await startTestApp(nats.url, { publisher: { publishTimeoutMs: 1_000 } });
     try {
       const user = newUser();
-      const mid = await markMid(t.base);
+      const mid = await markMid();
       const key = newId();
       await nats.pause();
       let first: Response;
