@@ -5,6 +5,7 @@ import { B24PullClientManager, SubscriptionType, type TypePullClientConfig, type
 import { Agent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 import { WebSocket as WsClient } from 'ws';
 import type { TestUser } from './channels.ts';
+import { within } from './wait.ts';
 
 /**
  * Drives the real Bitrix pull client (`@bitrix24/b24jssdk`, `B24PullClientManager`)
@@ -879,18 +880,9 @@ async function waitUntil(
   }
 }
 
+/** `within`, with the client's state attached to the error for diagnosis. */
 function withTimeout<T>(p: Promise<T>, ms: number, what: string, summary: () => Record<string, unknown>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}: ${JSON.stringify(summary(), null, 1)}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(`${what} failed: ${JSON.stringify(e)} ${JSON.stringify(summary(), null, 1)}`));
-      },
-    );
+  return within(what, p, ms).catch((e: unknown) => {
+    throw new Error(`${e instanceof Error ? e.message : `${what} failed: ${JSON.stringify(e)}`}: ${JSON.stringify(summary(), null, 1)}`, { cause: e });
   });
 }
