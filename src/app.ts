@@ -1,16 +1,22 @@
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import type { Subscription } from '@nats-io/transport-node';
-import { declarations, MESSAGE_STREAM } from '../streams/index.ts';
+import { declarations, MESSAGE_STREAM, PRESENCE_BUCKET, STATS_BUCKET, STATS_REPORT_INTERVAL_MS } from '../streams/index.ts';
 import type { Config } from './config/schema.ts';
 import { GatewayActor } from './gateway/gateway-actor.ts';
 import { Listener, type RouteHandlers } from './http/server.ts';
 import type { Logger } from './log/logger.ts';
 import { NatsLink } from './nats/connection.ts';
 import { ensureAll } from './nats/ensure-streams.ts';
+import { Presence } from './presence/presence.ts';
 import { serveNatsPublish } from './publisher/nats-publish-api.ts';
+import { ProtobufRequests } from './publisher/protobuf-requests.ts';
 import { PublisherActor } from './publisher/publisher-actor.ts';
 import { StreamWriter } from './publisher/stream-writer.ts';
+import { DailyCounters } from './stats/daily-counters.ts';
+import { ServerStatsReporter, type ServerStat } from './stats/server-stats.ts';
 import { ChannelIdParser, createSigner } from './wire/channel-id.ts';
 
 export interface App {
@@ -18,7 +24,7 @@ export interface App {
   readonly addresses: readonly AddressInfo[];
   readonly link: NatsLink;
   readonly gateway: GatewayActor | undefined;
-  readonly publisher: PublisherActor | undefined;
+  readonly publisher: PublisherActor;
   /** Idempotent: stops accepting, closes connections, finishes in-flight publishes, drains NATS. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -30,10 +36,14 @@ const HEADER_ALLOWANCE_BYTES = 4096;
 /**
  * The composition root: builds every actor from the config and wires them to the
  * listeners. Nothing else constructs collaborators.
+ *
+ * Roles: `gateway` serves client connections (`sub`), `publisher` serves the
+ * backend (`pub`, the NATS publish subject), `all` both. Every role can publish
+ * client requests (`rest`, binary WebSocket frames) and answer `stat`.
  */
 export async function startApp(config: Config, rootLog: Logger, natsUrl: string): Promise<App> {
   const link = await NatsLink.open(config.nats, natsUrl, rootLog.child({ actor: 'nats' }));
-  const started: Array<() => Promise<void>> = [() => link.close()];
+  const undo: Array<() => Promise<void>> = [() => link.close()];
   try {
     const nc = link.nc;
     const jsm = await jetstreamManager(nc, { timeout: config.nats.requestTimeoutMs });
@@ -43,37 +53,80 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       replicas: config.storage.streamReplicas,
       maxBytes: config.storage.streamMaxBytes,
       maxPayloadBytes: config.limits.maxPayloadBytes,
+      onlineTtlSec: config.storage.onlineTtlSec,
+      onlineDeltaSec: config.storage.onlineDeltaSec,
     });
     const ensured = await ensureAll(nc, jsm, decl, rootLog.child({ actor: 'streams' }));
     const messages = ensured.get(MESSAGE_STREAM)!;
     const epochSec = (): number => messages.createdSec;
-
-    const serverMax = nc.info?.max_payload ?? Number.MAX_SAFE_INTEGER;
-    if (config.limits.maxPayloadBytes + HEADER_ALLOWANCE_BYTES > serverMax) {
-      rootLog.warn(
-        { maxPayloadBytes: config.limits.maxPayloadBytes, serverMaxPayloadBytes: serverMax },
-        'nats max_payload is smaller than limits.maxPayloadBytes; raise max_payload in the NATS config or larger messages fail',
-      );
-    }
+    warnOnSmallServerPayload(config, nc.info?.max_payload, rootLog);
 
     const signer = createSigner(config.security.key, config.security.algo);
     const parser = new ChannelIdParser(signer);
-    const servesPublish = config.role !== 'gateway';
-    const servesGateway = config.role !== 'publisher';
+    const counters = new DailyCounters();
+    const kvm = new Kvm(nc);
+    const onlineTtlMs = (config.storage.onlineTtlSec + config.storage.onlineDeltaSec) * 1000;
+    const presence = new Presence(
+      await kvm.open(PRESENCE_BUCKET),
+      onlineTtlMs,
+      // Rewrite a key at most every quarter of its lifetime.
+      Math.max(1_000, Math.floor(config.storage.onlineTtlSec * 250)),
+      `${hostname()}/${config.processUniqueId}`,
+      rootLog.child({ actor: 'presence' }),
+    );
 
-    let publisher: PublisherActor | undefined;
+    const writer = new StreamWriter(jetstream(nc, { timeout: config.publisher.publishTimeoutMs }), link, epochSec);
+    const publisher = new PublisherActor(
+      rootLog.child({ actor: 'publisher' }),
+      writer,
+      config.publisher.mailboxCapacity,
+      config.publisher.maxInFlight,
+      config.publisher.publishTimeoutMs,
+    );
+    await publisher.start();
+    undo.push(() => publisher.stop());
+
+    let gateway: GatewayActor | undefined;
+    const snapshot = (): ServerStat => {
+      const g = gateway?.stats();
+      return {
+        pid: process.pid,
+        date: Date.now(),
+        processUniqueId: config.processUniqueId,
+        channels: g?.channels ?? 0,
+        limits: {
+          maxPayload: config.limits.maxPayloadBytes,
+          maxConnPerChannel: config.limits.maxConnPerChannel,
+          maxMessagesPerRequest: config.limits.maxMessagesPerRequest,
+          maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
+        },
+        clusterMode: true,
+        websockets: g?.websockets ?? 0,
+        pollings: g?.pollings ?? 0,
+        daily: counters.snapshot(),
+      };
+    };
+    const reporter = new ServerStatsReporter(
+      await kvm.open(STATS_BUCKET),
+      config.processUniqueId,
+      snapshot,
+      STATS_REPORT_INTERVAL_MS,
+      decl.buckets.find((b) => b.bucket === STATS_BUCKET)!.ttlMs,
+      rootLog.child({ actor: 'stats' }),
+    );
+    const requests = new ProtobufRequests({
+      publisher,
+      presence,
+      signer,
+      limits: config.limits,
+      messageTtlSec: config.storage.messageTtlSec,
+      counters,
+      serverStats: () => reporter.readAll(),
+      log: rootLog.child({ actor: 'publisher', component: 'protobuf' }),
+    });
+
     let natsApi: Subscription | undefined;
-    if (servesPublish) {
-      const writer = new StreamWriter(jetstream(nc, { timeout: config.publisher.publishTimeoutMs }), link, epochSec);
-      publisher = new PublisherActor(
-        rootLog.child({ actor: 'publisher' }),
-        writer,
-        config.publisher.mailboxCapacity,
-        config.publisher.maxInFlight,
-        config.publisher.publishTimeoutMs,
-      );
-      await publisher.start();
-      started.push(() => publisher!.stop());
+    if (config.role !== 'gateway') {
       natsApi = serveNatsPublish({
         nc,
         subject: config.publisher.natsSubject,
@@ -84,11 +137,9 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         maxPayloadBytes: config.limits.maxPayloadBytes,
         log: rootLog.child({ actor: 'nats-publish-api' }),
       });
-      started.push(async () => natsApi?.unsubscribe());
+      undo.push(async () => natsApi?.unsubscribe());
     }
-
-    let gateway: GatewayActor | undefined;
-    if (servesGateway) {
+    if (config.role !== 'publisher') {
       gateway = new GatewayActor(
         rootLog.child({ actor: 'gateway' }),
         nc,
@@ -97,13 +148,18 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         epochSec,
         config.gateway,
         config.limits,
+        { presence, clientRequests: requests },
       );
       await gateway.start();
-      started.push(() => gateway!.stop());
+      undo.push(() => gateway!.stop());
     }
+    await reporter.start();
+    undo.push(() => reporter.stop());
 
     const handlers: RouteHandlers = {
       maxPayloadBytes: config.limits.maxPayloadBytes,
+      rest: { requests, parser },
+      stat: { reporter, counters },
       ...(gateway
         ? {
             subscribe: {
@@ -114,13 +170,16 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
             },
           }
         : {}),
-      ...(publisher
+      ...(config.role !== 'gateway'
         ? {
             publish: {
               publisher,
               parser,
+              requests,
               messageTtlSec: config.storage.messageTtlSec,
               maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
+              counters,
+              channelStats: { parser, presence, counters, maxChannelsPerRequest: config.limits.maxChannelsPerRequest },
               log: rootLog.child({ actor: 'publisher', component: 'http' }),
             },
           }
@@ -128,7 +187,10 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     };
     const listeners = config.servers.map((s) => new Listener(s, handlers, rootLog.child({ actor: 'http' })));
     const addresses: AddressInfo[] = [];
-    for (const l of listeners) addresses.push(await l.listen());
+    for (const l of listeners) {
+      addresses.push(await l.listen());
+      undo.push(() => l.close());
+    }
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
@@ -137,7 +199,8 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         const closing = listeners.map((l) => l.close());
         await gateway?.stop();
         natsApi?.unsubscribe();
-        await publisher?.stop();
+        await publisher.stop();
+        await reporter.stop();
         for (const l of listeners) l.destroyConnections();
         await Promise.all(closing);
         await link.close();
@@ -146,7 +209,16 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     rootLog.info({ role: config.role, stream: MESSAGE_STREAM, epoch: epochSec() }, 'started');
     return { addresses, link, gateway, publisher, stop, [Symbol.asyncDispose]: stop };
   } catch (err) {
-    for (const undo of started.reverse()) await undo().catch(() => undefined);
+    for (const step of undo.reverse()) await step().catch(() => undefined);
     throw err;
+  }
+}
+
+function warnOnSmallServerPayload(config: Config, serverMax: number | undefined, log: Logger): void {
+  if (serverMax !== undefined && config.limits.maxPayloadBytes + HEADER_ALLOWANCE_BYTES > serverMax) {
+    log.warn(
+      { maxPayloadBytes: config.limits.maxPayloadBytes, serverMaxPayloadBytes: serverMax },
+      'nats max_payload is smaller than limits.maxPayloadBytes; raise max_payload in the NATS config or larger messages fail',
+    );
   }
 }

@@ -5,6 +5,8 @@ import { Actor } from '../actors/actor.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import { channelKey } from '../nats/subjects.ts';
+import type { Presence } from '../presence/presence.ts';
+import type { ProtobufRequests } from '../publisher/protobuf-requests.ts';
 import { Semaphore } from '../util/semaphore.ts';
 import { firstPublicId, receiversOf, type ChannelToken } from '../wire/channel-id.ts';
 import { errorText, JetpullClose, PushError } from '../wire/error-codes.ts';
@@ -27,6 +29,12 @@ export interface SubscribeRequest {
   format: FrameFormat;
   /** The raw `mid` query value; anything but 26 digits is ignored. */
   mid: string | undefined;
+}
+
+export interface GatewayDeps {
+  presence: Presence;
+  /** Handles protobuf requests clients send on binary WebSockets. */
+  clientRequests: ProtobufRequests;
 }
 
 export interface GatewayStats {
@@ -67,6 +75,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
     private readonly epochSec: () => number,
     private readonly cfg: Config['gateway'],
     private readonly limits: Config['limits'],
+    private readonly deps: GatewayDeps,
   ) {
     super(log, MAILBOX_CAPACITY);
     this.hub = new Hub(nc, epochSec, log.child({ component: 'hub' }), Math.max(cfg.longPollTimeoutMs, 10_000));
@@ -80,10 +89,13 @@ export class GatewayActor extends Actor<GatewayMsg> {
       format: req.format,
       keys: receiversOf(req.tokens).map(channelKey),
       publicId: firstPublicId(req.tokens),
+      limitedKey: limitedKeyOf(req.tokens),
       coalesceWindowMs: this.cfg.coalesceWindowMs,
       maxOutboxBytes: this.cfg.maxOutboxBytes,
       log,
     });
+    session.onPong = (s) => this.deps.presence.touch(s.keys);
+    session.onClientFrame = (s, data, isBinary) => void this.onClientFrame(s, data, isBinary);
     this.wsSessions.add(session);
     return session;
   }
@@ -95,6 +107,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       format: req.format,
       keys,
       publicId: firstPublicId(req.tokens),
+      limitedKey: limitedKeyOf(req.tokens),
       maxOutboxBytes: this.cfg.maxOutboxBytes,
       holdMs: this.cfg.longPollTimeoutMs,
       requestMid,
@@ -162,6 +175,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
         return;
       case 'sweep-tick':
         this.hub.sweep();
+        this.deps.presence.sweep();
         return;
       default: {
         const never: never = msg;
@@ -183,6 +197,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
         this.forget(s);
       }
     };
+    this.enforceConnectionLimit(session);
+    this.deps.presence.touch(session.keys);
     this.hub
       .attach(session)
       .then(() => {
@@ -190,6 +206,47 @@ export class GatewayActor extends Actor<GatewayMsg> {
         if (fromSeq === undefined) session.finishSync([]);
         else void this.replay(session, fromSeq);
       });
+  }
+
+  /**
+   * limits.maxConnPerChannel, as Push server 2.0 applies it: per user channel (a
+   * private id that came with a public id), on this gateway. The oldest connection
+   * is closed with 4029 (a long poll answers 429).
+   */
+  private enforceConnectionLimit(session: Session): void {
+    const key = session.limitedKey;
+    if (key === undefined) return;
+    const holders = [...(this.hub.sessionsOf(key) ?? [])].filter((s) => s.limitedKey === key && !s.isClosed);
+    let excess = holders.length + 1 - this.limits.maxConnPerChannel;
+    if (excess <= 0) return;
+    holders.sort((a, b) => a.openedAt - b.openedAt || a.id - b.id);
+    for (const oldest of holders) {
+      if (excess-- <= 0) break;
+      this.log.info({ connId: oldest.id, closeCode: PushError.TooManyConnections }, 'connection limit reached, closing the oldest');
+      oldest.close(PushError.TooManyConnections, errorText(PushError.TooManyConnections));
+    }
+  }
+
+  /**
+   * A frame from the client. Text mode ignores everything (as the reference); binary
+   * mode takes protobuf requests and closes the socket on a text frame (4013) or on
+   * a refused request with the request's code.
+   */
+  private async onClientFrame(session: WsSession, data: Buffer, isBinary: boolean): Promise<void> {
+    if (session.format === 'text' || session.isClosed) return;
+    if (!isBinary) {
+      session.close(PushError.WrongRequestData, errorText(PushError.WrongRequestData));
+      return;
+    }
+    const outcome = await this.deps.clientRequests.handle(data, { trusted: false, publicId: session.publicId });
+    if (outcome.ok) {
+      if (outcome.reply !== undefined) session.sendNow(outcome.reply);
+    } else if ('code' in outcome) {
+      this.log.info({ connId: session.id, closeCode: outcome.code }, 'client request refused');
+      session.close(outcome.code, errorText(outcome.code));
+    } else {
+      session.close(1013, 'Try again later.');
+    }
   }
 
   private async replay(session: Session, fromSeq: number): Promise<void> {
@@ -232,4 +289,10 @@ export class GatewayActor extends Actor<GatewayMsg> {
     this.sessions.delete(session);
     if (session instanceof WsSession) this.wsSessions.delete(session);
   }
+}
+
+/** The channel maxConnPerChannel applies to: the private id of the first token with a public id. */
+function limitedKeyOf(tokens: readonly ChannelToken[]): string | undefined {
+  const t = tokens.find((x) => x.publicId !== undefined);
+  return t === undefined ? undefined : channelKey({ id: t.privateId, isPrivate: true });
 }

@@ -9,6 +9,7 @@ export interface LongPollSessionOptions {
   format: FrameFormat;
   keys: readonly string[];
   publicId: string | undefined;
+  limitedKey: string | undefined;
   maxOutboxBytes: number;
   holdMs: number;
   /** The request's own valid mid, answered back in Last-Message-Id on timeout. */
@@ -34,7 +35,7 @@ export class LongPollSession extends Session {
     private readonly res: ServerResponse,
     private readonly opts: LongPollSessionOptions,
   ) {
-    super('longpoll', opts.format, opts.keys, opts.publicId, opts.maxOutboxBytes, opts.log);
+    super('longpoll', opts.format, opts.keys, opts.publicId, opts.limitedKey, opts.maxOutboxBytes, opts.log);
     this.holdTimer = setTimeout(() => void this.onHoldTimeout(), opts.holdMs);
     res.on('close', () => {
       clearTimeout(this.holdTimer);

@@ -37,6 +37,8 @@ export abstract class Session {
     readonly keys: readonly string[],
     /** First public id of the connection: its identity as a sender. */
     readonly publicId: string | undefined,
+    /** The user channel limits.maxConnPerChannel counts this connection against, if any. */
+    readonly limitedKey: string | undefined,
     protected readonly maxOutboxBytes: number,
     parentLog: Logger,
   ) {

@@ -8,6 +8,7 @@ export interface WsSessionOptions {
   format: FrameFormat;
   keys: readonly string[];
   publicId: string | undefined;
+  limitedKey: string | undefined;
   coalesceWindowMs: number;
   maxOutboxBytes: number;
   log: Logger;
@@ -37,9 +38,11 @@ export class WsSession extends Session {
   framesSent = 0;
   /** Handler for frames the client sends (binary mode requests); set by the gateway. */
   onClientFrame: ((session: WsSession, data: Buffer, isBinary: boolean) => void) | undefined;
+  /** Called on every pong: the connection is alive (presence refresh). */
+  onPong: ((session: WsSession) => void) | undefined;
 
   constructor(opts: WsSessionOptions) {
-    super('ws', opts.format, opts.keys, opts.publicId, opts.maxOutboxBytes, opts.log);
+    super('ws', opts.format, opts.keys, opts.publicId, opts.limitedKey, opts.maxOutboxBytes, opts.log);
     this.coalesceWindowMs = opts.coalesceWindowMs;
     this.isBinary = opts.format === 'binary';
   }
@@ -49,6 +52,7 @@ export class WsSession extends Session {
     this.ws = ws;
     ws.on('pong', () => {
       this.alive = true;
+      this.onPong?.(this);
     });
     ws.on('message', (data, isBinary) => {
       this.onClientFrame?.(this, toBuffer(data), isBinary);
@@ -65,6 +69,14 @@ export class WsSession extends Session {
 
   get bufferedBytes(): number {
     return this.pendingBytes + (this.ws?.bufferedAmount ?? 0);
+  }
+
+  /** A reply to a client request, as its own frame, ahead of anything waiting in the window. */
+  sendNow(frame: Buffer): void {
+    const ws = this.ws;
+    if (ws === undefined || this.isClosed || ws.readyState !== ws.OPEN) return;
+    ws.send(frame, { binary: true });
+    this.framesSent++;
   }
 
   ping(): void {

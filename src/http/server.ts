@@ -8,12 +8,30 @@ import { DEFAULT_ROUTES, type ListenerConfig } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import { sendNotFound, sendPlain, sendPreflight } from '../wire/http-replies.ts';
 import { BodyTooLargeError, parseUrl, readBody, type ParsedUrl } from './request.ts';
+import { handleChannelStats, type ChannelStatsDeps } from './routes/channel-stats.ts';
+import { handleProtobufRequest } from './routes/protobuf.ts';
 import { handleTextPublish, type PublishDeps } from './routes/publish.ts';
+import { handleServerStat } from './routes/server-stat.ts';
 import { handleLongPoll, handleUpgrade, refuse, type SubscribeDeps } from './routes/subscribe.ts';
+import type { ProtobufRequests } from '../publisher/protobuf-requests.ts';
+import type { DailyCounters } from '../stats/daily-counters.ts';
+import type { ServerStatsReporter } from '../stats/server-stats.ts';
+import type { ChannelIdParser } from '../wire/channel-id.ts';
+import { firstPublicId } from '../wire/channel-id.ts';
+import { PushError } from '../wire/error-codes.ts';
+import { sendPushError } from '../wire/http-replies.ts';
+import { single } from './request.ts';
 
+/** What each route needs; a route whose handler is absent is not served by this process. */
 export interface RouteHandlers {
+  /** `sub`: WebSocket and long polling. */
   subscribe?: Omit<SubscribeDeps, 'wss'>;
-  publish?: PublishDeps;
+  /** `pub`: trusted text and protobuf publishing, and channel stats. */
+  publish?: PublishDeps & { requests: ProtobufRequests; channelStats: ChannelStatsDeps };
+  /** `rest`: untrusted client requests. */
+  rest?: { requests: ProtobufRequests; parser: ChannelIdParser };
+  /** `stat`: server statistics. */
+  stat?: { reporter: ServerStatsReporter; counters: DailyCounters };
   maxPayloadBytes: number;
 }
 
@@ -100,20 +118,41 @@ export class Listener {
     const url = parseUrl(req.url);
     const raw = req.url ?? '/';
     const routes = this.cfg.routes;
-    const { subscribe, publish } = this.handlers;
+    const { subscribe, publish, rest, stat } = this.handlers;
     const method = req.method;
     if (subscribe && this.matchesSub(raw)) {
       if (method === 'OPTIONS') return sendPreflight(res);
       if (method === 'GET') return this.run(handleLongPoll(req, res, url, { ...subscribe, wss: this.wss }), res);
     }
     if (publish && routes.pub !== undefined && raw.startsWith(routes.pub)) {
-      if (method === 'POST') return this.run(this.withBody(req, res, (body) => this.publish(req, res, url, body, publish)), res);
+      if (method === 'POST') {
+        const binary = single(url.query, 'binaryMode') === 'true';
+        return this.run(
+          this.withBody(req, res, (body) =>
+            binary
+              ? handleProtobufRequest(res, body, { trusted: true }, publish.requests, publish.log)
+              : handleTextPublish(req, res, url, body, publish),
+          ),
+          res,
+        );
+      }
+      if (method === 'GET') return this.run(handleChannelStats(res, url, publish.channelStats), res);
+    }
+    if (rest && routes.rest !== undefined && raw.startsWith(routes.rest) && method === 'POST') {
+      return this.run(this.withBody(req, res, (body) => this.clientRequest(res, url, body, rest)), res);
+    }
+    if (stat && routes.stat !== undefined && raw.startsWith(routes.stat) && method === 'GET') {
+      return this.run(handleServerStat(res, stat.reporter, stat.counters), res);
     }
     sendNotFound(res);
   }
 
-  private publish(req: IncomingMessage, res: ServerResponse, url: ParsedUrl, body: Buffer, deps: PublishDeps): Promise<void> {
-    return handleTextPublish(req, res, url, body, deps);
+  /** `POST /bitrix/rest/?CHANNEL_ID=…`: a client request, signed like a subscription. */
+  private async clientRequest(res: ServerResponse, url: ParsedUrl, body: Buffer, rest: NonNullable<RouteHandlers['rest']>): Promise<void> {
+    const raw = single(url.query, 'CHANNEL_ID');
+    const tokens = rest.parser.parse(typeof raw === 'string' ? raw : null, 'subscribe');
+    if (tokens === null) return sendPushError(res, PushError.WrongChannelId);
+    await handleProtobufRequest(res, body, { trusted: false, publicId: firstPublicId(tokens) }, rest.requests, this.log);
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

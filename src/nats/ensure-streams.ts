@@ -92,16 +92,32 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, log:
   return { spec, info, createdSec: Math.floor(Date.parse(info.created) / 1000) };
 }
 
-export async function ensureBucket(nc: NatsConnection, spec: BucketSpec, log: Logger): Promise<void> {
-  const kvm = new Kvm(nc);
-  await kvm.create(spec.bucket, {
-    description: spec.description,
-    ttl: spec.ttlMs,
-    history: spec.history,
-    replicas: spec.replicas,
-    storage: spec.storage === 'file' ? StorageType.File : StorageType.Memory,
-  });
-  log.info({ bucket: spec.bucket }, 'bucket ensured');
+/**
+ * Creates a KV bucket, or brings an existing one's age limit and replicas in line
+ * with the declaration (the bucket's other settings belong to the KV layer).
+ */
+export async function ensureBucket(nc: NatsConnection, jsm: JetStreamManager, spec: BucketSpec, log: Logger): Promise<void> {
+  const streamName = `KV_${spec.bucket}`;
+  const info = await streamInfo(jsm, streamName);
+  if (info === null) {
+    await new Kvm(nc).create(spec.bucket, {
+      description: spec.description,
+      ttl: spec.ttlMs,
+      history: spec.history,
+      replicas: spec.replicas,
+      storage: spec.storage === 'file' ? StorageType.File : StorageType.Memory,
+    });
+    log.info({ bucket: spec.bucket }, 'bucket created');
+    return;
+  }
+  const wantedStorage = spec.storage === 'file' ? StorageType.File : StorageType.Memory;
+  if (info.config.storage !== wantedStorage) throw new StreamDriftError(streamName, 'storage', wantedStorage, info.config.storage);
+  const maxAge = nanos(spec.ttlMs);
+  if (info.config.max_age !== maxAge || info.config.num_replicas !== spec.replicas) {
+    const duplicateWindow = Math.min(info.config.duplicate_window, maxAge);
+    await jsm.streams.update(streamName, { ...info.config, max_age: maxAge, duplicate_window: duplicateWindow, num_replicas: spec.replicas });
+    log.info({ bucket: spec.bucket, fields: ['max_age', 'num_replicas'] }, 'bucket updated');
+  }
 }
 
 export async function ensureAll(
@@ -112,7 +128,7 @@ export async function ensureAll(
 ): Promise<Map<string, EnsuredStream>> {
   const out = new Map<string, EnsuredStream>();
   for (const spec of decl.streams) out.set(spec.name, await ensureStream(jsm, spec, log));
-  for (const bucket of decl.buckets) await ensureBucket(nc, bucket, log);
+  for (const bucket of decl.buckets) await ensureBucket(nc, jsm, bucket, log);
   return out;
 }
 

@@ -15,8 +15,10 @@ let nats: TestNats;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 
+const PARAMS = { messageTtlSec: 86_400, duplicateWindowMs: 120_000, replicas: 1, maxBytes: -1, maxPayloadBytes: 1_048_576, onlineTtlSec: 120, onlineDeltaSec: 10 };
+
 function spec(name: string, overrides: Partial<StreamSpec> = {}): StreamSpec {
-  const base = declarations({ messageTtlSec: 86_400, duplicateWindowMs: 120_000, replicas: 1, maxBytes: -1, maxPayloadBytes: 1_048_576 }).streams[0]!;
+  const base = declarations(PARAMS).streams[0]!;
   return { ...base, name, subjects: [`${name.toLowerCase()}.>`], republish: { src: `${name.toLowerCase()}.>`, dest: `live_${name.toLowerCase()}.>` }, ...overrides };
 }
 
@@ -32,7 +34,7 @@ after(async () => {
 
 describe('ensure streams', () => {
   it('declares the message stream: file storage, 24 h retention, republish to live subjects, direct get', () => {
-    const [s] = declarations({ messageTtlSec: 86_400, duplicateWindowMs: 120_000, replicas: 1, maxBytes: -1, maxPayloadBytes: 1_048_576 }).streams;
+    const [s] = declarations(PARAMS).streams;
     assert.equal(s!.name, 'PUSH_MESSAGES');
     assert.equal(s!.storage, 'file');
     assert.equal(s!.maxAgeMs, 86_400_000);

@@ -3,6 +3,7 @@ import type { Logger } from '../../log/logger.ts';
 import { toClientError } from '../../errors/app-error.ts';
 import type { PublisherActor } from '../../publisher/publisher-actor.ts';
 import { capExpiry } from '../../publisher/publish-command.ts';
+import type { DailyCounters } from '../../stats/daily-counters.ts';
 import { receiversOf, type ChannelIdParser } from '../../wire/channel-id.ts';
 import { PushError } from '../../wire/error-codes.ts';
 import { CONTENT_TEXT, sendBody, sendPlain, sendPushError } from '../../wire/http-replies.ts';
@@ -13,6 +14,7 @@ export interface PublishDeps {
   parser: ChannelIdParser;
   messageTtlSec: number;
   maxChannelsPerRequest: number;
+  counters: DailyCounters;
   log: Logger;
 }
 
@@ -55,6 +57,7 @@ export async function handleTextPublish(
       expirySec: capExpiry(req.headers['message-expiry'], deps.messageTtlSec),
       idempotencyKey: typeof key === 'string' && key.length > 0 && key.length <= 128 ? `k:${key}` : undefined,
     });
+    deps.counters.countMessage(undefined);
     sendBody(res, 200, '', CONTENT_TEXT);
   } catch (err) {
     const e = toClientError(err);

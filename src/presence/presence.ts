@@ -1,0 +1,53 @@
+import type { KV } from '@nats-io/kv';
+import type { Logger } from '../log/logger.ts';
+
+/**
+ * Deployment-wide online status, kept in the PUSH_PRESENCE bucket (one key per
+ * channel key, see streams/presence.ts). Gateways `touch` the channels of a
+ * connection when it opens and on each keep-alive; any process answers `online`
+ * with the same truth. A process writes a key at most once per `refreshMs`, so
+ * long polls re-polling every few seconds do not turn into a write each.
+ */
+export class Presence {
+  private readonly lastWrite = new Map<string, number>();
+  private failures = 0;
+
+  constructor(
+    private readonly kv: KV,
+    private readonly ttlMs: number,
+    private readonly refreshMs: number,
+    private readonly value: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Marks channels online now (fire and forget: presence never holds up a connection). */
+  touch(keys: readonly string[], now = Date.now()): void {
+    for (const key of keys) {
+      const last = this.lastWrite.get(key);
+      if (last !== undefined && now - last < this.refreshMs) continue;
+      this.lastWrite.set(key, now);
+      this.kv.put(key, this.value).then(
+        () => {
+          this.failures = 0;
+        },
+        (err: unknown) => {
+          this.lastWrite.delete(key);
+          // One line per burst of failures, not one per connection.
+          if (this.failures++ === 0) this.log.warn({ err, channel: key }, 'presence write failed');
+        },
+      );
+    }
+  }
+
+  /** Whether each channel was seen within the TTL, in the order asked; one pipelined round of reads. */
+  async online(keys: readonly string[]): Promise<boolean[]> {
+    const now = Date.now();
+    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
+    return entries.map((e) => e !== null && e.operation === 'PUT' && now - e.created.getTime() < this.ttlMs);
+  }
+
+  /** Forgets write times older than the refresh interval (keeps the map small). */
+  sweep(now = Date.now()): void {
+    for (const [key, at] of this.lastWrite) if (now - at >= this.refreshMs) this.lastWrite.delete(key);
+  }
+}

@@ -1,0 +1,76 @@
+import type { KV } from '@nats-io/kv';
+import type { Logger } from '../log/logger.ts';
+
+/** One process's entry of `/server-stat/` (spec §5.5). */
+export interface ServerStat {
+  pid: number;
+  date: number;
+  processUniqueId: string;
+  channels: number;
+  limits: { maxPayload: number; maxConnPerChannel: number; maxMessagesPerRequest: number; maxChannelsPerRequest: number };
+  clusterMode: boolean;
+  websockets: number;
+  pollings: number;
+  daily: { requests: Record<string, number>; messages: Record<string, number> };
+}
+
+/**
+ * Every process writes its own stats object into the PUSH_STATS bucket every
+ * `intervalMs` (a few seconds; the reference was up to 60 s stale) and any process
+ * answers `/server-stat/` with all entries younger than the bucket's age limit.
+ */
+export class ServerStatsReporter {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly kv: KV,
+    private readonly processUniqueId: string,
+    private readonly snapshot: () => ServerStat,
+    private readonly intervalMs: number,
+    private readonly maxAgeMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.report();
+    this.timer = setInterval(() => void this.report(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.kv.delete(this.key()).catch(() => undefined);
+  }
+
+  /** Every live process's entry, this one's always fresh. */
+  async readAll(): Promise<ServerStat[]> {
+    const now = Date.now();
+    const own = this.snapshot();
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys()) keys.push(k);
+    const others = await Promise.all(keys.filter((k) => k !== this.key()).map((k) => this.kv.get(k)));
+    const out: ServerStat[] = [own];
+    for (const e of others) {
+      if (e === null || e.operation !== 'PUT' || now - e.created.getTime() > this.maxAgeMs) continue;
+      try {
+        out.push(e.json<ServerStat>());
+      } catch {
+        // not ours to interpret
+      }
+    }
+    return out;
+  }
+
+  private key(): string {
+    // KV keys allow [-/_=.a-zA-Z0-9]; anything else in the process id becomes '_'.
+    return this.processUniqueId.replace(/[^-/_=.a-zA-Z0-9]/g, '_');
+  }
+
+  private async report(): Promise<void> {
+    try {
+      await this.kv.put(this.key(), JSON.stringify(this.snapshot()));
+    } catch (err) {
+      this.log.debug({ err }, 'stats report failed');
+    }
+  }
+}
