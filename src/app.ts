@@ -140,16 +140,14 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       undo.push(async () => natsApi?.unsubscribe());
     }
     if (config.role !== 'publisher') {
-      gateway = new GatewayActor(
-        rootLog.child({ actor: 'gateway' }),
-        nc,
+      gateway = new GatewayActor(rootLog.child({ actor: 'gateway' }), epochSec, config.gateway, config.limits, {
+        link,
+        js: jetstream(nc, { timeout: config.nats.requestTimeoutMs }),
         jsm,
-        MESSAGE_STREAM,
-        epochSec,
-        config.gateway,
-        config.limits,
-        { presence, clientRequests: requests },
-      );
+        streamName: MESSAGE_STREAM,
+        presence,
+        clientRequests: requests,
+      });
       await gateway.start();
       undo.push(() => gateway!.stop());
     }

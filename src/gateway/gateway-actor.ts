@@ -1,9 +1,10 @@
 import type { ServerResponse } from 'node:http';
-import type { JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { Subscription } from '@nats-io/transport-node';
 import { Actor } from '../actors/actor.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
+import type { NatsLink } from '../nats/connection.ts';
 import { channelKey } from '../nats/subjects.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { ProtobufRequests } from '../publisher/protobuf-requests.ts';
@@ -16,13 +17,15 @@ import { Hub } from './hub.ts';
 import { LongPollSession } from './long-poll-session.ts';
 import { ReplayReader } from './replay-reader.ts';
 import type { Session } from './session.ts';
+import { StreamScanner } from './stream-scanner.ts';
 import { WsSession } from './ws-session.ts';
 
 type GatewayMsg =
   | { type: 'open'; session: Session; fromSeq: number | undefined; ready: (ok: boolean) => void }
   | { type: 'closed'; session: Session }
   | { type: 'ping-tick' }
-  | { type: 'sweep-tick' };
+  | { type: 'sweep-tick' }
+  | { type: 'catch-up'; reason: string };
 
 export interface SubscribeRequest {
   tokens: readonly ChannelToken[];
@@ -32,6 +35,10 @@ export interface SubscribeRequest {
 }
 
 export interface GatewayDeps {
+  link: NatsLink;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  streamName: string;
   presence: Presence;
   /** Handles protobuf requests clients send on binary WebSockets. */
   clientRequests: ProtobufRequests;
@@ -66,20 +73,20 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private readonly sessions = new Set<Session>();
   private readonly wsSessions = new Set<WsSession>();
   private timers: NodeJS.Timeout[] = [];
+  private unlisten: Array<() => void> = [];
+  private advisories: Subscription | undefined;
 
   constructor(
     log: Logger,
-    nc: NatsConnection,
-    jsm: JetStreamManager,
-    streamName: string,
     private readonly epochSec: () => number,
     private readonly cfg: Config['gateway'],
     private readonly limits: Config['limits'],
     private readonly deps: GatewayDeps,
   ) {
     super(log, MAILBOX_CAPACITY);
-    this.hub = new Hub(nc, epochSec, log.child({ component: 'hub' }), Math.max(cfg.longPollTimeoutMs, 10_000));
-    this.reader = new ReplayReader(jsm, streamName);
+    const scanner = new StreamScanner(deps.js, deps.jsm, deps.streamName);
+    this.hub = new Hub(deps.link.nc, scanner, epochSec, log.child({ component: 'hub' }), Math.max(cfg.longPollTimeoutMs, 10_000));
+    this.reader = new ReplayReader(deps.jsm, deps.streamName);
     this.replays = new Semaphore(cfg.maxConcurrentReplays);
   }
 
@@ -150,13 +157,28 @@ export class GatewayActor extends Actor<GatewayMsg> {
   }
 
   protected override async onStart(): Promise<void> {
+    const { link, jsm, streamName } = this.deps;
+    this.hub.startAt((await jsm.streams.info(streamName)).state.last_seq);
     const ping = setInterval(() => this.tell({ type: 'ping-tick' }), this.cfg.pingIntervalMs);
     const sweep = setInterval(() => this.tell({ type: 'sweep-tick' }), SWEEP_INTERVAL_MS);
     this.timers = [ping, sweep];
+    // Republished messages that arrive while disconnected, or that a failing stream
+    // leader never sent, are lost to live delivery: read them from the stream.
+    this.unlisten = [
+      link.onDisconnect(() => this.hub.noteDisconnect()),
+      link.onReconnect(() => this.tell({ type: 'catch-up', reason: 'nats reconnected' })),
+    ];
+    this.advisories = link.nc.subscribe(`$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${streamName}`, {
+      callback: () => {
+        this.tell({ type: 'catch-up', reason: 'stream leader elected' });
+      },
+    });
   }
 
   protected override async onStop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    for (const u of this.unlisten) u();
+    this.advisories?.unsubscribe();
     for (const s of [...this.sessions]) s.close(JetpullClose.ServiceRestart, 'server restarting');
     this.hub.close();
   }
@@ -176,6 +198,13 @@ export class GatewayActor extends Actor<GatewayMsg> {
       case 'sweep-tick':
         this.hub.sweep();
         this.deps.presence.sweep();
+        this.deps.jsm.streams.info(this.deps.streamName).then(
+          (info) => this.hub.notePosition(info.state.last_seq),
+          () => this.hub.noteDisconnect(),
+        );
+        return;
+      case 'catch-up':
+        void this.hub.catchUp(msg.reason);
         return;
       default: {
         const never: never = msg;

@@ -1,42 +1,70 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../log/logger.ts';
-import { decodeStored } from '../nats/stored-message.ts';
+import { decodeStored, type StoredMessage } from '../nats/stored-message.ts';
 import { liveSubject } from '../nats/subjects.ts';
+import { delay } from '../util/deferred.ts';
 import { Delivery } from './delivery.ts';
 import type { Session } from './session.ts';
+import type { StreamScanner } from './stream-scanner.ts';
 
 interface ChannelEntry {
   readonly key: string;
   readonly sessions: Set<Session>;
   readonly sub: Subscription;
-  /** Sequence of the last message seen on this channel (0: none yet). */
+  /** Sequence of the last message delivered on this channel (0: none yet). */
   lastSeq: number;
   /** When the last session left; the subscription lingers a little for the next poll. */
   idleSince: number;
+  /** Live messages held while this channel's gap is being filled from the stream. */
+  gapPending: StoredMessage[] | undefined;
 }
 
 export interface HubStats {
   readonly channels: number;
   readonly messagesIn: number;
   readonly deliveries: number;
+  readonly gapsFilled: number;
+  readonly catchUps: number;
 }
+
+/** Live messages held during a whole-stream catch-up; beyond it they are read again from the stream. */
+const MAX_HELD = 100_000;
+/** How long a new subscription waits for the server's confirmation (NATS may be away). */
+const SUBSCRIBE_BARRIER_TIMEOUT_MS = 5_000;
 
 /**
  * The gateway's registry of channel → local connections, and its only source of
  * live messages: one core NATS subscription to `push.live.<kind>.<id>` per channel
- * that has at least one local connection. No JetStream consumer per connection or
+ * with at least one local connection. No JetStream consumer per connection or
  * channel: the stream republishes each stored message to that subject.
  *
  * Each message is decoded once and handed, as one Delivery, to every connection on
  * the channel; the hub never waits for a connection.
+ *
+ * Nothing is left to luck when live delivery misses something:
+ * - every republished message carries its channel's previous sequence; when it is
+ *   ahead of the last one delivered, the gap is read from the stream and delivered
+ *   first (`fillGap`);
+ * - after a NATS reconnect or a stream leader change, messages republished meanwhile
+ *   are lost for every channel at once: the stream is scanned from the last sequence
+ *   this gateway saw, in order, while new live messages wait (`catchUp`).
  */
 export class Hub {
   private readonly channels = new Map<string, ChannelEntry>();
   private flushWaiters: Array<() => void> | null = null;
-  private counters = { messagesIn: 0, deliveries: 0 };
+  private counters = { messagesIn: 0, deliveries: 0, gapsFilled: 0, catchUps: 0 };
+  /** Highest sequence seen on any channel: everything republished before it has arrived. */
+  private maxSeenSeq = 0;
+  private catchingUp = false;
+  private catchUpAgain = false;
+  private held: Array<{ entry: ChannelEntry; msg: StoredMessage }> = [];
+  private closed = false;
+  /** Stream position noted at the previous check, trusted once a check interval passed without a disconnect. */
+  private notedPosition: number | undefined;
 
   constructor(
     private readonly nc: NatsConnection,
+    private readonly scanner: StreamScanner,
     private readonly epochSec: () => number,
     private readonly log: Logger,
     /** Idle channels keep their subscription this long, so a long poll's next request finds it. */
@@ -76,19 +104,33 @@ export class Hub {
     return this.channels.get(key)?.sessions;
   }
 
-  /** Last sequence this gateway saw on a channel, 0 if none. */
-  lastSeqOf(key: string): number {
-    return this.channels.get(key)?.lastSeq ?? 0;
-  }
-
   /** Drops subscriptions of channels idle for longer than the linger time. */
   sweep(now = Date.now()): void {
     for (const entry of this.channels.values()) {
-      if (entry.sessions.size === 0 && now - entry.idleSince >= this.lingerMs) {
+      if (entry.sessions.size === 0 && entry.gapPending === undefined && now - entry.idleSince >= this.lingerMs) {
         entry.sub.unsubscribe();
         this.channels.delete(entry.key);
       }
     }
+  }
+
+  /**
+   * Keeps the catch-up starting point recent on a quiet gateway. A stream position
+   * read while connected is trusted one check later: by then everything up to it
+   * has been republished to this connection. A disconnect voids the noted position.
+   */
+  notePosition(streamLastSeq: number): void {
+    if (this.notedPosition !== undefined && !this.catchingUp) this.maxSeenSeq = Math.max(this.maxSeenSeq, this.notedPosition);
+    this.notedPosition = streamLastSeq;
+  }
+
+  /** At start nothing is subscribed, so the stream's current end is a safe starting point. */
+  startAt(streamLastSeq: number): void {
+    this.maxSeenSeq = Math.max(this.maxSeenSeq, streamLastSeq);
+  }
+
+  noteDisconnect(): void {
+    this.notedPosition = undefined;
   }
 
   stats(): HubStats {
@@ -96,8 +138,52 @@ export class Hub {
   }
 
   close(): void {
+    this.closed = true;
     for (const entry of this.channels.values()) entry.sub.unsubscribe();
     this.channels.clear();
+  }
+
+  /**
+   * Reads every message stored after the last one this gateway saw and delivers
+   * those of its channels, in order; live messages wait meanwhile. Runs again if
+   * asked while running. Retries until it succeeds or the hub closes.
+   */
+  async catchUp(reason: string): Promise<void> {
+    if (this.catchingUp) {
+      this.catchUpAgain = true;
+      return;
+    }
+    this.catchingUp = true;
+    const started = Date.now();
+    let delivered = 0;
+    try {
+      do {
+        this.catchUpAgain = false;
+        try {
+          const from = this.maxSeenSeq;
+          const last = await this.scanner.scan(from, (m) => {
+            const entry = this.channels.get(m.key);
+            if (entry !== undefined && m.seq > entry.lastSeq) {
+              this.deliver(entry, m);
+              delivered++;
+            }
+          });
+          this.maxSeenSeq = Math.max(this.maxSeenSeq, last);
+        } catch (err) {
+          if (this.closed) return;
+          this.log.warn({ err, reason }, 'catch-up failed, retrying');
+          this.catchUpAgain = true;
+          await delay(1_000);
+        }
+      } while (this.catchUpAgain && !this.closed);
+      const held = this.held;
+      this.held = [];
+      for (const { entry, msg } of held) this.onStored(entry, msg);
+      this.counters.catchUps++;
+      this.log.info({ reason, count: delivered, durationMs: Date.now() - started }, 'caught up');
+    } finally {
+      this.catchingUp = false;
+    }
   }
 
   private subscribe(key: string): ChannelEntry {
@@ -106,6 +192,7 @@ export class Hub {
       sessions: new Set(),
       lastSeq: 0,
       idleSince: 0,
+      gapPending: undefined,
       sub: this.nc.subscribe(liveSubject(key), {
         callback: (err, msg) => {
           if (err) {
@@ -125,19 +212,61 @@ export class Hub {
     if (h === undefined) return;
     const seq = Number(h.get('Nats-Sequence'));
     const prev = h.get('Nats-Last-Sequence');
-    const now = Date.now();
-    const stored = decodeStored(h, entry.key, msg.data, seq, now, prev === '' ? undefined : Number(prev));
-    entry.lastSeq = seq;
+    const stored = decodeStored(h, entry.key, msg.data, seq, Date.now(), prev === '' ? undefined : Number(prev));
     this.counters.messagesIn++;
+    if (this.catchingUp) {
+      if (this.held.length < MAX_HELD) this.held.push({ entry, msg: stored });
+      else this.catchUpAgain = true;
+      return;
+    }
+    this.onStored(entry, stored);
+  }
+
+  private onStored(entry: ChannelEntry, msg: StoredMessage): void {
+    if (entry.gapPending !== undefined) {
+      entry.gapPending.push(msg);
+      return;
+    }
+    if (msg.seq <= entry.lastSeq) return; // delivered already (by a gap fill or a catch-up)
+    if (entry.lastSeq > 0 && msg.prevSeq !== undefined && msg.prevSeq > entry.lastSeq) {
+      void this.fillGap(entry, msg);
+      return;
+    }
+    this.deliver(entry, msg);
+  }
+
+  /** Reads the channel's messages between the last delivered one and `next`, then delivers them and what waited. */
+  private async fillGap(entry: ChannelEntry, next: StoredMessage): Promise<void> {
+    entry.gapPending = [next];
+    const from = entry.lastSeq;
+    try {
+      const missing = await this.scanner.channelRange(entry.key, from, next.seq);
+      for (const m of missing) if (m.seq > entry.lastSeq) this.deliver(entry, m);
+      this.counters.gapsFilled++;
+      this.log.info({ channel: entry.key, fromSeq: from, toSeq: next.seq, count: missing.length }, 'gap filled');
+    } catch (err) {
+      this.log.warn({ err, channel: entry.key, fromSeq: from, toSeq: next.seq }, 'gap fill failed');
+    } finally {
+      const pending = entry.gapPending ?? [];
+      entry.gapPending = undefined;
+      pending.sort((a, b) => a.seq - b.seq);
+      for (const m of pending) if (m.seq > entry.lastSeq) this.deliver(entry, m);
+    }
+  }
+
+  private deliver(entry: ChannelEntry, msg: StoredMessage): void {
+    entry.lastSeq = msg.seq;
+    if (msg.seq > this.maxSeenSeq) this.maxSeenSeq = msg.seq;
     if (entry.sessions.size === 0) return;
-    const d = new Delivery(stored, this.epochSec(), now);
+    const d = new Delivery(msg, this.epochSec(), Date.now());
     for (const s of entry.sessions) s.deliver(d);
     this.counters.deliveries += entry.sessions.size;
   }
 
   /**
    * Resolves after a round trip to the server that started after every SUB sent so
-   * far: one flush serves every attach of the same event-loop turn.
+   * far: one flush serves every attach of the same event-loop turn. While NATS is
+   * away it gives up after a while; the catch-up after the reconnect covers it.
    */
   private serverBarrier(): Promise<void> {
     return new Promise((resolve) => {
@@ -149,11 +278,17 @@ export class Hub {
       this.flushWaiters = waiters;
       setImmediate(() => {
         this.flushWaiters = null;
+        const done = (): void => waiters.forEach((w) => w());
+        const timer = setTimeout(done, SUBSCRIBE_BARRIER_TIMEOUT_MS);
         this.nc.flush().then(
-          () => waiters.forEach((w) => w()),
+          () => {
+            clearTimeout(timer);
+            done();
+          },
           (err: unknown) => {
             this.log.warn({ err }, 'subscription flush failed');
-            waiters.forEach((w) => w());
+            clearTimeout(timer);
+            done();
           },
         );
       });

@@ -12,6 +12,7 @@ export class NatsLink {
   private connectedValue = true;
   private waiters = new Set<() => void>();
   private readonly reconnectListeners = new Set<() => void>();
+  private readonly disconnectListeners = new Set<() => void>();
   readonly done: Promise<void>;
 
   private constructor(readonly nc: NatsConnection, private readonly log: Logger) {
@@ -63,6 +64,12 @@ export class NatsLink {
     return () => this.reconnectListeners.delete(listener);
   }
 
+  /** Called when the connection drops; returns an unsubscribe function. */
+  onDisconnect(listener: () => void): () => void {
+    this.disconnectListeners.add(listener);
+    return () => this.disconnectListeners.delete(listener);
+  }
+
   async close(): Promise<void> {
     if (!this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
     this.wake();
@@ -80,6 +87,7 @@ export class NatsLink {
         case 'disconnect':
           this.connectedValue = false;
           log.warn({ server: s.server }, 'nats disconnected');
+          for (const l of this.disconnectListeners) l();
           break;
         case 'reconnect':
           this.connectedValue = true;
