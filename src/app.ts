@@ -6,8 +6,10 @@ import type { Subscription } from '@nats-io/transport-node';
 import { declarations, MESSAGE_STREAM, PRESENCE_BUCKET, STATS_BUCKET, STATS_REPORT_INTERVAL_MS } from '../streams/index.ts';
 import type { Config } from './config/schema.ts';
 import { GatewayActor } from './gateway/gateway-actor.ts';
+import { AdminListener } from './http/admin.ts';
 import { Listener, type RouteHandlers } from './http/server.ts';
 import type { Logger } from './log/logger.ts';
+import { Metrics } from './metrics/metrics.ts';
 import { NatsLink } from './nats/connection.ts';
 import { ensureAll } from './nats/ensure-streams.ts';
 import { Presence } from './presence/presence.ts';
@@ -22,11 +24,19 @@ import { ChannelIdParser, createSigner } from './wire/channel-id.ts';
 export interface App {
   /** Bound addresses, in the order of config.servers. */
   readonly addresses: readonly AddressInfo[];
+  /** The internal listener (/healthz, /readyz, /metrics), unless turned off. */
+  readonly adminAddress: AddressInfo | undefined;
   readonly link: NatsLink;
   readonly gateway: GatewayActor | undefined;
   readonly publisher: PublisherActor;
   /** Idempotent: stops accepting, closes connections, finishes in-flight publishes, drains NATS. */
   stop(): Promise<void>;
+  /**
+   * Graceful shutdown (SIGTERM): readiness fails and new connections get 503, open
+   * ones are closed in batches over gateway.drainWindowMs, publishes keep being
+   * served meanwhile and in-flight ones finish; then stop().
+   */
+  shutdown(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -75,18 +85,24 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       rootLog.child({ actor: 'presence' }),
     );
 
+    let gateway: GatewayActor | undefined;
+    let publisher: PublisherActor | undefined;
+    const metrics = new Metrics(
+      { link, publisher: () => publisher, gateway: () => gateway },
+      { role: config.role, process: config.processUniqueId },
+    );
     const writer = new StreamWriter(jetstream(nc, { timeout: config.publisher.publishTimeoutMs }), link, epochSec);
-    const publisher = new PublisherActor(
+    publisher = new PublisherActor(
       rootLog.child({ actor: 'publisher' }),
       writer,
       config.publisher.mailboxCapacity,
       config.publisher.maxInFlight,
       config.publisher.publishTimeoutMs,
+      metrics,
     );
     await publisher.start();
-    undo.push(() => publisher.stop());
+    undo.push(() => publisher!.stop());
 
-    let gateway: GatewayActor | undefined;
     const snapshot = (): ServerStat => {
       const g = gateway?.stats();
       return {
@@ -147,6 +163,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         streamName: MESSAGE_STREAM,
         presence,
         clientRequests: requests,
+        telemetry: metrics,
       });
       await gateway.start();
       undo.push(() => gateway!.stop());
@@ -191,6 +208,28 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     }
 
     let stopping: Promise<void> | undefined;
+    let shuttingDown = false;
+    let admin: AdminListener | undefined;
+    let adminAddress: AddressInfo | undefined;
+    if (config.admin.port !== -1) {
+      admin = new AdminListener(
+        config.admin.hostname,
+        config.admin.port,
+        {
+          registry: metrics.registry,
+          notReady: () => {
+            if (shuttingDown || stopping !== undefined) return 'shutting down';
+            if (!link.connected) return 'nats disconnected';
+            if (gateway !== undefined && !gateway.accepting) return 'gateway draining';
+            return undefined;
+          },
+        },
+        rootLog.child({ actor: 'admin' }),
+      );
+      adminAddress = await admin.listen();
+      undo.push(() => admin!.close());
+    }
+
     const stop = (): Promise<void> =>
       (stopping ??= (async () => {
         // Stop accepting first, then let each owner close what it holds.
@@ -202,10 +241,16 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         for (const l of listeners) l.destroyConnections();
         await Promise.all(closing);
         await link.close();
+        await admin?.close();
         rootLog.info('stopped');
       })());
+    const shutdown = async (): Promise<void> => {
+      shuttingDown = true;
+      await gateway?.drain();
+      await stop();
+    };
     rootLog.info({ role: config.role, stream: MESSAGE_STREAM, epoch: epochSec() }, 'started');
-    return { addresses, link, gateway, publisher, stop, [Symbol.asyncDispose]: stop };
+    return { addresses, adminAddress, link, gateway, publisher, stop, shutdown, [Symbol.asyncDispose]: stop };
   } catch (err) {
     for (const step of undo.reverse()) await step().catch(() => undefined);
     throw err;

@@ -62,6 +62,15 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   return { config: deepFreeze(parsed.data), ...(file ? { file } : {}) };
 }
 
+/** Environment variable the cluster primary sets for each worker it forks. */
+export const WORKER_INDEX_ENV = 'JETPULL_WORKER_INDEX';
+
+/** The index a cluster primary gave this worker (0 outside a cluster). */
+export function workerIndex(env: Readonly<Record<string, string | undefined>> = process.env): number {
+  const n = Number(env[WORKER_INDEX_ENV] ?? '0');
+  return Number.isInteger(n) && n >= 0 ? n : 0;
+}
+
 /** Parses an input object directly (tests and embedding); same rules as loadConfig. */
 export function parseConfig(input: ConfigInput): Config {
   const parsed = ConfigSchema.safeParse(input);

@@ -98,6 +98,9 @@ const Gateway = z.strictObject({
   maxChannelsPerConnection: positiveInt.default(100).describe('Channel tokens in one CHANNEL_ID; more is answered with 4010.'),
   replayPageMessages: positiveInt.default(1_000).describe('Messages read per replay step; a long poll answers one page and continues from its new mid.'),
   maxConcurrentReplays: positiveInt.default(64).describe('Replays read from JetStream at once per gateway; further ones wait their turn.'),
+  maxQueuedReplays: positiveInt.default(20_000).describe('Replays waiting for a slot; beyond it new connections with a mid are refused with 503 so a reconnect storm cannot starve live delivery.'),
+  maxNewConnectionsPerSec: positiveInt.default(5_000).describe('New connections (WebSocket upgrades and long polls) a gateway accepts per second, with a burst of the same size; beyond it 503.'),
+  drainWindowMs: positiveInt.default(10_000).describe('On SIGTERM, connections are closed (1012) in batches spread over this window, so clients reconnect elsewhere without a herd.'),
 });
 
 const Publisher = z.strictObject({
@@ -117,8 +120,15 @@ export const ConfigSchema = z.strictObject({
   limits: Limits.prefault({}),
   gateway: Gateway.prefault({}),
   publisher: Publisher.prefault({}),
+  admin: z
+    .strictObject({
+      port: z.coerce.number().int().min(-1).max(65_535).default(9180).describe('Port of the internal listener for /healthz, /readyz and /metrics; -1 turns it off, 0 picks a free one. With several workers, worker n listens on port + n.'),
+      hostname: z.string().default('127.0.0.1').describe('Bind address of the internal listener.'),
+    })
+    .prefault({}),
+  workers: positiveInt.default(1).describe('Processes started by one jetpull command, sharing the listening ports (node:cluster); each is a full jetpull process.'),
   log: z
-    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Lowest level written to stdout.') })
     .prefault({}),
 });
 

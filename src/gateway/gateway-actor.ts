@@ -4,11 +4,14 @@ import type { Subscription } from '@nats-io/transport-node';
 import { Actor } from '../actors/actor.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
+import type { Telemetry } from '../metrics/telemetry.ts';
 import type { NatsLink } from '../nats/connection.ts';
 import { channelKey } from '../nats/subjects.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { ProtobufRequests } from '../publisher/protobuf-requests.ts';
+import { delay } from '../util/deferred.ts';
 import { Semaphore } from '../util/semaphore.ts';
+import { TokenBucket } from '../util/token-bucket.ts';
 import { firstPublicId, receiversOf, type ChannelToken } from '../wire/channel-id.ts';
 import { errorText, JetpullClose, PushError } from '../wire/error-codes.ts';
 import { formatMid, parseMid } from '../wire/mid.ts';
@@ -20,8 +23,11 @@ import type { Session } from './session.ts';
 import { StreamScanner } from './stream-scanner.ts';
 import { WsSession } from './ws-session.ts';
 
+/** Why a connection was not taken (answered 503). */
+export type Refusal = 'draining' | 'connection-rate' | 'replay-queue' | 'mailbox';
+
 type GatewayMsg =
-  | { type: 'open'; session: Session; fromSeq: number | undefined; ready: (ok: boolean) => void }
+  | { type: 'open'; session: Session; fromSeq: number | undefined; ready: (refusal: Refusal | undefined) => void }
   | { type: 'closed'; session: Session }
   | { type: 'ping-tick' }
   | { type: 'sweep-tick' }
@@ -42,6 +48,7 @@ export interface GatewayDeps {
   presence: Presence;
   /** Handles protobuf requests clients send on binary WebSockets. */
   clientRequests: ProtobufRequests;
+  telemetry: Telemetry;
 }
 
 export interface GatewayStats {
@@ -75,6 +82,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private timers: NodeJS.Timeout[] = [];
   private unlisten: Array<() => void> = [];
   private advisories: Subscription | undefined;
+  private readonly admissions: TokenBucket;
+  private draining = false;
 
   constructor(
     log: Logger,
@@ -88,6 +97,12 @@ export class GatewayActor extends Actor<GatewayMsg> {
     this.hub = new Hub(deps.link.nc, scanner, epochSec, log.child({ component: 'hub' }), Math.max(cfg.longPollTimeoutMs, 10_000));
     this.reader = new ReplayReader(deps.jsm, deps.streamName);
     this.replays = new Semaphore(cfg.maxConcurrentReplays);
+    this.admissions = new TokenBucket(cfg.maxNewConnectionsPerSec, cfg.maxNewConnectionsPerSec);
+  }
+
+  /** False once draining or stopping: readiness fails and new connections get 503. */
+  get accepting(): boolean {
+    return !this.draining && this.state === 'running';
   }
 
   /** A WebSocket session, not yet bound to a socket. */
@@ -100,6 +115,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       coalesceWindowMs: this.cfg.coalesceWindowMs,
       maxOutboxBytes: this.cfg.maxOutboxBytes,
       log,
+      telemetry: this.deps.telemetry,
     });
     session.onPong = (s) => this.deps.presence.touch(s.keys);
     session.onClientFrame = (s, data, isBinary) => void this.onClientFrame(s, data, isBinary);
@@ -123,21 +139,67 @@ export class GatewayActor extends Actor<GatewayMsg> {
         return seq === 0 ? '' : formatMid(this.epochSec(), seq);
       },
       log,
+      telemetry: this.deps.telemetry,
     });
   }
 
   /**
-   * Registers the session and subscribes its channels. Resolves true once the
-   * subscriptions are active on the server (the replay, if any, goes on after),
-   * false when the gateway cannot take it (stopping or overloaded).
+   * Registers the session and subscribes its channels. Resolves undefined once the
+   * subscriptions are active on the server (the replay, if any, goes on after), or
+   * the reason the gateway cannot take it now (answered 503).
+   *
+   * Admission control: new connections are rate-limited (maxNewConnectionsPerSec)
+   * and replays queue up to maxQueuedReplays, so 10,000 clients returning at once
+   * cannot starve live delivery or NATS.
    */
-  open(session: Session, mid: string | undefined): Promise<boolean> {
+  open(session: Session, mid: string | undefined): Promise<Refusal | undefined> {
+    const fromSeq = this.replayStart(mid);
+    const refusal = this.admit(fromSeq !== undefined);
+    if (refusal !== undefined) {
+      this.refuse(session, refusal);
+      return Promise.resolve(refusal);
+    }
     return new Promise((ready) => {
-      if (!this.tell({ type: 'open', session, fromSeq: this.replayStart(mid), ready })) {
-        this.forget(session);
-        ready(false);
+      if (!this.tell({ type: 'open', session, fromSeq, ready })) {
+        this.refuse(session, this.state === 'running' ? 'mailbox' : 'draining');
+        ready(this.state === 'running' ? 'mailbox' : 'draining');
       }
     });
+  }
+
+  /**
+   * Graceful drain: stop taking connections, then close the open ones (1012 for
+   * WebSockets, 304 with their resume point for long polls) in batches spread over
+   * `drainWindowMs` in random order, so clients come back on other gateways a few
+   * at a time and resume by mid. Resolves when all are closed.
+   */
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    const all = [...this.sessions];
+    for (let i = all.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [all[i], all[j]] = [all[j]!, all[i]!];
+    }
+    const tickMs = 100;
+    const ticks = Math.max(1, Math.floor(this.cfg.drainWindowMs / tickMs));
+    const perTick = Math.ceil(all.length / ticks);
+    this.log.info({ count: all.length, windowMs: this.cfg.drainWindowMs, batchSize: perTick }, 'draining');
+    for (let i = 0; i < all.length; i += perTick) {
+      for (const s of all.slice(i, i + perTick)) s.close(JetpullClose.ServiceRestart, 'server restarting');
+      if (i + perTick < all.length) await delay(tickMs);
+    }
+    this.log.info({ count: all.length }, 'drained');
+  }
+
+  /** Open connections by `transport/format`, for metrics. */
+  connectionsByKind(): Record<string, number> {
+    const out: Record<string, number> = { 'ws/text': 0, 'ws/binary': 0, 'longpoll/text': 0, 'longpoll/binary': 0 };
+    for (const s of this.sessions) {
+      const k = `${s.transport}/${s.format}`;
+      out[k] = (out[k] ?? 0) + 1;
+    }
+    return out;
   }
 
   stats(): GatewayStats {
@@ -213,10 +275,23 @@ export class GatewayActor extends Actor<GatewayMsg> {
     }
   }
 
-  private onOpen(session: Session, fromSeq: number | undefined, ready: (ok: boolean) => void): void {
+  private admit(withReplay: boolean): Refusal | undefined {
+    if (!this.accepting) return 'draining';
+    if (withReplay && this.replays.waiting >= this.cfg.maxQueuedReplays) return 'replay-queue';
+    if (!this.admissions.take()) return 'connection-rate';
+    return undefined;
+  }
+
+  private refuse(session: Session, reason: Refusal): void {
+    this.deps.telemetry.admissionRefused(reason);
+    this.log.info({ reason, transport: session.transport }, 'connection refused');
+    this.forget(session);
+  }
+
+  private onOpen(session: Session, fromSeq: number | undefined, ready: (refusal: Refusal | undefined) => void): void {
     if (session.isClosed) {
       this.forget(session);
-      ready(false);
+      ready(undefined);
       return;
     }
     this.sessions.add(session);
@@ -231,7 +306,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
     this.hub
       .attach(session)
       .then(() => {
-        ready(true);
+        ready(undefined);
         if (fromSeq === undefined) session.finishSync([]);
         else void this.replay(session, fromSeq);
       });
@@ -293,6 +368,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
             continue;
           }
           session.finishSync(page.messages.map((m) => new Delivery(m, epoch, now)), !page.truncated);
+          this.deps.telemetry.replayDone(now - started, page.messages.length);
           this.log.debug({ connId: session.id, count: page.messages.length, truncated: page.truncated, durationMs: now - started }, 'replay done');
           if (page.truncated && session.transport === 'ws') {
             // The client reconnects at once with the mid of the last message it got and the replay goes on.

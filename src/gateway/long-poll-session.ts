@@ -1,22 +1,15 @@
 import type { ServerResponse } from 'node:http';
-import type { Logger } from '../log/logger.ts';
 import { CONTENT_BINARY, CONTENT_TEXT, sendBody, sendNotModified, sendPlain } from '../wire/http-replies.ts';
 import { JetpullClose } from '../wire/error-codes.ts';
-import { batchFrame, type Delivery, type FrameFormat } from './delivery.ts';
-import { Session } from './session.ts';
+import { batchFrame, type Delivery } from './delivery.ts';
+import { Session, type SessionOptions } from './session.ts';
 
-export interface LongPollSessionOptions {
-  format: FrameFormat;
-  keys: readonly string[];
-  publicId: string | undefined;
-  limitedKey: string | undefined;
-  maxOutboxBytes: number;
+export interface LongPollSessionOptions extends SessionOptions {
   holdMs: number;
   /** The request's own valid mid, answered back in Last-Message-Id on timeout. */
   requestMid: string | undefined;
   /** Newest stored mid of the channels, for a timeout without a request mid. */
   newestMid: () => Promise<string>;
-  log: Logger;
 }
 
 /**
@@ -35,7 +28,7 @@ export class LongPollSession extends Session {
     private readonly res: ServerResponse,
     private readonly opts: LongPollSessionOptions,
   ) {
-    super('longpoll', opts.format, opts.keys, opts.publicId, opts.limitedKey, opts.maxOutboxBytes, opts.log);
+    super('longpoll', opts);
     this.holdTimer = setTimeout(() => void this.onHoldTimeout(), opts.holdMs);
     res.on('close', () => {
       clearTimeout(this.holdTimer);
@@ -47,7 +40,8 @@ export class LongPollSession extends Session {
     if (this.isClosed) return;
     clearTimeout(this.holdTimer);
     if (!this.res.headersSent) {
-      if (code === JetpullClose.ServiceRestart) sendPlain(this.res, 503, 'server restarting', { 'Retry-After': '1' });
+      // Draining: an ordinary poll timeout, so the client polls again at once (elsewhere) with its mid.
+      if (code === JetpullClose.ServiceRestart) sendNotModified(this.res, this.opts.requestMid ?? '');
       else sendPlain(this.res, code === 4029 ? 429 : 400, reason);
     }
     this.markClosed();
@@ -69,6 +63,7 @@ export class LongPollSession extends Session {
     // Only a replay that outgrew the outbox gets here: answer with the resume point
     // unchanged, and the next poll continues the replay.
     this.log.info({ closeCode: JetpullClose.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
+    this.telemetry.slowClientClosed();
     clearTimeout(this.holdTimer);
     if (!this.res.headersSent) sendNotModified(this.res, this.opts.requestMid ?? '');
     this.markClosed();
@@ -85,6 +80,7 @@ export class LongPollSession extends Session {
     if (list.length > 0) {
       const body = batchFrame(list, this.format, grouping);
       sendBody(this.res, 200, body, this.format === 'binary' ? CONTENT_BINARY : CONTENT_TEXT);
+      this.telemetry.delivered(list.length, body.length);
     }
     this.markClosed();
   }

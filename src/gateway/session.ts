@@ -1,7 +1,23 @@
 import type { Logger } from '../log/logger.ts';
+import type { Telemetry } from '../metrics/telemetry.ts';
 import type { Delivery, FrameFormat } from './delivery.ts';
 
 export type Transport = 'ws' | 'longpoll';
+
+/** What every session is made of, whatever its transport. */
+export interface SessionOptions {
+  format: FrameFormat;
+  /** Channel keys (`priv.<id>`, `pub.<id>`) the connection listens to. */
+  keys: readonly string[];
+  /** First public id of the connection: its identity as a sender. */
+  publicId: string | undefined;
+  /** The user channel limits.maxConnPerChannel counts this connection against, if any. */
+  limitedKey: string | undefined;
+  /** Bytes that may wait for this connection before it is closed as too slow. */
+  maxOutboxBytes: number;
+  log: Logger;
+  telemetry: Telemetry;
+}
 
 /** How many recent multi-receiver publish ids a connection remembers to drop sibling copies. */
 const RECENT_PUBLISHES = 16;
@@ -27,22 +43,26 @@ export abstract class Session {
   private syncBufferBytes = 0;
   private recentPubIds: string[] | undefined;
   protected readonly log: Logger;
+  protected readonly telemetry: Telemetry;
+  readonly format: FrameFormat;
+  readonly keys: readonly string[];
+  readonly publicId: string | undefined;
+  readonly limitedKey: string | undefined;
+  protected readonly maxOutboxBytes: number;
   /** Called once when the session ends, whoever ends it. */
   onClosed: ((session: Session) => void) | undefined;
 
   protected constructor(
     readonly transport: Transport,
-    readonly format: FrameFormat,
-    /** Channel keys (`priv.<id>`, `pub.<id>`) the connection listens to. */
-    readonly keys: readonly string[],
-    /** First public id of the connection: its identity as a sender. */
-    readonly publicId: string | undefined,
-    /** The user channel limits.maxConnPerChannel counts this connection against, if any. */
-    readonly limitedKey: string | undefined,
-    protected readonly maxOutboxBytes: number,
-    parentLog: Logger,
+    opts: SessionOptions,
   ) {
-    this.log = parentLog.child({ connId: this.id, transport, format });
+    this.format = opts.format;
+    this.keys = opts.keys;
+    this.publicId = opts.publicId;
+    this.limitedKey = opts.limitedKey;
+    this.maxOutboxBytes = opts.maxOutboxBytes;
+    this.telemetry = opts.telemetry;
+    this.log = opts.log.child({ connId: this.id, transport, format: opts.format });
   }
 
   get isClosed(): boolean {

@@ -1,17 +1,10 @@
 import type { WebSocket } from 'ws';
-import type { Logger } from '../log/logger.ts';
 import { JetpullClose } from '../wire/error-codes.ts';
-import { batchFrame, type Delivery, type FrameFormat } from './delivery.ts';
-import { Session } from './session.ts';
+import { batchFrame, type Delivery } from './delivery.ts';
+import { Session, type SessionOptions } from './session.ts';
 
-export interface WsSessionOptions {
-  format: FrameFormat;
-  keys: readonly string[];
-  publicId: string | undefined;
-  limitedKey: string | undefined;
+export interface WsSessionOptions extends SessionOptions {
   coalesceWindowMs: number;
-  maxOutboxBytes: number;
-  log: Logger;
 }
 
 /** Time a slow client gets to take its close frame before the socket is destroyed. */
@@ -30,6 +23,7 @@ export class WsSession extends Session {
   private ws: WebSocket | undefined;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  private pendingMessages = 0;
   private windowTimer: NodeJS.Timeout | undefined;
   /** False after a ping is sent, true again when the pong comes back. */
   alive = true;
@@ -42,7 +36,7 @@ export class WsSession extends Session {
   onPong: ((session: WsSession) => void) | undefined;
 
   constructor(opts: WsSessionOptions) {
-    super('ws', opts.format, opts.keys, opts.publicId, opts.limitedKey, opts.maxOutboxBytes, opts.log);
+    super('ws', opts);
     this.coalesceWindowMs = opts.coalesceWindowMs;
     this.isBinary = opts.format === 'binary';
   }
@@ -107,6 +101,7 @@ export class WsSession extends Session {
       this.closeSlow(this.bufferedBytes + frame.length);
       return;
     }
+    this.pendingMessages += list.length;
     if (grouping === 'replay' || this.coalesceWindowMs === 0) {
       // A replay is one frame of its own; what waits in the window follows it.
       this.pending.unshift(frame);
@@ -122,8 +117,10 @@ export class WsSession extends Session {
   protected closeSlow(queuedBytes: number): void {
     const ws = this.ws;
     this.log.info({ closeCode: JetpullClose.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
+    this.telemetry.slowClientClosed();
     this.pending = [];
     this.pendingBytes = 0;
+    this.pendingMessages = 0;
     this.clearWindow();
     if (ws === undefined) {
       this.markClosed();
@@ -139,8 +136,10 @@ export class WsSession extends Session {
     const ws = this.ws;
     if (ws === undefined || this.pending.length === 0 || ws.readyState !== ws.OPEN) return;
     const frame = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.telemetry.delivered(this.pendingMessages, frame.length);
     this.pending = [];
     this.pendingBytes = 0;
+    this.pendingMessages = 0;
     ws.send(frame, { binary: this.isBinary });
     this.framesSent++;
     this.clearWindow();

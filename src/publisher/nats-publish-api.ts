@@ -69,6 +69,7 @@ export function serveNatsPublish(deps: NatsPublishDeps): Subscription {
         body,
         expirySec: capExpiry(env.expiry ?? 0, deps.messageTtlSec),
         idempotencyKey: env.id === undefined ? undefined : `k:${env.id}`,
+        source: 'nats',
       });
       respond(msg, { mids: result.mids });
     } catch (err) {

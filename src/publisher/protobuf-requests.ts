@@ -89,6 +89,7 @@ export class ProtobufRequests {
       expirySec: capExpiry(m.expiry ?? 0, this.deps.messageTtlSec),
       senderId: origin.trusted ? undefined : origin.publicId,
       type: m.type,
+      source: origin.trusted ? 'http_protobuf' : 'client',
     }));
     await Promise.all(
       commands.map(async (cmd) => {

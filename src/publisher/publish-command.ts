@@ -1,3 +1,4 @@
+import type { PublishPath } from '../metrics/telemetry.ts';
 import type { Receiver } from '../wire/channel-id.ts';
 
 /** One logical message to store and deliver, already validated by its entry point. */
@@ -13,6 +14,8 @@ export interface PublishCommand {
   readonly idempotencyKey?: string | undefined;
   /** Statistics label (protobuf `type`), not stored. */
   readonly type?: string | undefined;
+  /** Which entry point it came through, for metrics. */
+  readonly source?: PublishPath | undefined;
 }
 
 export interface PublishResult {

@@ -1,11 +1,12 @@
 import { Actor } from '../actors/actor.ts';
 import { OverloadedError, StoppingError, toClientError } from '../errors/app-error.ts';
 import type { Logger } from '../log/logger.ts';
+import type { Telemetry } from '../metrics/telemetry.ts';
 import { deferred, type Deferred } from '../util/deferred.ts';
 import type { PublishCommand, PublishResult } from './publish-command.ts';
 import type { StreamWriter } from './stream-writer.ts';
 
-type PublisherMsg = { type: 'publish'; cmd: PublishCommand; deadline: number; reply: Deferred<PublishResult> };
+type PublisherMsg = { type: 'publish'; cmd: PublishCommand; started: number; deadline: number; reply: Deferred<PublishResult> };
 
 export interface PublisherStats {
   readonly published: number;
@@ -35,6 +36,7 @@ export class PublisherActor extends Actor<PublisherMsg> {
     private readonly maxInFlight: number,
     /** Time from the request to its acknowledgement, waiting for a write slot included. */
     private readonly publishTimeoutMs: number,
+    private readonly telemetry: Telemetry,
   ) {
     super(log, mailboxCapacity);
   }
@@ -43,8 +45,10 @@ export class PublisherActor extends Actor<PublisherMsg> {
   publish(cmd: PublishCommand): Promise<PublishResult> {
     if (this.state !== 'running') return Promise.reject(new StoppingError());
     const reply = deferred<PublishResult>();
-    if (!this.tell({ type: 'publish', cmd, deadline: Date.now() + this.publishTimeoutMs, reply })) {
+    const now = Date.now();
+    if (!this.tell({ type: 'publish', cmd, started: now, deadline: now + this.publishTimeoutMs, reply })) {
       this.counters.rejectedOverloaded++;
+      this.telemetry.admissionRefused('mailbox');
       return Promise.reject(new OverloadedError());
     }
     return reply.promise;
@@ -80,11 +84,13 @@ export class PublisherActor extends Actor<PublisherMsg> {
     this.writer.write(msg.cmd, msg.deadline).then(
       (result) => {
         this.counters.published++;
+        this.telemetry.publishDone(msg.cmd.source ?? 'http_text', true, Date.now() - msg.started);
         msg.reply.resolve(result);
         this.release();
       },
       (err: unknown) => {
         this.counters.failed++;
+        this.telemetry.publishDone(msg.cmd.source ?? 'http_text', false, Date.now() - msg.started);
         const clientError = toClientError(err);
         this.log.warn({ err, code: clientError.code, receivers: msg.cmd.receivers.length }, 'publish failed');
         msg.reply.reject(clientError);

@@ -28,6 +28,7 @@ export async function startTestApp(natsUrl: string, overrides: Overrides = {}): 
   const config = parseConfig({
     servers: [{ port: 0, hostname: '127.0.0.1' }],
     security: { key: TEST_KEY },
+    admin: { port: 0 },
     ...overrides,
     log: { level: 'debug', ...overrides.log },
     nats: { url: natsUrl, ...overrides.nats },

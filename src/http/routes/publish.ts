@@ -56,6 +56,7 @@ export async function handleTextPublish(
       body,
       expirySec: capExpiry(req.headers['message-expiry'], deps.messageTtlSec),
       idempotencyKey: typeof key === 'string' && key.length > 0 && key.length <= 128 ? `k:${key}` : undefined,
+      source: 'http_text',
     });
     deps.counters.countMessage(undefined);
     sendBody(res, 200, '', CONTENT_TEXT);

@@ -47,9 +47,8 @@ export async function handleLongPoll(
     return;
   }
   const session = deps.gateway.createLongPollSession(sub, res, deps.log);
-  if (!(await deps.gateway.open(session, sub.mid))) {
-    if (!res.headersSent) sendPlain(res, 503, 'server busy, retry later', { 'Retry-After': '1' });
-  }
+  const refusal = await deps.gateway.open(session, sub.mid);
+  if (refusal !== undefined && !res.headersSent) sendPlain(res, 503, 'server busy, retry later', { 'Retry-After': '1' });
 }
 
 /** WebSocket upgrade: refused exactly as Push server 2.0 did, or accepted once the channels are subscribed. */
@@ -71,7 +70,8 @@ export async function handleUpgrade(
   socket.once('close', () => {
     if (!bound) session.close(1006, 'handshake aborted');
   });
-  if (!(await deps.gateway.open(session, sub.mid))) {
+  if ((await deps.gateway.open(session, sub.mid)) !== undefined) {
+    bound = true;
     refuse(socket, 503, 'Service Unavailable', 'Server busy, retry later.');
     return;
   }

@@ -1,0 +1,72 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../log/logger.ts';
+import type { Registry } from 'prom-client';
+
+export interface AdminChecks {
+  /** Why the process should not get traffic now, or undefined when ready. */
+  notReady(): string | undefined;
+  registry: Registry;
+}
+
+/**
+ * The internal listener (admin.hostname:admin.port): `/healthz` answers while the
+ * process runs, `/readyz` while it should get traffic (NATS connected, streams
+ * ensured, not draining), `/metrics` in Prometheus text format.
+ */
+export class AdminListener {
+  private readonly server: Server;
+
+  constructor(
+    private readonly hostname: string,
+    private readonly port: number,
+    checks: AdminChecks,
+    private readonly log: Logger,
+  ) {
+    this.server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET') {
+        res.writeHead(405).end();
+        return;
+      }
+      if (path === '/healthz') {
+        res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+        return;
+      }
+      if (path === '/readyz') {
+        const reason = checks.notReady();
+        res.writeHead(reason === undefined ? 200 : 503, { 'Content-Type': 'text/plain' }).end(`${reason ?? 'ready'}\n`);
+        return;
+      }
+      if (path === '/metrics') {
+        checks.registry.metrics().then(
+          (text) => res.writeHead(200, { 'Content-Type': checks.registry.contentType }).end(text),
+          (err: unknown) => {
+            this.log.error({ err }, 'metrics collection failed');
+            res.writeHead(500).end();
+          },
+        );
+        return;
+      }
+      res.writeHead(404).end();
+    });
+  }
+
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ port: this.port, host: this.hostname }, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address() as AddressInfo;
+    this.log.info({ address: address.address, port: address.port }, 'admin listening');
+    return address;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
