@@ -34,8 +34,8 @@ export interface OfficialClientOptions {
   shared?: { id: string; token: string };
   /**
    * `server.version` in the config: ≤ 3 text mode, 4 protobuf (`binaryMode=true`),
-   * ≥ 5 JSON-RPC. Only 3 is exercised so far; the frame records keep binary data
-   * as is so a v4 decoder can be added to `wireMessages()`.
+   * ≥ 5 JSON-RPC. 3 and 4 are exercised; binary frames are recorded as is and read
+   * through the decoder given to `wireMessages()`.
    */
   version?: number;
   /** `websocket` sets `websocket_enabled: true`; `longpolling` sets it false, which is how the client is forced to poll. */
@@ -56,6 +56,24 @@ export interface OfficialClientOptions {
   userId?: number;
   /** How long `start()` may take. Default 10 s (a first long poll answers at the server's hold time or after 5 s). */
   startTimeoutMs?: number;
+  /**
+   * Other users the client may publish to with `sendMessage(userIds, …)` (v4): the
+   * fake `b24` answers `pull.channel.public.list` with their public ids and
+   * signatures, as the portal does (official-client.md §2).
+   */
+  publicUsers?: Record<number, TestUser>;
+}
+
+/** A client publish over long polling: `POST <server.publish>?CHANNEL_ID=…` and its answer. */
+export interface PublishRecord {
+  url: string;
+  method: string;
+  body: Buffer;
+  at: number;
+  /** Filled once answered; 0 on a network or CORS failure. */
+  status?: number;
+  headers?: IncomingHttpHeaders;
+  response?: Buffer;
 }
 
 export interface ReceivedEvent {
@@ -93,6 +111,15 @@ export interface WireMessage {
   mid: string;
   text: unknown;
   transport: Transport;
+  /** Whatever else the binary decoder reported for the message (e.g. sender, created). */
+  meta?: Record<string, unknown>;
+}
+
+/** What a `wireMessages()` decoder returns for each message of a binary frame. */
+export interface DecodedWireMessage {
+  mid: string;
+  text: unknown;
+  meta?: Record<string, unknown>;
 }
 
 export interface OfficialClient {
@@ -101,12 +128,21 @@ export interface OfficialClient {
   readonly config: TypePullClientConfig;
   /** What reached the subscriber callback, in order. */
   readonly events: ReceivedEvent[];
+  /**
+   * What reached the `type: 'client'` subscriber of the same module (messages other
+   * clients published, `extra.sender.type == 1`), in order.
+   */
+  readonly clientEvents: ReceivedEvent[];
   /** `type: 'status'` notifications: connect / online / offline. */
   readonly statuses: string[];
   /** Every WebSocket opened and every long poll sent by this client. */
   readonly connections: ConnectionRecord[];
   readonly frames: FrameRecord[];
+  /** What the client sent over its WebSockets (v4: binary RequestBatches). */
+  readonly sentFrames: FrameRecord[];
   readonly pollAnswers: PollAnswer[];
+  /** Client publishes over long polling (XHR POSTs); they are neither connections nor poll answers. */
+  readonly publishes: PublishRecord[];
   readonly closes: Array<{ code: number; reason: string; at: number }>;
   /** Exceptions the client threw inside a socket or XHR event handler (a browser only reports them). */
   readonly handlerErrors: unknown[];
@@ -115,11 +151,16 @@ export interface OfficialClient {
   /**
    * The messages received so far (mid and body), duplicates included, in arrival
    * order. Text frames are parsed here; binary (v4 protobuf) frames only through
-   * `decodeBinary`, which returns the `{mid, text}` of each message in a frame.
+   * `decodeBinary`, which returns the `{mid, text}` of each message in a frame (and
+   * optionally `meta`, e.g. the protobuf sender and created time, kept as is).
    */
-  wireMessages(decodeBinary?: (data: Buffer) => Array<{ mid: string; text: unknown }>): WireMessage[];
+  wireMessages(decodeBinary?: (data: Buffer) => DecodedWireMessage[]): WireMessage[];
   /** Waits until at least `n` events reached the subscriber; returns them all. */
   waitForEvents(n: number, timeoutMs?: number): Promise<ReceivedEvent[]>;
+  /** Waits until at least `n` events reached the `type: 'client'` subscriber; returns them all. */
+  waitForClientEvents(n: number, timeoutMs?: number): Promise<ReceivedEvent[]>;
+  /** Waits until one of the client's WebSockets was closed with `code`; returns that close. */
+  waitForClose(code: number, timeoutMs?: number): Promise<{ code: number; reason: string; at: number }>;
   /** Waits until the client made at least `n` connections (WebSocket opens or polls). */
   waitForConnections(n: number, timeoutMs?: number): Promise<ConnectionRecord[]>;
   isConnected(): boolean;
@@ -153,7 +194,9 @@ const DEFAULT_START_TIMEOUT_MS = 10_000;
 class Tap {
   readonly connections: ConnectionRecord[] = [];
   readonly frames: FrameRecord[] = [];
+  readonly sentFrames: FrameRecord[] = [];
   readonly pollAnswers: PollAnswer[] = [];
+  readonly publishes: PublishRecord[] = [];
   readonly closes: Array<{ code: number; reason: string; at: number }> = [];
   readonly handlerErrors: unknown[] = [];
   readonly sockets = new Set<NodeWebSocket>();
@@ -312,6 +355,11 @@ class NodeWebSocket {
     if (!this.inner || this.inner.readyState === 0) {
       throw new Error("Failed to execute 'send' on 'WebSocket': Still in CONNECTING state.");
     }
+    if (typeof data === 'string') this.tap?.sentFrames.push({ transport: 'websocket', data, binary: false, at: Date.now() });
+    else {
+      const bytes = data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      this.tap?.sentFrames.push({ transport: 'websocket', data: Buffer.from(bytes), binary: true, at: Date.now() });
+    }
     this.inner.send(data);
   }
 
@@ -412,14 +460,16 @@ class NodeXhr {
   private resHeaders: IncomingHttpHeaders = {};
   private crossOrigin = false;
   private tap: Tap | undefined;
+  /** Set for a request other than a GET (a client publish): recorded apart from the polls. */
+  private publishRecord: PublishRecord | null = null;
 
   get responseText(): string {
     return typeof this.response === 'string' ? this.response : '';
   }
 
-  /** True while a request is on the wire (harness only). */
+  /** True while a long poll (a GET) is on the wire (harness only). */
   get inFlight(): boolean {
-    return this.sendFlag;
+    return this.sendFlag && this.method === 'GET';
   }
 
   addEventListener(type: string, fn: unknown, options?: unknown): void {
@@ -456,7 +506,12 @@ class NodeXhr {
     if (this.readyState !== 1 || this.sendFlag) throw new Error('InvalidStateError: send');
     this.sendFlag = true;
     const gen = this.generation;
-    this.tap?.connections.push({ transport: 'longpolling', url: this.url, at: Date.now() });
+    this.publishRecord = null;
+    if (this.method === 'GET') this.tap?.connections.push({ transport: 'longpolling', url: this.url, at: Date.now() });
+    else {
+      this.publishRecord = { url: this.url, method: this.method, body: bodyBytes(body), at: Date.now() };
+      this.tap?.publishes.push(this.publishRecord);
+    }
     const gate = this.tap?.gatePassed();
     if (gate) void gate.then(() => gen === this.generation && this.startRequest(gen, body));
     else this.startRequest(gen, body);
@@ -539,8 +594,12 @@ class NodeXhr {
         const buf = Buffer.concat(chunks);
         this.req = null;
         this.sendFlag = false;
-        this.tap?.pollAnswers.push({ url: this.url, status: this.status, headers: res.headers, body: buf, at: Date.now() });
-        if (this.status === 200 && buf.length > 0) {
+        if (this.publishRecord) {
+          this.publishRecord.status = this.status;
+          this.publishRecord.headers = res.headers;
+          this.publishRecord.response = buf;
+        } else this.tap?.pollAnswers.push({ url: this.url, status: this.status, headers: res.headers, body: buf, at: Date.now() });
+        if (!this.publishRecord && this.status === 200 && buf.length > 0) {
           const binary = this.responseType === 'arraybuffer';
           this.tap?.frames.push({ transport: 'longpolling', data: binary ? buf : buf.toString('utf8'), binary, at: Date.now() });
         }
@@ -561,6 +620,7 @@ class NodeXhr {
 
   /** The request error steps: DONE with status 0, then the named event. */
   private finishWithError(kind: 'error' | 'abort'): void {
+    if (this.publishRecord && this.publishRecord.status === undefined) this.publishRecord.status = 0;
     this.sendFlag = false;
     this.status = 0;
     this.statusText = '';
@@ -608,6 +668,13 @@ class NodeXhr {
   }
 }
 
+function bodyBytes(body: string | ArrayBuffer | ArrayBufferView | null | undefined): Buffer {
+  if (body === undefined || body === null) return Buffer.alloc(0);
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  if (body instanceof ArrayBuffer) return Buffer.from(body.slice(0));
+  return Buffer.from(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+}
+
 // ---------------------------------------------------------------------------
 
 let shimsInstalled = false;
@@ -618,6 +685,15 @@ export function installBrowserShims(): void {
   shimsInstalled = true;
   const g = globalThis as unknown as Record<string, unknown>;
   const win = new EventTarget() as EventTarget & Record<string, unknown>;
+  // Every client's SharedConfig adds a bound `storage` listener that it never removes
+  // (one per page in a browser). There is no localStorage here, so the event never
+  // fires: dropping those listeners keeps destroyed clients from piling up on
+  // `window` (and Node from warning about a listener leak past ten clients).
+  const addListener = win.addEventListener.bind(win);
+  win.addEventListener = ((type: string, ...rest: unknown[]) => {
+    if (type === 'storage') return;
+    (addListener as (...a: unknown[]) => void)(type, ...rest);
+  }) as EventTarget['addEventListener'];
   win.WebSocket = NodeWebSocket;
   win.XMLHttpRequest = NodeXhr;
   win.location = { href: PAGE_URL };
@@ -683,6 +759,7 @@ export async function startOfficialClient(opts: OfficialClientOptions): Promise<
   taps.add(tap);
 
   const events: ReceivedEvent[] = [];
+  const clientEvents: ReceivedEvent[] = [];
   const statuses: string[] = [];
   const restCalls: string[] = [];
 
@@ -699,8 +776,9 @@ export async function startOfficialClient(opts: OfficialClientOptions): Promise<
         },
       },
     },
-    callMethod: async (method: string) => {
+    callMethod: async (method: string, params?: { users?: unknown[] }) => {
       restCalls.push(method);
+      if (method === 'pull.channel.public.list') return ok(publicList(opts.publicUsers ?? {}, params?.users ?? []));
       return ok({});
     },
   };
@@ -714,8 +792,8 @@ export async function startOfficialClient(opts: OfficialClientOptions): Promise<
   });
 
   const unsubscribe: Array<() => void> = [];
-  const record = (command: string, params: unknown, extra: unknown, info: unknown): void => {
-    events.push({
+  const record = (command: string, params: unknown, extra: unknown, info: unknown, into = events): void => {
+    into.push({
       command,
       params: (params ?? {}) as Record<string, unknown>,
       extra: (extra ?? {}) as Record<string, unknown>,
@@ -742,6 +820,14 @@ export async function startOfficialClient(opts: OfficialClientOptions): Promise<
   }
   unsubscribe.push(
     client.subscribe({
+      type: SubscriptionType.Client,
+      moduleId,
+      callback: (data: { command: string; params: unknown; extra: unknown }, info: unknown) =>
+        record(data.command, data.params, data.extra, info, clientEvents),
+    }),
+  );
+  unsubscribe.push(
+    client.subscribe({
       type: SubscriptionType.Status,
       callback: (data: { status: string }) => statuses.push(data.status),
     }),
@@ -757,6 +843,9 @@ export async function startOfficialClient(opts: OfficialClientOptions): Promise<
     pollAnswers: tap.pollAnswers.map((a) => `${a.status} ${a.body.length}B lmid=${String(a.headers['last-message-id'] ?? '-')}`),
     frames: tap.frames.length,
     events: events.map((e) => `${e.command} ${JSON.stringify(e.params)}`),
+    clientEvents: clientEvents.map((e) => `${e.command} ${JSON.stringify(e.params)} ${JSON.stringify(e.extra.sender)}`),
+    sentFrames: tap.sentFrames.length,
+    publishes: tap.publishes.map((p) => `${p.method} ${redact(p.url, opts)} ${p.body.length}B -> ${String(p.status ?? 'pending')}`),
     handlerErrors: tap.handlerErrors.map(String),
     restCalls: [...restCalls],
   });
@@ -765,10 +854,13 @@ export async function startOfficialClient(opts: OfficialClientOptions): Promise<
     client,
     config,
     events,
+    clientEvents,
     statuses,
     connections: tap.connections,
     frames: tap.frames,
+    sentFrames: tap.sentFrames,
     pollAnswers: tap.pollAnswers,
+    publishes: tap.publishes,
     closes: tap.closes,
     handlerErrors: tap.handlerErrors,
     restCalls,
@@ -795,6 +887,16 @@ export async function startOfficialClient(opts: OfficialClientOptions): Promise<
     async waitForEvents(n, timeoutMs = 5_000) {
       await waitUntil(() => events.length >= n, timeoutMs, () => `${n} events`, summary);
       return events;
+    },
+
+    async waitForClientEvents(n, timeoutMs = 5_000) {
+      await waitUntil(() => clientEvents.length >= n, timeoutMs, () => `${n} client events`, summary);
+      return clientEvents;
+    },
+
+    async waitForClose(code, timeoutMs = 5_000) {
+      await waitUntil(() => tap.closes.some((c) => c.code === code), timeoutMs, () => `a close with code ${code}`, summary);
+      return tap.closes.find((c) => c.code === code)!;
     },
 
     async waitForConnections(n, timeoutMs = 5_000) {
@@ -861,6 +963,26 @@ export async function startOfficialClient(opts: OfficialClientOptions): Promise<
     throw err;
   }
   return handle;
+}
+
+/** `pull.channel.public.list` as the portal answers it: `{<uid>: {user_id, public_id, signature, start, end}}`. */
+function publicList(users: Record<number, TestUser>, asked: unknown[]): Record<string, unknown> {
+  const now = Date.now();
+  const out: Record<string, unknown> = {};
+  for (const raw of asked) {
+    const uid = Number(raw);
+    const u = users[uid];
+    if (!u) continue;
+    const [publicId, signature] = u.publicAddress.split('.');
+    out[String(uid)] = {
+      user_id: uid,
+      public_id: publicId,
+      signature,
+      start: new Date(now - 60_000).toISOString(),
+      end: new Date(now + 12 * 3_600_000).toISOString(),
+    };
+  }
+  return out;
 }
 
 function redact(url: string, opts: OfficialClientOptions): string {
