@@ -160,3 +160,56 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** A JetStream cluster of `size` local nats-server processes (binary backend), for failover tests. */
+export interface TestCluster {
+  readonly nodes: TestNats[];
+  /** Every node's client URL, comma separated, as NATS_URL takes it. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestCluster(size = 3, name = 'jetpull-test'): Promise<TestCluster> {
+  const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const clientPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(', ');
+  const nodes = await Promise.all(
+    routePorts.map((routePort, i) =>
+      startBinary({
+        port: clientPorts[i]!,
+        extraConfig: `server_name: n${i + 1}\ncluster {\n  name: ${name}\n  listen: 127.0.0.1:${routePort}\n  routes: [${routes}]\n}\n`,
+      }),
+    ),
+  );
+  const cluster: TestCluster = {
+    nodes,
+    url: nodes.map((n) => n.url).join(','),
+    async stop() {
+      await Promise.all(nodes.map((n) => n.stop()));
+    },
+  };
+  await waitForJetStream(cluster.url);
+  return cluster;
+}
+
+/** A new cluster elects its JetStream meta leader a few seconds after start; until then API calls time out. */
+async function waitForJetStream(url: string, timeoutMs = 30_000): Promise<void> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: url.split(','), maxReconnectAttempts: -1 });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 1_000 });
+        await jsm.getAccountInfo();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error('JetStream cluster did not become ready', { cause: err });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  } finally {
+    await nc.close();
+  }
+}

@@ -1,0 +1,94 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { TEST_KEY } from './channels.ts';
+import { freePort } from './nats-server.ts';
+import { eventually } from './wait.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** jetpull as a real process (`node --import tsx src/main.ts`), for tests of signals and roles. */
+export interface JetpullProcess {
+  readonly base: string;
+  readonly wsBase: string;
+  readonly port: number;
+  readonly adminBase: string;
+  readonly child: ChildProcess;
+  /** Every log line the process wrote, parsed. */
+  readonly logs: Array<Record<string, unknown>>;
+  /** Exit code once it exited. */
+  readonly exited: Promise<number | null>;
+  kill(signal?: NodeJS.Signals): void;
+  stop(): Promise<void>;
+}
+
+export async function spawnJetpull(natsUrl: string, env: Record<string, string> = {}): Promise<JetpullProcess> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      NATS_URL: natsUrl,
+      PUSH_PORT: String(port),
+      PUSH_HOSTNAME: '127.0.0.1',
+      PUSH_SECURITY__KEY: TEST_KEY,
+      PUSH_ADMIN__PORT: String(adminPort),
+      PUSH_LOG__LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  let partial = '';
+  const onData = (chunk: Buffer): void => {
+    partial += chunk.toString('utf8');
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.trim() === '') continue;
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ unparsed: line });
+      }
+    }
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const handle: JetpullProcess = {
+    base: `http://127.0.0.1:${port}`,
+    wsBase: `ws://127.0.0.1:${port}`,
+    port,
+    adminBase: `http://127.0.0.1:${adminPort}`,
+    child,
+    logs,
+    exited,
+    kill(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+    async stop() {
+      handle.kill('SIGTERM');
+      const timer = setTimeout(() => handle.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  try {
+    await eventually(
+      `jetpull on port ${port} to be ready`,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${JSON.stringify(logs.slice(-5))}`);
+        const res = await fetch(`${handle.adminBase}/readyz`).catch(() => undefined);
+        return res?.status === 200;
+      },
+      30_000,
+      100,
+    );
+  } catch (err) {
+    handle.kill('SIGKILL');
+    throw err;
+  }
+  return handle;
+}
