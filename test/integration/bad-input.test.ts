@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { newId, newShared, newUser, sign } from '../helpers/channels.ts';
+import { newId, newShared, newUser, sign, TEST_KEY } from '../helpers/channels.ts';
 import { longPoll, openWs, parseTextFrames, publishText, rawRequest, TestWs } from '../helpers/clients.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { eventually, within } from '../helpers/wait.ts';
@@ -156,6 +156,12 @@ describe('bad input', () => {
     stalled.destroy();
     reader.close();
     await stillServing();
+  });
+
+  it('the security key never appears in the logs, whatever was tried', () => {
+    assert.ok(t.logs.find('subscription refused').length > 10, 'the tests above produced log lines');
+    assert.ok(!t.logs.text().includes(TEST_KEY), 'the HMAC key was logged');
+    assert.ok(t.logs.find('subscription refused').every((l) => l.level === 30), 'client misbehaviour is logged at info');
   });
 
   it('a flood of refused handshakes and aborted polls leaves nothing behind', async () => {
