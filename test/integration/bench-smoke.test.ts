@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+
+/**
+ * The benchmark suite (bench/run.ts) with tiny numbers: every scenario starts its own
+ * nats-server and jetpull, produces its JSON line, and loses or duplicates nothing.
+ */
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface BenchReport {
+  scenario: string;
+  machine: { cores: number; natsServer: string };
+  params: Record<string, unknown>;
+  results: Record<string, any>;
+  cpu: Record<string, number>;
+  rss: Record<string, number>;
+  loadgenSaturated: boolean;
+  problems: string[];
+}
+
+function runBench(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; report: BenchReport; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args, '--timeout-s', '45'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGINT'), timeoutMs);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      const line = stdout.split('\n').find((l) => l.startsWith('{"scenario":'));
+      if (line === undefined) {
+        reject(new Error(`no JSON line from bench ${args.join(' ')} (exit ${code})\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-4000)}`));
+        return;
+      }
+      resolve({ code, report: JSON.parse(line) as BenchReport, stdout, stderr });
+    });
+  });
+}
+
+async function bench(args: string[]): Promise<BenchReport> {
+  const { code, report, stdout, stderr } = await runBench(args);
+  assert.equal(code, 0, `exit code\n${stdout}\n${stderr.slice(-4000)}`);
+  assert.equal(report.scenario, args[0]);
+  assert.deepEqual(report.problems, [], `problems reported\n${stdout}`);
+  assert.equal(typeof report.cpu.loadgenPct, 'number');
+  assert.equal(typeof report.loadgenSaturated, 'boolean');
+  // The human table comes before the JSON line, which is the last line.
+  assert.ok(stdout.trimEnd().endsWith('}'));
+  return report;
+}
+
+function assertClean(part: Record<string, any>, what: string): void {
+  assert.equal(part.lost, 0, `${what}: lost`);
+  assert.equal(part.duplicated, 0, `${what}: duplicated`);
+}
+
+describe('bench smoke (tiny numbers, same code paths)', () => {
+  it('fanout, with the ceiling in the same run', async () => {
+    const r = await bench(['fanout', '--clients', '20', '--messages', '20']);
+    assertClean(r.results, 'fanout');
+    assert.equal(r.results.deliveries, 400);
+    assert.equal(r.results.ceiling.deliveries, 400);
+    assertClean(r.results.ceiling, 'ceiling');
+    assert.equal(typeof r.results.ratioToCeiling, 'number');
+    assert.equal(typeof r.cpu.jetpullPct, 'number');
+    assert.equal(typeof r.rss.natsMiB, 'number');
+  });
+
+  it('unicast', async () => {
+    const r = await bench(['unicast', '--clients', '20', '--rate', '50', '--duration-s', '1']);
+    assertClean(r.results, 'unicast');
+    assert.equal(r.results.misrouted, 0);
+    assert.equal(r.results.deliveries, 50);
+  });
+
+  it('binary (fanout and unicast in binaryMode)', async () => {
+    const r = await bench(['binary', '--clients', '20', '--messages', '20', '--rate', '50', '--duration-s', '1']);
+    assertClean(r.results.fanout, 'binary fanout');
+    assertClean(r.results.unicast, 'binary unicast');
+    assert.equal(r.results.fanout.deliveries, 400);
+    assert.equal(r.results.unicast.deliveries, 50);
+  });
+
+  it('longpoll', async () => {
+    const r = await bench(['longpoll', '--clients', '20', '--rate', '50', '--duration-s', '1']);
+    assertClean(r.results, 'longpoll');
+    assert.equal(r.results.deliveries, 50);
+  });
+
+  it('replay', async () => {
+    const r = await bench(['replay', '--clients', '20', '--messages-per-client', '3', '--live-clients', '5', '--baseline-s', '1']);
+    assertClean(r.results, 'replay');
+    assert.equal(r.results.staleReplayed, 0);
+    assert.equal(r.results.clientsCaughtUp, 20);
+    assert.equal(r.results.live.lost, 0);
+  });
+
+  it('idle', async () => {
+    const r = await bench(['idle', '--clients', '20', '--settle-s', '1']);
+    assert.equal(r.results.openAfterSettle, 20);
+    assert.equal(r.results.broadcastDelivered, 20);
+    assert.equal(typeof r.results.jetpullKiBPerConnection, 'number');
+  });
+
+  it('publish (text, protobuf, nats)', async () => {
+    const r = await bench(['publish', '--duration-s', '1', '--text-concurrency', '8', '--nats-concurrency', '16']);
+    for (const path of ['text', 'protobuf', 'nats']) {
+      assert.ok(r.results[path].ackedMessages > 0, `${path} acked nothing`);
+      assert.equal(r.results[path].errors, 0, `${path} errors`);
+    }
+  });
+
+  it('refuses a client count over the open-files limit with a clear message', async () => {
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', 'idle', '--clients', '100000000'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+      child.once('error', reject);
+      child.once('exit', (c) => resolve({ code: c, stderr: err }));
+    });
+    assert.equal(code, 1);
+    assert.match(stderr, /open-files limit/);
+  });
+});
