@@ -16,6 +16,7 @@ import { Presence } from './presence/presence.ts';
 import { serveNatsPublish } from './publisher/nats-publish-api.ts';
 import { ProtobufRequests } from './publisher/protobuf-requests.ts';
 import { PublisherActor } from './publisher/publisher-actor.ts';
+import { JetStreamAppender } from './publisher/jetstream-appender.ts';
 import { StreamWriter } from './publisher/stream-writer.ts';
 import { DailyCounters } from './stats/daily-counters.ts';
 import { ServerStatsReporter, type ServerStat } from './stats/server-stats.ts';
@@ -91,7 +92,9 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       { link, publisher: () => publisher, gateway: () => gateway },
       { role: config.role, process: config.processUniqueId },
     );
-    const writer = new StreamWriter(jetstream(nc, { timeout: config.publisher.publishTimeoutMs }), link, epochSec);
+    const appender = new JetStreamAppender(nc);
+    undo.push(async () => appender.close());
+    const writer = new StreamWriter(appender, link, epochSec);
     publisher = new PublisherActor(
       rootLog.child({ actor: 'publisher' }),
       writer,
@@ -240,6 +243,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         await reporter.stop();
         for (const l of listeners) l.destroyConnections();
         await Promise.all(closing);
+        appender.close();
         await link.close();
         await admin?.close();
         rootLog.info('stopped');

@@ -1,12 +1,11 @@
-import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
-import { JetStreamApiError } from '@nats-io/jetstream';
-import { errors as natsErrors, nuid } from '@nats-io/transport-node';
+import { nuid } from '@nats-io/transport-node';
 import type { NatsLink } from '../nats/connection.ts';
 import { encodeHeaders } from '../nats/stored-message.ts';
 import { channelKey, storedSubject } from '../nats/subjects.ts';
 import { PublishRejectedError, PublishUnavailableError } from '../errors/app-error.ts';
 import { delay } from '../util/deferred.ts';
 import { formatMid } from '../wire/mid.ts';
+import { AppendRefusedError, type Ack, type JetStreamAppender } from './jetstream-appender.ts';
 import type { PublishCommand, PublishResult } from './publish-command.ts';
 
 /**
@@ -20,7 +19,7 @@ import type { PublishCommand, PublishResult } from './publish-command.ts';
  */
 export class StreamWriter {
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly appender: JetStreamAppender,
     private readonly link: NatsLink,
     private readonly epochSec: () => number,
   ) {}
@@ -49,7 +48,7 @@ export class StreamWriter {
     msgID: string,
     copy: { pubId?: string; firstSeq?: number },
     deadline: number,
-  ): Promise<PubAck> {
+  ): Promise<Ack> {
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -62,25 +61,12 @@ export class StreamWriter {
       }
       try {
         const headers = encodeHeaders({ expirySec: cmd.expirySec, senderId: cmd.senderId, ...copy });
-        return await this.js.publish(subject, cmd.body, {
-          msgID,
-          timeout: Math.min(remaining, 2_000),
-          ...(headers === undefined ? {} : { headers }),
-        });
+        return await this.appender.append(subject, cmd.body, msgID, headers, Math.min(remaining, 2_000));
       } catch (err) {
-        if (err instanceof JetStreamApiError) throw new PublishRejectedError(`stream refused the message (${err.code})`, { cause: err });
-        if (!isRetryable(err)) throw new PublishUnavailableError('nats-unavailable', { cause: err });
+        if (err instanceof AppendRefusedError) throw new PublishRejectedError(`stream refused the message (${err.errCode})`, { cause: err });
+        // Timed out or no leader yet: the same message id makes the retry safe.
         await delay(Math.min(25 * 2 ** attempt, 250, Math.max(0, deadline - Date.now())));
       }
     }
   }
-}
-
-/** Timeouts and "no responders" (stream leader moving, server restarting) may succeed on retry. */
-export function isRetryable(err: unknown): boolean {
-  if (err instanceof natsErrors.TimeoutError) return true;
-  if (err instanceof natsErrors.RequestError) return err.isNoResponders() || err.cause instanceof natsErrors.TimeoutError;
-  if (err instanceof natsErrors.NoRespondersError) return true;
-  if (err instanceof natsErrors.ConnectionError) return true;
-  return false;
 }
