@@ -10,15 +10,15 @@ import { channelKey } from '../nats/subjects.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { ProtobufRequests } from '../publisher/protobuf-requests.ts';
 import { delay } from '../util/deferred.ts';
-import { Semaphore } from '../util/semaphore.ts';
 import { TokenBucket } from '../util/token-bucket.ts';
 import { firstPublicId, receiversOf, type ChannelToken } from '../wire/channel-id.ts';
 import { errorText, JetpullClose, PushError } from '../wire/error-codes.ts';
 import { formatMid, parseMid } from '../wire/mid.ts';
-import { Delivery, type FrameFormat } from './delivery.ts';
+import type { FrameFormat } from './delivery.ts';
 import { Hub } from './hub.ts';
 import { LongPollSession } from './long-poll-session.ts';
 import { ReplayReader } from './replay-reader.ts';
+import { ReplayScheduler } from './replay-scheduler.ts';
 import type { Session } from './session.ts';
 import { StreamScanner } from './stream-scanner.ts';
 import { WsSession } from './ws-session.ts';
@@ -58,6 +58,8 @@ export interface GatewayStats {
   channels: number;
   replaysRunning: number;
   replaysWaiting: number;
+  /** Direct gets made by replays so far. */
+  replayReads: number;
 }
 
 const SWEEP_INTERVAL_MS = 5_000;
@@ -76,7 +78,7 @@ const MAILBOX_CAPACITY = 10_000;
 export class GatewayActor extends Actor<GatewayMsg> {
   readonly hub: Hub;
   private readonly reader: ReplayReader;
-  private readonly replays: Semaphore;
+  private readonly replays: ReplayScheduler;
   private readonly sessions = new Set<Session>();
   private readonly wsSessions = new Set<WsSession>();
   private timers: NodeJS.Timeout[] = [];
@@ -94,9 +96,19 @@ export class GatewayActor extends Actor<GatewayMsg> {
   ) {
     super(log, MAILBOX_CAPACITY);
     const scanner = new StreamScanner(deps.js, deps.jsm, deps.streamName);
-    this.hub = new Hub(deps.link.nc, scanner, epochSec, log.child({ component: 'hub' }), Math.max(cfg.longPollTimeoutMs, 10_000));
+    const streamEnd = async (): Promise<number> => (await deps.jsm.streams.info(deps.streamName)).state.last_seq;
+    this.hub = new Hub(deps.link.nc, scanner, streamEnd, epochSec, log.child({ component: 'hub' }), Math.max(cfg.longPollTimeoutMs, 10_000));
     this.reader = new ReplayReader(deps.jsm, deps.streamName);
-    this.replays = new Semaphore(cfg.maxConcurrentReplays);
+    this.replays = new ReplayScheduler(
+      this.hub,
+      this.reader,
+      scanner,
+      streamEnd,
+      epochSec,
+      { maxConcurrent: cfg.maxConcurrentReplays, pageMessages: cfg.replayPageMessages },
+      deps.telemetry,
+      log.child({ component: 'replay' }),
+    );
     this.admissions = new TokenBucket(cfg.maxNewConnectionsPerSec, cfg.maxNewConnectionsPerSec);
   }
 
@@ -215,6 +227,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       channels: privateChannels.size,
       replaysRunning: this.replays.inUse,
       replaysWaiting: this.replays.waiting,
+      replayReads: this.reader.reads,
     };
   }
 
@@ -308,7 +321,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       .then(() => {
         ready(undefined);
         if (fromSeq === undefined) session.finishSync([]);
-        else void this.replay(session, fromSeq);
+        else this.replays.replay(session, fromSeq);
       });
   }
 
@@ -350,36 +363,6 @@ export class GatewayActor extends Actor<GatewayMsg> {
       session.close(outcome.code, errorText(outcome.code));
     } else {
       session.close(1013, 'Try again later.');
-    }
-  }
-
-  private async replay(session: Session, fromSeq: number): Promise<void> {
-    try {
-      await this.replays.run(async () => {
-        if (session.isClosed) return;
-        const started = Date.now();
-        let from = fromSeq;
-        for (;;) {
-          const page = await this.reader.readPage(session.keys, from, this.cfg.replayPageMessages);
-          const now = Date.now();
-          const epoch = this.epochSec();
-          if (page.messages.length === 0 && page.truncated && !session.isClosed) {
-            from = page.nextFrom;
-            continue;
-          }
-          session.finishSync(page.messages.map((m) => new Delivery(m, epoch, now)), !page.truncated);
-          this.deps.telemetry.replayDone(now - started, page.messages.length);
-          this.log.debug({ connId: session.id, count: page.messages.length, truncated: page.truncated, durationMs: now - started }, 'replay done');
-          if (page.truncated && session.transport === 'ws') {
-            // The client reconnects at once with the mid of the last message it got and the replay goes on.
-            session.close(1013, 'replay continues');
-          }
-          return;
-        }
-      });
-    } catch (err) {
-      this.log.warn({ err, connId: session.id }, 'replay failed');
-      session.close(PushError.CannotGetLastMessages, errorText(PushError.CannotGetLastMessages));
     }
   }
 

@@ -17,6 +17,12 @@ interface ChannelEntry {
   idleSince: number;
   /** Live messages held while this channel's gap is being filled from the stream. */
   gapPending: StoredMessage[] | undefined;
+  /**
+   * Every message on this channel with a higher sequence has reached the hub (while
+   * `liveIntact`): the stream's end when the subscription was confirmed. Undefined
+   * until then.
+   */
+  completeFrom: number | undefined;
 }
 
 export interface HubStats {
@@ -51,7 +57,7 @@ const SUBSCRIBE_BARRIER_TIMEOUT_MS = 5_000;
  */
 export class Hub {
   private readonly channels = new Map<string, ChannelEntry>();
-  private flushWaiters: Array<() => void> | null = null;
+  private barrier: { waiters: Array<() => void>; entries: ChannelEntry[] } | null = null;
   private counters = { messagesIn: 0, deliveries: 0, gapsFilled: 0, catchUps: 0 };
   /** Highest sequence seen on any channel: everything republished before it has arrived. */
   private maxSeenSeq = 0;
@@ -61,10 +67,14 @@ export class Hub {
   private closed = false;
   /** Stream position noted at the previous check, trusted once a check interval passed without a disconnect. */
   private notedPosition: number | undefined;
+  /** False from a disconnect until the catch-up after it completed: live delivery may have missed something. */
+  private liveIntact = true;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly scanner: StreamScanner,
+    /** The stream's last sequence now (one API round trip). */
+    private readonly streamEnd: () => Promise<number>,
     private readonly epochSec: () => number,
     private readonly log: Logger,
     /** Idle channels keep their subscription this long, so a long poll's next request finds it. */
@@ -77,16 +87,16 @@ export class Hub {
    * point can be missed.
    */
   attach(session: Session): Promise<void> {
-    let subscribed = false;
+    const fresh: ChannelEntry[] = [];
     for (const key of session.keys) {
       let entry = this.channels.get(key);
       if (entry === undefined) {
         entry = this.subscribe(key);
-        subscribed = true;
+        fresh.push(entry);
       }
       entry.sessions.add(session);
     }
-    return subscribed ? this.serverBarrier() : Promise.resolve();
+    return fresh.length > 0 ? this.serverBarrier(fresh) : Promise.resolve();
   }
 
   detach(session: Session): void {
@@ -131,6 +141,26 @@ export class Hub {
 
   noteDisconnect(): void {
     this.notedPosition = undefined;
+    this.liveIntact = false;
+  }
+
+  /**
+   * True when the hub knows that nothing newer than `afterSeq` was stored on the
+   * channel: it has received every message there since before `afterSeq`, and none
+   * of them is newer. A replay can then skip reading that channel from the stream
+   * (a long poll coming back with the mid of the message it just got, typically).
+   */
+  knowsNothingAfter(key: string, afterSeq: number): boolean {
+    const e = this.channels.get(key);
+    return (
+      e !== undefined &&
+      this.liveIntact &&
+      !this.catchingUp &&
+      e.gapPending === undefined &&
+      e.completeFrom !== undefined &&
+      e.completeFrom <= afterSeq &&
+      e.lastSeq <= afterSeq
+    );
   }
 
   stats(): HubStats {
@@ -180,6 +210,7 @@ export class Hub {
       this.held = [];
       for (const { entry, msg } of held) this.onStored(entry, msg);
       this.counters.catchUps++;
+      if (this.nc.isClosed() === false) this.liveIntact = true;
       this.log.info({ reason, count: delivered, durationMs: Date.now() - started }, 'caught up');
     } finally {
       this.catchingUp = false;
@@ -193,6 +224,7 @@ export class Hub {
       lastSeq: 0,
       idleSince: 0,
       gapPending: undefined,
+      completeFrom: undefined,
       sub: this.nc.subscribe(liveSubject(key), {
         callback: (err, msg) => {
           if (err) {
@@ -265,32 +297,37 @@ export class Hub {
 
   /**
    * Resolves after a round trip to the server that started after every SUB sent so
-   * far: one flush serves every attach of the same event-loop turn. While NATS is
-   * away it gives up after a while; the catch-up after the reconnect covers it.
+   * far: one flush serves every attach of the same event-loop turn. Then the stream's
+   * end is read once for the batch: every message after it is sure to reach these
+   * subscriptions (`completeFrom`). While NATS is away it gives up after a while; the
+   * catch-up after the reconnect covers it.
    */
-  private serverBarrier(): Promise<void> {
+  private serverBarrier(fresh: ChannelEntry[]): Promise<void> {
     return new Promise((resolve) => {
-      if (this.flushWaiters !== null) {
-        this.flushWaiters.push(resolve);
+      if (this.barrier !== null) {
+        this.barrier.waiters.push(resolve);
+        this.barrier.entries.push(...fresh);
         return;
       }
-      const waiters = [resolve];
-      this.flushWaiters = waiters;
+      const batch = { waiters: [resolve], entries: [...fresh] };
+      this.barrier = batch;
       setImmediate(() => {
-        this.flushWaiters = null;
-        const done = (): void => waiters.forEach((w) => w());
+        this.barrier = null;
+        const done = (): void => batch.waiters.forEach((w) => w());
         const timer = setTimeout(done, SUBSCRIBE_BARRIER_TIMEOUT_MS);
-        this.nc.flush().then(
-          () => {
+        this.nc
+          .flush()
+          .then(() => this.streamEnd())
+          .then(
+            (end) => {
+              for (const e of batch.entries) e.completeFrom ??= end;
+            },
+            (err: unknown) => this.log.warn({ err }, 'subscription confirmation failed'),
+          )
+          .finally(() => {
             clearTimeout(timer);
             done();
-          },
-          (err: unknown) => {
-            this.log.warn({ err }, 'subscription flush failed');
-            clearTimeout(timer);
-            done();
-          },
-        );
+          });
       });
     });
   }

@@ -24,15 +24,38 @@ export class ReplayReader {
     private readonly stream: string,
   ) {}
 
-  async readPage(keys: readonly string[], fromSeq: number, limit: number, nowMs = Date.now()): Promise<ReplayPage> {
-    const perChannel = await Promise.all(keys.map((key) => this.readChannel(key, fromSeq, limit)));
+  /**
+   * Reads the channels in `readKeys` (those of `keys` that may have something
+   * newer) with direct gets, and returns one page of what the connection missed.
+   */
+  async readPage(
+    keys: readonly string[],
+    fromSeq: number,
+    limit: number,
+    readKeys: readonly string[] = keys,
+    nowMs = Date.now(),
+  ): Promise<ReplayPage> {
+    const perChannel = await Promise.all(readKeys.map((key) => this.readChannel(key, fromSeq, limit)));
     // Where a channel hit the limit, later sequences of other channels wait for the next page.
     let horizon = Number.MAX_SAFE_INTEGER;
     for (const c of perChannel) if (c.capped) horizon = Math.min(horizon, c.lastSeq);
     const merged: StoredMessage[] = [];
     for (const c of perChannel) for (const m of c.messages) if (m.seq <= horizon) merged.push(m);
     merged.sort((a, b) => a.seq - b.seq);
+    const truncated = horizon !== Number.MAX_SAFE_INTEGER;
+    return {
+      messages: await this.finalize(merged, keys, fromSeq, nowMs),
+      truncated,
+      nextFrom: truncated ? horizon : (merged.at(-1)?.seq ?? fromSeq),
+    };
+  }
 
+  /**
+   * From messages newer than `fromSeq` in sequence order, keeps what a client should
+   * get: replayable (not expired, not live-only), and each publish once, also when
+   * the client already had it through another of its channels before its mid.
+   */
+  async finalize(merged: readonly StoredMessage[], keys: readonly string[], fromSeq: number, nowMs = Date.now()): Promise<StoredMessage[]> {
     const out: StoredMessage[] = [];
     const seenPubs = new Set<string>();
     for (const m of merged) {
@@ -44,8 +67,7 @@ export class ReplayReader {
       }
       out.push(m);
     }
-    const truncated = horizon !== Number.MAX_SAFE_INTEGER;
-    return { messages: out, truncated, nextFrom: truncated ? horizon : (merged.at(-1)?.seq ?? fromSeq) };
+    return out;
   }
 
   /** Sequence of the newest message on any of the channels, 0 when none. */
@@ -94,7 +116,11 @@ export class ReplayReader {
     return false;
   }
 
+  /** Direct gets made so far (replays, newest-mid lookups). */
+  reads = 0;
+
   private get(query: { last_by_subj: string } | { seq: number; next_by_subj: string }): Promise<StoredMsg | null> {
+    this.reads++;
     return this.jsm.direct.getMessage(this.stream, query as never);
   }
 }

@@ -4,7 +4,7 @@ import { decodeStored, type StoredMessage } from '../nats/stored-message.ts';
 import { keyOfStoredSubject, STORED_PREFIX, storedSubject } from '../nats/subjects.ts';
 
 /** Messages read per fetch while scanning the stream. */
-const SCAN_BATCH = 1_000;
+const SCAN_BATCH = 5_000;
 
 /**
  * Reads what live delivery missed, for the hub:

@@ -110,6 +110,17 @@ export class Metrics implements Telemetry {
         },
       });
     };
+    new Counter({
+      name: 'jetpull_replay_reads_total',
+      help: 'Direct gets from the stream made by replays (channels the gateway already knows are skipped).',
+      registers: [r],
+      collect() {
+        const g = sources.gateway();
+        if (g === undefined) return;
+        this.reset();
+        this.inc(g.stats().replayReads);
+      },
+    });
     hubCounter('jetpull_live_messages_total', 'Live messages received from NATS.', (h) => h.messagesIn);
     hubCounter('jetpull_gaps_filled_total', 'Gaps in a channel\'s live messages filled from the stream.', (h) => h.gapsFilled);
     hubCounter('jetpull_catch_ups_total', 'Whole-stream catch-ups after a reconnect or leader change.', (h) => h.catchUps);

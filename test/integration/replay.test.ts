@@ -145,6 +145,50 @@ describe('replay', () => {
     assert.deepEqual(parseTextFrames(onlyS.body.toString()).map(n), ['both', 'after']);
   });
 
+  it('a reconnect storm is served by one shared scan of the stream: each client gets its own messages, once, in order', async () => {
+    const storm = await startTestApp(nats.url, { gateway: { maxConcurrentReplays: 1 } });
+    try {
+      const users = Array.from({ length: 60 }, () => newUser());
+      const [start] = await publishNats([newId()], '{}');
+      for (let round = 0; round < 3; round++) {
+        for (const [i, u] of users.entries()) await publishNats([u.priv], body(`${i}:${round}`));
+      }
+      // One message to two of a client's channels (its own and a shared one) counts once.
+      const shared = newShared();
+      await publishNats([users[0]!.priv, shared.id], body('both'));
+      const clients = users.map((u, i) => new TestWs(`${storm.wsBase}/bitrix/subws/?CHANNEL_ID=${u.token}${i === 0 ? `/${shared.token}` : ''}&mid=${start}`));
+      for (const [i, c] of clients.entries()) {
+        await eventually(`client ${i}'s messages`, () => parseTextFrames(c.text()).length >= 3, 10_000);
+        const expected = [0, 1, 2].map((r) => `${i}:${r}`);
+        if (i === 0) expected.push('both');
+        await new Promise((r) => setImmediate(r));
+        assert.deepEqual(parseTextFrames(c.text()).map(n), expected);
+        c.close();
+      }
+      assert.ok(storm.logs.find('shared replay scan done').length >= 1, 'a shared scan served the queued replays');
+    } finally {
+      await storm.stop();
+    }
+  });
+
+  it('a long poll coming back with the mid of the message it just got reads nothing from the stream', async () => {
+    const user = newUser();
+    const poll = longPoll(`${t.base}/bitrix/sub/?CHANNEL_ID=${user.token}`);
+    await new Promise((r) => setTimeout(r, 100));
+    await publishNats([user.priv], body('first'));
+    const first = parseTextFrames((await poll.result).body.toString());
+    const readsBefore = t.app.gateway!.stats().replayReads;
+    const again = longPoll(`${t.base}/bitrix/sub/?CHANNEL_ID=${user.token}&mid=${first[0]!.mid}`);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(t.app.gateway!.stats().replayReads, readsBefore, 'no direct get for a channel the gateway held all along');
+    await publishNats([user.priv], body('second'));
+    assert.deepEqual(parseTextFrames((await again.result).body.toString()).map(n), ['second']);
+    // A mid the gateway cannot vouch for is read from the stream.
+    const old = await longPoll(`${t.base}/bitrix/sub/?CHANNEL_ID=${user.token}&mid=${first[0]!.mid}`).result;
+    assert.deepEqual(parseTextFrames(old.body.toString()).map(n), ['second']);
+    assert.ok(t.app.gateway!.stats().replayReads > readsBefore);
+  });
+
   it('replays of many clients at once are bounded by maxConcurrentReplays and all complete', async () => {
     const users = Array.from({ length: 40 }, () => newUser());
     const [start] = await publishNats([newId()], '{}');
