@@ -112,6 +112,14 @@ export class GatewayActor extends Actor<GatewayMsg> {
     this.admissions = new TokenBucket(cfg.maxNewConnectionsPerSec, cfg.maxNewConnectionsPerSec);
   }
 
+  // Handlers every session shares (one function, not a closure per connection).
+  private readonly touchPresence = (s: Session): void => this.deps.presence.touch(s.keys);
+  private readonly clientFrame = (s: WsSession, data: Buffer, isBinary: boolean): void => void this.onClientFrame(s, data, isBinary);
+  private readonly sessionClosed = (s: Session): void => {
+    // Stopping: the hub is closed with everything else.
+    if (!this.tell({ type: 'closed', session: s })) this.forget(s);
+  };
+
   /** False once draining or stopping: readiness fails and new connections get 503. */
   get accepting(): boolean {
     return !this.draining && this.state === 'running';
@@ -129,8 +137,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
       log,
       telemetry: this.deps.telemetry,
     });
-    session.onPong = (s) => this.deps.presence.touch(s.keys);
-    session.onClientFrame = (s, data, isBinary) => void this.onClientFrame(s, data, isBinary);
+    session.onPong = this.touchPresence;
+    session.onClientFrame = this.clientFrame;
     this.wsSessions.add(session);
     return session;
   }
@@ -308,12 +316,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       return;
     }
     this.sessions.add(session);
-    session.onClosed = (s) => {
-      if (!this.tell({ type: 'closed', session: s })) {
-        // Stopping: the hub is closed with everything else.
-        this.forget(s);
-      }
-    };
+    session.onClosed = this.sessionClosed;
     this.enforceConnectionLimit(session);
     this.deps.presence.touch(session.keys);
     this.hub

@@ -42,7 +42,8 @@ export abstract class Session {
   private syncBuffer: Delivery[] = [];
   private syncBufferBytes = 0;
   private recentPubIds: string[] | undefined;
-  protected readonly log: Logger;
+  private readonly parentLog: Logger;
+  private childLog: Logger | undefined;
   protected readonly telemetry: Telemetry;
   readonly format: FrameFormat;
   readonly keys: readonly string[];
@@ -62,7 +63,12 @@ export abstract class Session {
     this.limitedKey = opts.limitedKey;
     this.maxOutboxBytes = opts.maxOutboxBytes;
     this.telemetry = opts.telemetry;
-    this.log = opts.log.child({ connId: this.id, transport, format: opts.format });
+    this.parentLog = opts.log;
+  }
+
+  /** The connection's logger, made on first use: most connections never log, and 20,000 child loggers cost memory. */
+  protected get log(): Logger {
+    return (this.childLog ??= this.parentLog.child({ connId: this.id, transport: this.transport, format: this.format }));
   }
 
   get isClosed(): boolean {

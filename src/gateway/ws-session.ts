@@ -1,4 +1,4 @@
-import type { WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import { JetpullClose } from '../wire/error-codes.ts';
 import { batchFrame, type Delivery } from './delivery.ts';
 import { Session, type SessionOptions } from './session.ts';
@@ -42,23 +42,32 @@ export class WsSession extends Session {
   }
 
   /** Binds the upgraded socket; messages delivered before this are kept and sent now. */
-  bind(ws: WebSocket): void {
+  bind(ws: SessionSocket): void {
     this.ws = ws;
-    ws.on('pong', () => {
-      this.alive = true;
-      this.onPong?.(this);
-    });
-    ws.on('message', (data, isBinary) => {
-      this.onClientFrame?.(this, toBuffer(data), isBinary);
-    });
-    ws.on('close', (code) => {
-      this.clearWindow();
-      if (this.markClosed()) this.log.debug({ closeCode: code, durationMs: Date.now() - this.openedAt }, 'connection closed');
-    });
-    ws.on('error', (err) => {
-      this.log.info({ err }, 'connection error');
-    });
+    ws.session = this;
+    // Shared listeners (`this` is the socket): no closures per connection.
+    ws.on('pong', onPong);
+    ws.on('message', onMessage);
+    ws.on('close', onClose);
+    ws.on('error', onError);
     if (this.pending.length > 0 && this.windowTimer === undefined) this.flush();
+  }
+
+  /** @internal socket events, routed by the shared listeners below */
+  pongReceived(): void {
+    this.alive = true;
+    this.onPong?.(this);
+  }
+
+  /** @internal */
+  socketClosed(code: number): void {
+    this.clearWindow();
+    if (this.markClosed()) this.log.debug({ closeCode: code, durationMs: Date.now() - this.openedAt }, 'connection closed');
+  }
+
+  /** @internal */
+  socketFailed(err: Error): void {
+    this.log.info({ err }, 'connection error');
   }
 
   get bufferedBytes(): number {
@@ -165,4 +174,28 @@ function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
   return Buffer.from(data);
+}
+
+/** The ws server creates these (WebSocketServer `WebSocket` option): the socket knows its session. */
+export class SessionSocket extends WebSocket {
+  session: WsSession | undefined;
+}
+
+const sessionOf = (ws: WebSocket): WsSession | undefined => (ws as SessionSocket).session;
+
+function onPong(this: WebSocket): void {
+  sessionOf(this)?.pongReceived();
+}
+
+function onMessage(this: WebSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+  const s = sessionOf(this);
+  if (s !== undefined) s.onClientFrame?.(s, toBuffer(data), isBinary);
+}
+
+function onClose(this: WebSocket, code: number): void {
+  sessionOf(this)?.socketClosed(code);
+}
+
+function onError(this: WebSocket, err: Error): void {
+  sessionOf(this)?.socketFailed(err);
 }

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_ROUTES, type ListenerConfig } from '../config/schema.ts';
+import { SessionSocket } from '../gateway/ws-session.ts';
 import type { Logger } from '../log/logger.ts';
 import { sendNotFound, sendPlain, sendPreflight } from '../wire/http-replies.ts';
 import { BodyTooLargeError, parseUrl, readBody, type ParsedUrl } from './request.ts';
@@ -59,6 +60,7 @@ export class Listener {
     this.subPaths = sub === undefined ? [] : sub === DEFAULT_ROUTES.sub ? [sub, SUB_ALIAS] : [sub];
     this.wss = new WebSocketServer({
       noServer: true,
+      WebSocket: SessionSocket,
       perMessageDeflate: false,
       clientTracking: false,
       maxPayload: handlers.maxPayloadBytes,

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
 import type { GatewayActor, SubscribeRequest } from '../../gateway/gateway-actor.ts';
+import type { SessionSocket } from '../../gateway/ws-session.ts';
 import type { Logger } from '../../log/logger.ts';
 import type { ChannelIdParser } from '../../wire/channel-id.ts';
 import { PushError, reasonOf } from '../../wire/error-codes.ts';
@@ -66,22 +67,20 @@ export async function handleUpgrade(
     return;
   }
   const session = deps.gateway.createWsSession(sub, deps.log);
-  let bound = false;
-  socket.once('close', () => {
-    if (!bound) session.close(1006, 'handshake aborted');
-  });
+  const aborted = (): void => session.close(1006, 'handshake aborted');
+  socket.once('close', aborted);
   if ((await deps.gateway.open(session, sub.mid)) !== undefined) {
-    bound = true;
+    socket.off('close', aborted);
     refuse(socket, 503, 'Service Unavailable', 'Server busy, retry later.');
     return;
   }
   if (socket.destroyed) {
-    session.close(1006, 'handshake aborted');
+    aborted();
     return;
   }
   deps.wss.handleUpgrade(req, socket, head, (ws) => {
-    bound = true;
-    session.bind(ws);
+    socket.off('close', aborted);
+    session.bind(ws as SessionSocket);
   });
 }
 
