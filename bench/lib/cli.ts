@@ -23,6 +23,7 @@ export const COMMON_OPTIONS: OptSpecs = {
   coalesceMs: { type: 'number', help: 'PUSH_GATEWAY__COALESCE_WINDOW_MS for the jetpull child (default: the server default, 400)' },
   serverEnv: { type: 'string', help: 'extra settings for the jetpull child, comma separated: PUSH_WORKERS=2,PUSH_GATEWAY__MAX_OUTBOX_BYTES=8388608' },
   logLevel: { type: 'string', default: 'warn', help: 'PUSH_LOG__LEVEL of the jetpull child' },
+  runtime: { type: 'string', default: 'dist', help: 'how the jetpull child runs: dist (node dist/src/main.js, built first when src/ is newer, as in production) or tsx (node --import tsx src/main.ts)' },
   serverLog: { type: 'string', help: 'file for the jetpull child\'s output (default: a temporary file, kept only if it logged warnings or errors)' },
 };
 

@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,8 @@ export interface DeploymentOptions {
   logLevel: string;
   /** Where jetpull's stdout/stderr go; default a file in a temporary directory. */
   serverLog?: string | undefined;
+  /** `dist`: the compiled build, as production runs it; `tsx`: the sources through tsx. */
+  runtime?: 'dist' | 'tsx';
 }
 
 export interface Deployment {
@@ -152,7 +154,8 @@ export async function startDeployment(opts: DeploymentOptions): Promise<Deployme
     ...adminEnv,
     ...opts.env,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const args = opts.runtime === 'tsx' ? ['--import', 'tsx', 'src/main.ts'] : ['--enable-source-maps', ensureBuilt()];
+  const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -274,4 +277,27 @@ function externalDeployment(opts: DeploymentOptions): Deployment {
     sign: (m) => signWith(key, m),
     async stop() {},
   };
+}
+
+/**
+ * The compiled entry point, rebuilt (`npm run build`) when any file under src/ or
+ * streams/ is newer than it, so a benchmark always measures the current sources
+ * the way production runs them.
+ */
+function ensureBuilt(): string {
+  const entry = join(REPO_ROOT, 'dist', 'src', 'main.js');
+  const newest = (dir: string): number => {
+    let max = 0;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      max = Math.max(max, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+    }
+    return max;
+  };
+  const built = existsSync(entry) ? statSync(entry).mtimeMs : 0;
+  if (built < Math.max(newest(join(REPO_ROOT, 'src')), newest(join(REPO_ROOT, 'streams')))) {
+    process.stderr.write('[bench] building dist/ (npm run build)\n');
+    execFileSync('npm', ['run', 'build'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return entry;
 }

@@ -30,6 +30,7 @@ export function deploymentFor(ctx: ScenarioContext, env: Record<string, string> 
     serverPids: o.optStr('serverPids'),
     logLevel: o.str('logLevel'),
     serverLog: o.optStr('serverLog'),
+    runtime: o.str('runtime') === 'tsx' ? 'tsx' : 'dist',
     env: { ...(coalesce === undefined ? {} : { PUSH_GATEWAY__COALESCE_WINDOW_MS: String(coalesce) }), ...env, ...extra },
   });
 }
