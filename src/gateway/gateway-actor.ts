@@ -85,6 +85,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private unlisten: Array<() => void> = [];
   private advisories: Subscription | undefined;
   private readonly admissions: TokenBucket;
+  /** Connections with a mid admitted whose replay is not queued yet. */
+  private replaysAdmitted = 0;
   private draining = false;
 
   constructor(
@@ -179,8 +181,11 @@ export class GatewayActor extends Actor<GatewayMsg> {
       this.refuse(session, refusal);
       return Promise.resolve(refusal);
     }
+    // Counted against maxQueuedReplays from admission until the replay is queued.
+    if (fromSeq !== undefined) this.replaysAdmitted++;
     return new Promise((ready) => {
       if (!this.tell({ type: 'open', session, fromSeq, ready })) {
+        if (fromSeq !== undefined) this.replaysAdmitted--;
         this.refuse(session, this.state === 'running' ? 'mailbox' : 'draining');
         ready(this.state === 'running' ? 'mailbox' : 'draining');
       }
@@ -298,7 +303,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
 
   private admit(withReplay: boolean): Refusal | undefined {
     if (!this.accepting) return 'draining';
-    if (withReplay && this.replays.waiting >= this.cfg.maxQueuedReplays) return 'replay-queue';
+    if (withReplay && this.replays.waiting + this.replaysAdmitted >= this.cfg.maxQueuedReplays) return 'replay-queue';
     if (!this.admissions.take()) return 'connection-rate';
     return undefined;
   }
@@ -311,6 +316,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
 
   private onOpen(session: Session, fromSeq: number | undefined, ready: (refusal: Refusal | undefined) => void): void {
     if (session.isClosed) {
+      if (fromSeq !== undefined) this.replaysAdmitted--;
       this.forget(session);
       ready(undefined);
       return;
@@ -323,8 +329,12 @@ export class GatewayActor extends Actor<GatewayMsg> {
       .attach(session)
       .then(() => {
         ready(undefined);
-        if (fromSeq === undefined) session.finishSync([]);
-        else this.replays.replay(session, fromSeq);
+        if (fromSeq === undefined) {
+          session.finishSync([]);
+          return;
+        }
+        this.replaysAdmitted--;
+        this.replays.replay(session, fromSeq);
       });
   }
 
