@@ -105,12 +105,14 @@ export const MAX_PER_SOURCE = 20_000;
 /**
  * Loopback source addresses 127.0.0.2, 127.0.0.3, … so that more connections fit
  * than one address's ephemeral ports; at least `min` of them, enough for `connections`.
+ * `skip` leaves out the first addresses: a second wave of connections from fresh
+ * addresses does not make the kernel search past the first wave's TIME_WAIT ports.
  */
-export function sourceAddresses(connections: number, min: number): string[] {
+export function sourceAddresses(connections: number, min: number, skip = 0): string[] {
   const perAddress = Math.min(MAX_PER_SOURCE, ephemeralPorts() - 1_000);
   const n = Math.max(1, min, Math.ceil(connections / perAddress));
-  if (n > 250) throw new BenchSetupError(`${connections} connections need ${n} source addresses; at most 250 are used`);
-  return Array.from({ length: n }, (_, i) => `127.0.0.${i + 2}`);
+  if (skip + n > 250) throw new BenchSetupError(`${connections} connections need ${skip + n} source addresses; at most 250 are used`);
+  return Array.from({ length: n }, (_, i) => `127.0.0.${skip + i + 2}`);
 }
 
 export function isLoopbackHost(host: string): boolean {

@@ -54,8 +54,8 @@ export function coalesceWindowMs(ctx: ScenarioContext): number {
   return ctx.opts.optNum('coalesceMs') ?? (fromEnv === undefined ? 400 : Number(fromEnv));
 }
 
-export function addressesFor(ctx: ScenarioContext, connections: number): string[] {
-  return sourceAddresses(connections, ctx.opts.num('sourceAddresses'));
+export function addressesFor(ctx: ScenarioContext, connections: number, skip = 0): string[] {
+  return sourceAddresses(connections, ctx.opts.num('sourceAddresses'), skip);
 }
 
 /** A private subscription token `priv.sig` and its 32-hex id. */

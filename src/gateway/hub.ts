@@ -191,7 +191,7 @@ export class Hub {
         this.catchUpAgain = false;
         try {
           const from = this.maxSeenSeq;
-          const last = await this.scanner.scan(from, (m) => {
+          const last = await this.scanner.scan(from, (key) => this.channels.has(key), (m) => {
             const entry = this.channels.get(m.key);
             if (entry !== undefined && m.seq > entry.lastSeq) {
               this.deliver(entry, m);

@@ -34,8 +34,11 @@ export class StreamScanner {
     }
   }
 
-  /** Visits every message after `afterSeq`; returns the last sequence visited (or `afterSeq`). */
-  async scan(afterSeq: number, visit: (m: StoredMessage) => void): Promise<number> {
+  /**
+   * Visits every message after `afterSeq` whose channel key `wants` accepts (only those
+   * are decoded); returns the last sequence read (or `afterSeq`).
+   */
+  async scan(afterSeq: number, wants: (key: string) => boolean, visit: (m: StoredMessage) => void): Promise<number> {
     const info = await this.jsm.streams.info(this.stream);
     const end = info.state.last_seq;
     if (end <= afterSeq) return afterSeq;
@@ -53,7 +56,7 @@ export class StreamScanner {
           got++;
           last = m.seq;
           const key = keyOfStoredSubject(m.subject);
-          visit(decodeStored(m.headers ?? natsHeaders(), key, m.data, m.seq, Math.floor(m.info.timestampNanos / 1e6), undefined));
+          if (wants(key)) visit(decodeStored(m.headers ?? natsHeaders(), key, m.data, m.seq, Math.floor(m.info.timestampNanos / 1e6), undefined));
           if (m.seq >= end) break;
         }
         if (got === 0) break;
