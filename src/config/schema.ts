@@ -95,6 +95,7 @@ const Gateway = z.strictObject({
   coalesceWindowMs: z.coerce.number().int().min(0).default(400).describe('After a WebSocket frame, further messages within this window are sent together as one frame. 0: every message at once.'),
   pingIntervalMs: positiveInt.default(120_000).describe('WebSocket ping interval; a connection that has not answered the previous ping is terminated.'),
   maxOutboxBytes: positiveInt.default(4 * 1_048_576).describe('Bytes queued for one connection (unsent plus socket buffer); beyond it the connection is closed (4008) so a reader that stalls cannot hold memory.'),
+  maxClientRequestsInFlight: positiveInt.default(8).describe('Binary requests of one WebSocket (client publishing, channel stats) handled at once; while that many are in hand the server stops reading that socket, so one client cannot fill the publisher for everyone.'),
   maxChannelsPerConnection: positiveInt.default(100).describe('Channel tokens in one CHANNEL_ID; more is answered with 4010.'),
   replayPageMessages: positiveInt.default(1_000).describe('Messages read per replay step; a long poll answers one page and continues from its new mid.'),
   maxConcurrentReplays: positiveInt.default(64).describe('Replays read from JetStream at once per gateway; further ones wait their turn.'),

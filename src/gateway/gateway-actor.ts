@@ -116,7 +116,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
 
   // Handlers every session shares (one function, not a closure per connection).
   private readonly touchPresence = (s: Session): void => this.deps.presence.touch(s.keys);
-  private readonly clientFrame = (s: WsSession, data: Buffer, isBinary: boolean): void => void this.onClientFrame(s, data, isBinary);
+  private readonly clientFrame = (s: WsSession, data: Buffer, isBinary: boolean): Promise<void> => this.onClientFrame(s, data, isBinary);
   private readonly sessionClosed = (s: Session): void => {
     // Stopping: the hub is closed with everything else.
     if (!this.tell({ type: 'closed', session: s })) this.forget(s);
@@ -135,6 +135,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       publicId: firstPublicId(req.tokens),
       limitedKey: limitedKeyOf(req.tokens),
       coalesceWindowMs: this.cfg.coalesceWindowMs,
+      maxRequestsInFlight: this.cfg.maxClientRequestsInFlight,
       maxOutboxBytes: this.cfg.maxOutboxBytes,
       log,
       telemetry: this.deps.telemetry,
@@ -368,7 +369,14 @@ export class GatewayActor extends Actor<GatewayMsg> {
       session.close(PushError.WrongRequestData, errorText(PushError.WrongRequestData));
       return;
     }
-    const outcome = await this.deps.clientRequests.handle(data, { trusted: false, publicId: session.publicId });
+    let outcome: Awaited<ReturnType<ProtobufRequests['handle']>>;
+    try {
+      outcome = await this.deps.clientRequests.handle(data, { trusted: false, publicId: session.publicId });
+    } catch (err) {
+      this.log.warn({ err, connId: session.id }, 'client request failed');
+      session.close(1011, 'Internal error.');
+      return;
+    }
     if (outcome.ok) {
       if (outcome.reply !== undefined) session.sendNow(outcome.reply);
     } else if ('code' in outcome) {

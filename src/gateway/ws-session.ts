@@ -5,6 +5,13 @@ import { Session, type SessionOptions } from './session.ts';
 
 export interface WsSessionOptions extends SessionOptions {
   coalesceWindowMs: number;
+  /** Client frames handled at once; while that many are in hand the socket is not read. */
+  maxRequestsInFlight: number;
+}
+
+interface ClientFrame {
+  readonly data: Buffer;
+  readonly isBinary: boolean;
 }
 
 /** Time a slow client gets to take its close frame before the socket is destroyed. */
@@ -31,7 +38,11 @@ export class WsSession extends Session {
   private readonly isBinary: boolean;
   framesSent = 0;
   /** Handler for frames the client sends (binary mode requests); set by the gateway. */
-  onClientFrame: ((session: WsSession, data: Buffer, isBinary: boolean) => void) | undefined;
+  onClientFrame: ((session: WsSession, data: Buffer, isBinary: boolean) => Promise<void>) | undefined;
+  private readonly maxRequestsInFlight: number;
+  /** Client frames waiting for a slot (created on the first one: most clients never send). */
+  private requests: ClientFrame[] | undefined;
+  private requestsRunning = 0;
   /** Called on every pong: the connection is alive (presence refresh). */
   onPong: ((session: WsSession) => void) | undefined;
 
@@ -39,6 +50,7 @@ export class WsSession extends Session {
     super('ws', opts);
     this.coalesceWindowMs = opts.coalesceWindowMs;
     this.isBinary = opts.format === 'binary';
+    this.maxRequestsInFlight = opts.maxRequestsInFlight;
   }
 
   /** Binds the upgraded socket; messages delivered before this are kept and sent now. */
@@ -57,6 +69,36 @@ export class WsSession extends Session {
   pongReceived(): void {
     this.alive = true;
     this.onPong?.(this);
+  }
+
+  /**
+   * @internal A frame from the client. Frames are handled in arrival order, at most
+   * `maxRequestsInFlight` at a time; while that many are in hand the socket is not
+   * read, so a client that sends faster than its requests are answered is held back
+   * by TCP instead of filling the publisher for everyone.
+   */
+  frameReceived(data: Buffer, isBinary: boolean): void {
+    if (this.onClientFrame === undefined || this.isClosed) return;
+    (this.requests ??= []).push({ data, isBinary });
+    this.pumpRequests();
+  }
+
+  private pumpRequests(): void {
+    const queue = this.requests!;
+    while (queue.length > 0 && this.requestsRunning < this.maxRequestsInFlight && !this.isClosed) {
+      const frame = queue.shift()!;
+      this.requestsRunning++;
+      void this.onClientFrame!(this, frame.data, frame.isBinary).finally(() => {
+        this.requestsRunning--;
+        this.pumpRequests();
+      });
+    }
+    if (this.isClosed) queue.length = 0;
+    const ws = this.ws;
+    if (ws === undefined) return;
+    const full = queue.length > 0 || this.requestsRunning >= this.maxRequestsInFlight;
+    if (full && !ws.isPaused) ws.pause();
+    else if (!full && ws.isPaused) ws.resume();
   }
 
   /** @internal */
@@ -188,8 +230,7 @@ function onPong(this: WebSocket): void {
 }
 
 function onMessage(this: WebSocket, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
-  const s = sessionOf(this);
-  if (s !== undefined) s.onClientFrame?.(s, toBuffer(data), isBinary);
+  sessionOf(this)?.frameReceived(toBuffer(data), isBinary);
 }
 
 function onClose(this: WebSocket, code: number): void {

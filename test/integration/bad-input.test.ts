@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { newId, newShared, newUser, sign, TEST_KEY } from '../helpers/channels.ts';
+import { newId, newShared, newUser, sign, signRaw, TEST_KEY } from '../helpers/channels.ts';
 import { longPoll, openWs, parseTextFrames, publishText, rawRequest, TestWs } from '../helpers/clients.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
+import { decodeResponseBatch, hex, incomingMessages } from '../helpers/protobuf.ts';
 import { eventually, within } from '../helpers/wait.ts';
 
 /**
@@ -174,5 +175,38 @@ describe('bad input', () => {
     await eventually('sessions to be released', () => t.app.gateway!.stats().pollings === 0);
     await stillServing();
     assert.equal(newId().length, 32);
+  });
+});
+
+describe('a client that floods requests', () => {
+  let small: TestApp;
+  before(async () => {
+    // A publisher with little room: a client allowed to fill it would get others refused.
+    small = await startTestApp(nats.url, {
+      publisher: { mailboxCapacity: 4, maxInFlight: 1 },
+      gateway: { maxClientRequestsInFlight: 2 },
+    });
+  });
+  after(() => small?.stop());
+
+  it('is held back by TCP, not refused: every request is served in order and the backend keeps publishing', async () => {
+    const alice = newUser();
+    const bob = newUser();
+    const a = await openWs(`${small.wsBase}/bitrix/subws/?CHANNEL_ID=${alice.token}&binaryMode=true`);
+    const b = await openWs(`${small.wsBase}/bitrix/subws/?CHANNEL_ID=${bob.token}&binaryMode=true`);
+    const to = [{ id: hex(bob.pub), isPrivate: false, signature: signRaw(`public:${bob.pub}`) }];
+    const N = 300;
+    for (let n = 0; n < N; n++) a.ws.send(incomingMessages([{ receivers: to, body: `{"n":${n}}`, expiry: 0 }]));
+    // The backend publishes in the middle of the flood and is not refused.
+    const backend = await publishText(small.base, bob.priv, '{"n":"backend"}', 60);
+    assert.equal(backend.status, 200, await backend.text());
+
+    const bodies = (): string[] => b.frames.flatMap((f) => decodeResponseBatch(f.data).flatMap((r) => r.outgoingMessages ?? []).map((m) => m.body));
+    await eventually('every client publish to reach bob', () => bodies().filter((x) => x !== '{"n":"backend"}').length >= N, 15_000);
+    assert.deepEqual(bodies().filter((x) => x !== '{"n":"backend"}'), Array.from({ length: N }, (_, n) => `{"n":${n}}`));
+    assert.ok(bodies().includes('{"n":"backend"}'));
+    assert.equal(a.ws.readyState, a.ws.OPEN, 'the flooding client was not closed');
+    a.close();
+    b.close();
   });
 });
