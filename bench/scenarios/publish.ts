@@ -3,6 +3,7 @@ import type { Deployment } from '../lib/deploy.ts';
 import { requireFds } from '../lib/env.ts';
 import { ResourceSampler, type WindowStats } from '../lib/proc.ts';
 import { binaryPublishHead, encodeIncomingBatch, expectAck, textPublishRequest } from '../lib/publish.ts';
+import { isMidsReply, NatsRequester } from '../lib/nats-requester.ts';
 import { HttpPool } from '../lib/raw-http.ts';
 import { cpuRow, windowJson, type ScenarioOutcome, type TableRow } from '../lib/report.ts';
 import { benchBody } from '../lib/scan.ts';
@@ -170,17 +171,18 @@ export const publishScenario: Scenario = {
           const payloads = Array.from({ length: 1024 }, (_, i) =>
             enc.encode(JSON.stringify({ channels: [pick(i)], body: benchBody(i, -1, nowMs(), bodyBytes), expiry })),
           );
-          const nc = await connect({ servers: dep.natsUrl, name: 'jetpull-bench' });
+          const nc = await connect({ servers: dep.natsUrl, name: 'jetpull-bench', noAsyncTraces: true });
+          const requester = new NatsRequester(nc, 10_000);
           log(`publish nats: ${n} requests in flight for ${durationMs / 1000} s`);
           try {
             record(
               await closedLoop('nats', dep, n, 1, durationMs, maxMessages, ctx.deadline, async (i) => {
-                const reply = await nc.request('push.publish', payloads[i % payloads.length]!, { timeout: 10_000 });
-                const text = reply.string();
-                if (!text.startsWith('{"mids":')) throw new Error(`push.publish answered ${text.slice(0, 200)}`);
+                const reply = await requester.request('push.publish', payloads[i % payloads.length]!);
+                if (!isMidsReply(reply)) throw new Error(`push.publish answered ${new TextDecoder().decode(reply.subarray(0, 200))}`);
               }),
             );
           } finally {
+            requester.close();
             await nc.close();
           }
         }
