@@ -88,10 +88,12 @@ export class WsSession extends Session {
     while (queue.length > 0 && this.requestsRunning < this.maxRequestsInFlight && !this.isClosed) {
       const frame = queue.shift()!;
       this.requestsRunning++;
-      void this.onClientFrame!(this, frame.data, frame.isBinary).finally(() => {
-        this.requestsRunning--;
-        this.pumpRequests();
-      });
+      void this.onClientFrame!(this, frame.data, frame.isBinary)
+        .catch((err: unknown) => this.log.warn({ err }, 'client frame failed'))
+        .finally(() => {
+          this.requestsRunning--;
+          this.pumpRequests();
+        });
     }
     if (this.isClosed) queue.length = 0;
     const ws = this.ws;
