@@ -359,12 +359,12 @@ export class GatewayActor extends Actor<GatewayMsg> {
   }
 
   /**
-   * A frame from the client. Text mode ignores everything (as the reference); binary
-   * mode takes protobuf requests and closes the socket on a text frame (4013) or on
-   * a refused request with the request's code.
+   * A frame from a binary-mode client (text mode ignores client frames in WsSession):
+   * protobuf requests are handled; a text frame (4013) or a refused request closes the
+   * socket with the request's code.
    */
   private async onClientFrame(session: WsSession, data: Buffer, isBinary: boolean): Promise<void> {
-    if (session.format === 'text' || session.isClosed) return;
+    if (session.isClosed) return;
     if (!isBinary) {
       session.close(PushError.WrongRequestData, errorText(PushError.WrongRequestData));
       return;

@@ -78,7 +78,8 @@ export class WsSession extends Session {
    * by TCP instead of filling the publisher for everyone.
    */
   frameReceived(data: Buffer, isBinary: boolean): void {
-    if (this.onClientFrame === undefined || this.isClosed) return;
+    // A text-mode connection takes no requests: its frames are ignored, as the reference does.
+    if (!this.isBinary || this.onClientFrame === undefined || this.isClosed) return;
     (this.requests ??= []).push({ data, isBinary });
     this.pumpRequests();
   }

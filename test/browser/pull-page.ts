@@ -12,7 +12,6 @@ interface Received {
 
 interface PageApi {
   __got: Received[];
-  __statuses: string[];
   __startPull(config: Record<string, unknown>, moduleId: string): Promise<string>;
   __stopPull(): void;
 }
@@ -21,7 +20,6 @@ const page = globalThis as unknown as PageApi;
 let client: B24PullClientManager | undefined;
 
 page.__got = [];
-page.__statuses = [];
 
 page.__startPull = async (config, moduleId) => {
   const ok = (result: unknown) => ({ getData: () => ({ result }) });
@@ -43,7 +41,6 @@ page.__startPull = async (config, moduleId) => {
       page.__got.push({ command: data.command, params: data.params, extra: data.extra, info });
     },
   } as never);
-  client.subscribe({ type: 'status', callback: (data: { status: string }) => page.__statuses.push(data.status) } as never);
   await client.start();
   return String(client.getDebugInfo()['WebSocket mode'] ?? '');
 };

@@ -48,7 +48,7 @@ async function publish(channel: string, command: string, params: Record<string, 
 }
 
 /** Every poll after the first 304 carries the `Last-Message-Id` that 304 gave (readable cross-origin only with Expose-Headers). */
-function checkPollsResume(traffic: PageTraffic): string {
+function checkPollsResume(traffic: PageTraffic): void {
   const i = traffic.polls.findIndex((p) => p.status === 304);
   assert.ok(i >= 0, `a poll ended with 304: ${JSON.stringify(traffic.polls)}`);
   const mid = traffic.polls[i]!.lastMessageId;
@@ -56,7 +56,6 @@ function checkPollsResume(traffic: PageTraffic): string {
   const next = traffic.polls[i + 1];
   assert.ok(next, 'the client polled again after the 304');
   assert.ok(next.url.includes(`mid=${mid}`), `the next poll resumes from ${mid}: ${next.url}`);
-  return mid!;
 }
 
 for (const version of [3, 4]) {
