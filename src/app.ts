@@ -89,7 +89,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     let gateway: GatewayActor | undefined;
     let publisher: PublisherActor | undefined;
     const metrics = new Metrics(
-      { link, publisher: () => publisher, gateway: () => gateway },
+      { nats: () => link, publisher: () => publisher?.stats(), gateway: () => gateway?.stats() },
       { role: config.role, process: config.processUniqueId },
     );
     const appender = new JetStreamAppender(nc);
@@ -112,7 +112,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         pid: process.pid,
         date: Date.now(),
         processUniqueId: config.processUniqueId,
-        channels: g?.channels ?? 0,
+        channels: g?.privateChannels ?? 0,
         limits: {
           maxPayload: config.limits.maxPayloadBytes,
           maxConnPerChannel: config.limits.maxConnPerChannel,

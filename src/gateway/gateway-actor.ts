@@ -4,7 +4,7 @@ import type { Subscription } from '@nats-io/transport-node';
 import { Actor } from '../actors/actor.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
-import type { Telemetry } from '../metrics/telemetry.ts';
+import type { GatewayStats, Refusal, Telemetry } from '../telemetry/telemetry.ts';
 import type { NatsLink } from '../nats/connection.ts';
 import { channelKey } from '../nats/subjects.ts';
 import type { Presence } from '../presence/presence.ts';
@@ -22,9 +22,6 @@ import { ReplayScheduler } from './replay-scheduler.ts';
 import type { Session } from './session.ts';
 import { StreamScanner } from './stream-scanner.ts';
 import { WsSession } from './ws-session.ts';
-
-/** Why a connection was not taken (answered 503). */
-export type Refusal = 'draining' | 'connection-rate' | 'replay-queue' | 'mailbox';
 
 type GatewayMsg =
   | { type: 'open'; session: Session; fromSeq: number | undefined; ready: (refusal: Refusal | undefined) => void }
@@ -49,17 +46,6 @@ export interface GatewayDeps {
   /** Handles protobuf requests clients send on binary WebSockets. */
   clientRequests: ProtobufRequests;
   telemetry: Telemetry;
-}
-
-export interface GatewayStats {
-  websockets: number;
-  pollings: number;
-  /** Private channels with at least one local connection. */
-  channels: number;
-  replaysRunning: number;
-  replaysWaiting: number;
-  /** Direct gets made by replays so far. */
-  replayReads: number;
 }
 
 const SWEEP_INTERVAL_MS = 5_000;
@@ -218,30 +204,29 @@ export class GatewayActor extends Actor<GatewayMsg> {
     this.log.info({ count: all.length }, 'drained');
   }
 
-  /** Open connections by `transport/format`, for metrics. */
-  connectionsByKind(): Record<string, number> {
-    const out: Record<string, number> = { 'ws/text': 0, 'ws/binary': 0, 'longpoll/text': 0, 'longpoll/binary': 0 };
-    for (const s of this.sessions) {
-      const k = `${s.transport}/${s.format}`;
-      out[k] = (out[k] ?? 0) + 1;
-    }
-    return out;
-  }
-
   stats(): GatewayStats {
-    let pollings = 0;
+    const byKind: Record<string, number> = { 'ws/text': 0, 'ws/binary': 0, 'longpoll/text': 0, 'longpoll/binary': 0 };
     const privateChannels = new Set<string>();
     for (const s of this.sessions) {
-      if (s.transport === 'longpoll') pollings++;
-      for (const k of s.keys) if (k.startsWith('priv.')) privateChannels.add(k);
+      const k = `${s.transport}/${s.format}`;
+      byKind[k] = (byKind[k] ?? 0) + 1;
+      for (const key of s.keys) if (key.startsWith('priv.')) privateChannels.add(key);
     }
+    const pollings = (byKind['longpoll/text'] ?? 0) + (byKind['longpoll/binary'] ?? 0);
+    const hub = this.hub.stats();
     return {
       websockets: this.sessions.size - pollings,
       pollings,
-      channels: privateChannels.size,
+      connectionsByKind: byKind,
+      privateChannels: privateChannels.size,
+      channelsSubscribed: hub.channels,
       replaysRunning: this.replays.inUse,
       replaysWaiting: this.replays.waiting,
       replayReads: this.reader.reads,
+      messagesIn: hub.messagesIn,
+      deliveries: hub.deliveries,
+      gapsFilled: hub.gapsFilled,
+      catchUps: hub.catchUps,
     };
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.ts';
-import type { Telemetry } from '../metrics/telemetry.ts';
+import type { Telemetry } from '../telemetry/telemetry.ts';
 import type { StoredMessage } from '../nats/stored-message.ts';
 import { errorText, PushError } from '../wire/error-codes.ts';
 import { Delivery } from './delivery.ts';

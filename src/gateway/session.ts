@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.ts';
-import type { Telemetry } from '../metrics/telemetry.ts';
+import type { Telemetry } from '../telemetry/telemetry.ts';
 import type { Delivery, FrameFormat } from './delivery.ts';
 
 export type Transport = 'ws' | 'longpoll';

@@ -1,19 +1,18 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { GatewayActor } from '../gateway/gateway-actor.ts';
-import type { NatsLink } from '../nats/connection.ts';
-import type { PublisherActor } from '../publisher/publisher-actor.ts';
-import type { Telemetry } from './telemetry.ts';
+import type { GatewayStats, NatsStats, PublisherStats, Refusal, Telemetry } from '../telemetry/telemetry.ts';
 
+/** Where the exporter reads state when scraped; an absent role answers undefined. */
 export interface MetricsSources {
-  link: NatsLink;
-  publisher: () => PublisherActor | undefined;
-  gateway: () => GatewayActor | undefined;
+  nats(): NatsStats;
+  publisher(): PublisherStats | undefined;
+  gateway(): GatewayStats | undefined;
 }
 
 /**
  * The Prometheus registry of one process. Counters and histograms are fed through
- * the Telemetry interface; gauges are read from the actors when scraped, so the hot
- * paths carry no metric bookkeeping beyond a few increments.
+ * the Telemetry interface; gauges and totals kept by the actors are read from their
+ * stats snapshots when scraped, so the hot paths carry no metric bookkeeping beyond
+ * a few increments.
  */
 export class Metrics implements Telemetry {
   readonly registry = new Registry();
@@ -24,7 +23,6 @@ export class Metrics implements Telemetry {
   private readonly bytesDelivered: Counter;
   private readonly slowClients: Counter;
   private readonly admission: Counter<'reason'>;
-  private reconnects = 0;
 
   constructor(sources: MetricsSources, labels: Record<string, string>) {
     const r = this.registry;
@@ -53,7 +51,6 @@ export class Metrics implements Telemetry {
       labelNames: ['reason'],
       registers: [r],
     });
-    sources.link.onReconnect(() => this.reconnects++);
 
     new Gauge({
       name: 'jetpull_connections',
@@ -64,73 +61,59 @@ export class Metrics implements Telemetry {
         this.reset();
         const g = sources.gateway();
         if (g === undefined) return;
-        for (const [key, count] of Object.entries(g.connectionsByKind())) {
+        for (const [key, count] of Object.entries(g.connectionsByKind)) {
           const [transport, mode] = key.split('/') as [string, string];
           this.set({ transport, mode }, count);
         }
       },
     });
-    new Gauge({
-      name: 'jetpull_long_polls_held',
-      help: 'Long-poll requests currently held.',
-      registers: [r],
-      collect() {
-        this.set(sources.gateway()?.stats().pollings ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'jetpull_channels_subscribed',
-      help: 'Channels this gateway holds a live subscription for.',
-      registers: [r],
-      collect() {
-        this.set(sources.gateway()?.hub.stats().channels ?? 0);
-      },
-    });
+    const gatewayGauge = (name: string, help: string, pick: (g: GatewayStats) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          this.set(pick(sources.gateway() ?? EMPTY_GATEWAY));
+        },
+      });
+    };
+    gatewayGauge('jetpull_long_polls_held', 'Long-poll requests currently held.', (g) => g.pollings);
+    gatewayGauge('jetpull_channels_subscribed', 'Channels this gateway holds a live subscription for.', (g) => g.channelsSubscribed);
     new Gauge({
       name: 'jetpull_replays_running',
       help: 'Replays reading from JetStream now, and waiting for a slot.',
       labelNames: ['state'],
       registers: [r],
       collect() {
-        const s = sources.gateway()?.stats();
-        this.set({ state: 'running' }, s?.replaysRunning ?? 0);
-        this.set({ state: 'waiting' }, s?.replaysWaiting ?? 0);
+        const g = sources.gateway() ?? EMPTY_GATEWAY;
+        this.set({ state: 'running' }, g.replaysRunning);
+        this.set({ state: 'waiting' }, g.replaysWaiting);
       },
     });
-    const hubCounter = (name: string, help: string, pick: (h: ReturnType<GatewayActor['hub']['stats']>) => number): void => {
+    const total = (name: string, help: string, read: () => number | undefined): void => {
       new Counter({
         name,
         help,
         registers: [r],
         collect() {
-          const g = sources.gateway();
-          if (g === undefined) return;
+          const value = read();
+          if (value === undefined) return;
           this.reset();
-          this.inc(pick(g.hub.stats()));
+          this.inc(value);
         },
       });
     };
-    new Counter({
-      name: 'jetpull_replay_reads_total',
-      help: 'Direct gets from the stream made by replays (channels the gateway already knows are skipped).',
-      registers: [r],
-      collect() {
-        const g = sources.gateway();
-        if (g === undefined) return;
-        this.reset();
-        this.inc(g.stats().replayReads);
-      },
-    });
-    hubCounter('jetpull_live_messages_total', 'Live messages received from NATS.', (h) => h.messagesIn);
-    hubCounter('jetpull_gaps_filled_total', 'Gaps in a channel\'s live messages filled from the stream.', (h) => h.gapsFilled);
-    hubCounter('jetpull_catch_ups_total', 'Whole-stream catch-ups after a reconnect or leader change.', (h) => h.catchUps);
+    total('jetpull_replay_reads_total', 'Direct gets from the stream made by replays (channels the gateway already knows are skipped).', () => sources.gateway()?.replayReads);
+    total('jetpull_live_messages_total', 'Live messages received from NATS.', () => sources.gateway()?.messagesIn);
+    total('jetpull_gaps_filled_total', "Gaps in a channel's live messages filled from the stream.", () => sources.gateway()?.gapsFilled);
+    total('jetpull_catch_ups_total', 'Whole-stream catch-ups after a reconnect or leader change.', () => sources.gateway()?.catchUps);
     new Gauge({
       name: 'jetpull_publisher_in_flight',
       help: 'JetStream writes awaiting acknowledgement, and commands queued for a write slot.',
       labelNames: ['state'],
       registers: [r],
       collect() {
-        const s = sources.publisher()?.stats();
+        const s = sources.publisher();
         this.set({ state: 'in_flight' }, s?.inFlight ?? 0);
         this.set({ state: 'queued' }, s?.queued ?? 0);
       },
@@ -140,19 +123,10 @@ export class Metrics implements Telemetry {
       help: '1 while the NATS connection is up.',
       registers: [r],
       collect() {
-        this.set(sources.link.connected ? 1 : 0);
+        this.set(sources.nats().connected ? 1 : 0);
       },
     });
-    const metrics = this;
-    new Counter({
-      name: 'jetpull_nats_reconnects_total',
-      help: 'NATS reconnections since start.',
-      registers: [r],
-      collect() {
-        this.reset();
-        this.inc(metrics.reconnects);
-      },
-    });
+    total('jetpull_nats_reconnects_total', 'NATS reconnections since start.', () => sources.nats().reconnects);
   }
 
   publishDone(path: string, ok: boolean, durationMs: number): void {
@@ -173,7 +147,22 @@ export class Metrics implements Telemetry {
     this.slowClients.inc();
   }
 
-  admissionRefused(reason: string): void {
+  admissionRefused(reason: Refusal): void {
     this.admission.inc({ reason });
   }
 }
+
+const EMPTY_GATEWAY: GatewayStats = {
+  websockets: 0,
+  pollings: 0,
+  connectionsByKind: {},
+  privateChannels: 0,
+  channelsSubscribed: 0,
+  replaysRunning: 0,
+  replaysWaiting: 0,
+  replayReads: 0,
+  messagesIn: 0,
+  deliveries: 0,
+  gapsFilled: 0,
+  catchUps: 0,
+};

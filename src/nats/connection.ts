@@ -10,6 +10,7 @@ import type { Logger } from '../log/logger.ts';
  */
 export class NatsLink {
   private connectedValue = true;
+  private reconnectCount = 0;
   private waiters = new Set<() => void>();
   private readonly reconnectListeners = new Set<() => void>();
   private readonly disconnectListeners = new Set<() => void>();
@@ -37,6 +38,11 @@ export class NatsLink {
     const nc = await connect(options);
     log.info({ server: nc.getServer(), serverVersion: nc.info?.version, maxPayloadBytes: nc.info?.max_payload }, 'nats connected');
     return new NatsLink(nc, log);
+  }
+
+  /** Reconnections since start. */
+  get reconnects(): number {
+    return this.reconnectCount;
   }
 
   get connected(): boolean {
@@ -91,6 +97,7 @@ export class NatsLink {
           break;
         case 'reconnect':
           this.connectedValue = true;
+          this.reconnectCount++;
           log.warn({ server: s.server }, 'nats reconnected');
           this.wake();
           for (const l of this.reconnectListeners) l();

@@ -1,4 +1,4 @@
-import type { PublishPath } from '../metrics/telemetry.ts';
+import type { PublishPath } from '../telemetry/telemetry.ts';
 import type { Receiver } from '../wire/channel-id.ts';
 
 /** One logical message to store and deliver, already validated by its entry point. */

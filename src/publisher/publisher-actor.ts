@@ -1,20 +1,12 @@
 import { Actor } from '../actors/actor.ts';
 import { OverloadedError, StoppingError, toClientError } from '../errors/app-error.ts';
 import type { Logger } from '../log/logger.ts';
-import type { Telemetry } from '../metrics/telemetry.ts';
+import type { PublisherStats, Telemetry } from '../telemetry/telemetry.ts';
 import { deferred, type Deferred } from '../util/deferred.ts';
 import type { PublishCommand, PublishResult } from './publish-command.ts';
 import type { StreamWriter } from './stream-writer.ts';
 
 type PublisherMsg = { type: 'publish'; cmd: PublishCommand; started: number; deadline: number; reply: Deferred<PublishResult> };
-
-export interface PublisherStats {
-  readonly published: number;
-  readonly failed: number;
-  readonly rejectedOverloaded: number;
-  readonly inFlight: number;
-  readonly queued: number;
-}
 
 /**
  * Validated publish commands in, acknowledged mids out. The mailbox is bounded

@@ -1,0 +1,56 @@
+/**
+ * What the actors report about themselves, without knowing how it is exported.
+ * Events go through `Telemetry` (cheap counter and histogram updates on the hot
+ * paths); state is read on demand through the `*Stats` snapshots. The exporter
+ * (`metrics/`) reads these interfaces and nothing of the actors themselves.
+ */
+export interface Telemetry {
+  /** A publish command finished (stored or failed) after `durationMs`. */
+  publishDone(path: PublishPath, ok: boolean, durationMs: number): void;
+  replayDone(durationMs: number, messages: number): void;
+  /** Bytes written to client sockets (frames or long-poll bodies) and the messages in them. */
+  delivered(messages: number, bytes: number): void;
+  slowClientClosed(): void;
+  admissionRefused(reason: Refusal): void;
+}
+
+/** Which entry point a publish came through. */
+export type PublishPath = 'http_text' | 'http_protobuf' | 'nats' | 'client';
+
+/** Why a connection or a publish was not taken (answered 503). */
+export type Refusal = 'draining' | 'connection-rate' | 'replay-queue' | 'mailbox';
+
+export interface PublisherStats {
+  readonly published: number;
+  readonly failed: number;
+  readonly rejectedOverloaded: number;
+  /** JetStream writes awaiting acknowledgement. */
+  readonly inFlight: number;
+  /** Commands waiting for a write slot. */
+  readonly queued: number;
+}
+
+export interface GatewayStats {
+  readonly websockets: number;
+  readonly pollings: number;
+  /** Open connections by `<transport>/<format>` (`ws/text`, `longpoll/binary`, …). */
+  readonly connectionsByKind: Readonly<Record<string, number>>;
+  /** Private channels with at least one local connection. */
+  readonly privateChannels: number;
+  /** Channels this gateway holds a live subscription for. */
+  readonly channelsSubscribed: number;
+  readonly replaysRunning: number;
+  readonly replaysWaiting: number;
+  /** Direct gets made by replays so far. */
+  readonly replayReads: number;
+  /** Live messages received from NATS so far. */
+  readonly messagesIn: number;
+  readonly deliveries: number;
+  readonly gapsFilled: number;
+  readonly catchUps: number;
+}
+
+export interface NatsStats {
+  readonly connected: boolean;
+  readonly reconnects: number;
+}
