@@ -1,25 +1,22 @@
-import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
-import type { Subscription } from '@nats-io/transport-node';
 import { declarations, MESSAGE_STREAM, PRESENCE_BUCKET, STATS_BUCKET, STATS_REPORT_INTERVAL_MS } from '../streams/index.ts';
+import { natsPublishHandler } from './api/nats-publish-api.ts';
+import { ProtobufRequests } from './api/protobuf-requests.ts';
 import type { Config } from './config/schema.ts';
 import { GatewayActor } from './gateway/gateway-actor.ts';
 import { AdminListener } from './http/admin.ts';
+import { readinessRule } from './http/readiness.ts';
 import { Listener, type RouteHandlers } from './http/server.ts';
 import type { Logger } from './log/logger.ts';
 import { Metrics } from './metrics/metrics.ts';
-import { NatsLink } from './nats/connection.ts';
-import { ensureAll } from './nats/ensure-streams.ts';
+import { NatsAccess } from './nats/nats-access.ts';
+import { PUBLISH_QUEUE_GROUP } from './nats/subjects.ts';
 import { Presence } from './presence/presence.ts';
-import { serveNatsPublish } from './publisher/nats-publish-api.ts';
-import { ProtobufRequests } from './publisher/protobuf-requests.ts';
 import { PublisherActor } from './publisher/publisher-actor.ts';
-import { JetStreamAppender } from './publisher/jetstream-appender.ts';
 import { StreamWriter } from './publisher/stream-writer.ts';
 import { DailyCounters } from './stats/daily-counters.ts';
-import { ServerStatsReporter, type ServerStat } from './stats/server-stats.ts';
+import { serverStatSnapshot } from './stats/server-stat-snapshot.ts';
+import { ServerStatsReporter } from './stats/server-stats.ts';
 import { ChannelIdParser, createSigner } from './wire/channel-id.ts';
 
 export interface App {
@@ -27,7 +24,6 @@ export interface App {
   readonly addresses: readonly AddressInfo[];
   /** The internal listener (/healthz, /readyz, /metrics), unless turned off. */
   readonly adminAddress: AddressInfo | undefined;
-  readonly link: NatsLink;
   readonly gateway: GatewayActor | undefined;
   readonly publisher: PublisherActor;
   /** Idempotent: stops accepting, closes connections, finishes in-flight publishes, drains NATS. */
@@ -45,19 +41,17 @@ export interface App {
 const HEADER_ALLOWANCE_BYTES = 4096;
 
 /**
- * The composition root: builds every actor from the config and wires them to the
- * listeners. Nothing else constructs collaborators.
+ * The composition root: builds every actor and entry point from the config and wires
+ * them to the listeners. Nothing else constructs collaborators.
  *
  * Roles: `gateway` serves client connections (`sub`), `publisher` serves the
  * backend (`pub`, the NATS publish subject), `all` both. Every role can publish
  * client requests (`rest`, binary WebSocket frames) and answer `stat`.
  */
 export async function startApp(config: Config, rootLog: Logger, natsUrl: string): Promise<App> {
-  const link = await NatsLink.open(config.nats, natsUrl, rootLog.child({ actor: 'nats' }));
-  const undo: Array<() => Promise<void>> = [() => link.close()];
+  const nats = await NatsAccess.open(config.nats, natsUrl, rootLog.child({ actor: 'nats' }));
+  const undo: Array<() => Promise<void> | void> = [() => nats.close()];
   try {
-    const nc = link.nc;
-    const jsm = await jetstreamManager(nc, { timeout: config.nats.requestTimeoutMs });
     const decl = declarations({
       messageTtlSec: config.storage.messageTtlSec,
       duplicateWindowMs: config.storage.duplicateWindowMs,
@@ -67,68 +61,37 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       onlineTtlSec: config.storage.onlineTtlSec,
       onlineDeltaSec: config.storage.onlineDeltaSec,
     });
-    const ensured = await ensureAll(nc, jsm, decl, rootLog.child({ actor: 'streams' }));
-    const messages = ensured.get(MESSAGE_STREAM)!;
+    const messages = (await nats.ensure(decl, rootLog.child({ actor: 'streams' }))).get(MESSAGE_STREAM)!;
     const epochSec = (): number => messages.createdSec;
-    warnOnSmallServerPayload(config, nc.info?.max_payload, rootLog);
+    warnOnSmallServerPayload(config, nats.serverMaxPayloadBytes, rootLog);
 
     const signer = createSigner(config.security.key, config.security.algo);
     const parser = new ChannelIdParser(signer);
     const counters = new DailyCounters();
-    const kvm = new Kvm(nc);
-    const onlineTtlMs = (config.storage.onlineTtlSec + config.storage.onlineDeltaSec) * 1000;
-    const presence = new Presence(
-      await kvm.open(PRESENCE_BUCKET),
-      onlineTtlMs,
-      // Rewrite a key at most every quarter of its lifetime.
-      Math.max(1_000, Math.floor(config.storage.onlineTtlSec * 250)),
-      `${hostname()}/${config.processUniqueId}`,
-      rootLog.child({ actor: 'presence' }),
-    );
+    const presence = Presence.fromConfig(await nats.bucket(PRESENCE_BUCKET), config.storage, config.processUniqueId, rootLog.child({ actor: 'presence' }));
 
     let gateway: GatewayActor | undefined;
-    let publisher: PublisherActor | undefined;
-    const metrics = new Metrics(
-      { nats: () => link, publisher: () => publisher?.stats(), gateway: () => gateway?.stats() },
+    const metrics: Metrics = new Metrics(
+      { nats: () => nats.link, publisher: () => publisher.stats(), gateway: () => gateway?.stats() },
       { role: config.role, process: config.processUniqueId },
     );
-    const appender = new JetStreamAppender(nc);
-    undo.push(async () => appender.close());
-    const writer = new StreamWriter(appender, link, epochSec);
-    publisher = new PublisherActor(
+    const appender = nats.appender();
+    undo.push(() => appender.close());
+    const publisher: PublisherActor = new PublisherActor(
       rootLog.child({ actor: 'publisher' }),
-      writer,
+      new StreamWriter(appender, nats.link, epochSec),
       config.publisher.mailboxCapacity,
       config.publisher.maxInFlight,
       config.publisher.publishTimeoutMs,
       metrics,
     );
     await publisher.start();
-    undo.push(() => publisher!.stop());
+    undo.push(() => publisher.stop());
 
-    const snapshot = (): ServerStat => {
-      const g = gateway?.stats();
-      return {
-        pid: process.pid,
-        date: Date.now(),
-        processUniqueId: config.processUniqueId,
-        channels: g?.privateChannels ?? 0,
-        limits: {
-          maxPayload: config.limits.maxPayloadBytes,
-          maxConnPerChannel: config.limits.maxConnPerChannel,
-          maxMessagesPerRequest: config.limits.maxMessagesPerRequest,
-          maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
-        },
-        clusterMode: true,
-        websockets: g?.websockets ?? 0,
-        pollings: g?.pollings ?? 0,
-        daily: counters.snapshot(),
-      };
-    };
     const reporter = new ServerStatsReporter(
-      await kvm.open(STATS_BUCKET),
+      await nats.bucket(STATS_BUCKET),
       config.processUniqueId,
-      snapshot,
+      serverStatSnapshot(config, () => gateway?.stats(), counters),
       STATS_REPORT_INTERVAL_MS,
       decl.buckets.find((b) => b.bucket === STATS_BUCKET)!.ttlMs,
       rootLog.child({ actor: 'stats' }),
@@ -141,31 +104,30 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       messageTtlSec: config.storage.messageTtlSec,
       counters,
       serverStats: () => reporter.readAll(),
-      log: rootLog.child({ actor: 'publisher', component: 'protobuf' }),
     });
 
-    let natsApi: Subscription | undefined;
+    let natsApi: { stop(): void } | undefined;
     if (config.role !== 'gateway') {
-      natsApi = serveNatsPublish({
-        nc,
-        subject: config.publisher.natsSubject,
+      const apiLog = rootLog.child({ actor: 'nats-publish-api' });
+      const handler = natsPublishHandler({
         publisher,
         parser,
         messageTtlSec: config.storage.messageTtlSec,
         maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
         maxPayloadBytes: config.limits.maxPayloadBytes,
-        log: rootLog.child({ actor: 'nats-publish-api' }),
+        log: apiLog,
       });
-      undo.push(async () => natsApi?.unsubscribe());
+      natsApi = nats.serve(config.publisher.natsSubject, PUBLISH_QUEUE_GROUP, handler, apiLog);
+      undo.push(() => natsApi?.stop());
     }
     if (config.role !== 'publisher') {
-      gateway = new GatewayActor(rootLog.child({ actor: 'gateway' }), epochSec, config.gateway, config.limits, {
-        link,
-        js: jetstream(nc, { timeout: config.nats.requestTimeoutMs }),
-        jsm,
-        streamName: MESSAGE_STREAM,
+      const gatewayLog = rootLog.child({ actor: 'gateway' });
+      gateway = new GatewayActor(gatewayLog, epochSec, config.gateway, config.limits, {
+        link: nats.link,
+        feed: nats.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' })),
+        reader: nats.streamReader(MESSAGE_STREAM),
         presence,
-        clientRequests: requests,
+        clientRequests: { handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }) },
         telemetry: metrics,
       });
       await gateway.start();
@@ -178,30 +140,26 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       maxPayloadBytes: config.limits.maxPayloadBytes,
       rest: { requests, parser },
       stat: { reporter, counters },
-      ...(gateway
-        ? {
-            subscribe: {
-              gateway,
-              parser,
-              maxChannelsPerConnection: config.gateway.maxChannelsPerConnection,
-              log: rootLog.child({ actor: 'gateway', component: 'http' }),
-            },
-          }
-        : {}),
-      ...(config.role !== 'gateway'
-        ? {
-            publish: {
-              publisher,
-              parser,
-              requests,
-              messageTtlSec: config.storage.messageTtlSec,
-              maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
-              counters,
-              channelStats: { parser, presence, counters, maxChannelsPerRequest: config.limits.maxChannelsPerRequest },
-              log: rootLog.child({ actor: 'publisher', component: 'http' }),
-            },
-          }
-        : {}),
+      ...(gateway && {
+        subscribe: {
+          gateway,
+          parser,
+          maxChannelsPerConnection: config.gateway.maxChannelsPerConnection,
+          log: rootLog.child({ actor: 'gateway', component: 'http' }),
+        },
+      }),
+      ...(config.role !== 'gateway' && {
+        publish: {
+          publisher,
+          parser,
+          requests,
+          messageTtlSec: config.storage.messageTtlSec,
+          maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
+          counters,
+          channelStats: { parser, presence, counters, maxChannelsPerRequest: config.limits.maxChannelsPerRequest },
+          log: rootLog.child({ actor: 'publisher', component: 'http' }),
+        },
+      }),
     };
     const listeners = config.servers.map((s) => new Listener(s, handlers, rootLog.child({ actor: 'http' })));
     const addresses: AddressInfo[] = [];
@@ -213,23 +171,21 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     let stopping: Promise<void> | undefined;
     let shuttingDown = false;
     let admin: AdminListener | undefined;
-    let adminAddress: AddressInfo | undefined;
     if (config.admin.port !== -1) {
       admin = new AdminListener(
         config.admin.hostname,
         config.admin.port,
         {
           registry: metrics.registry,
-          notReady: () => {
-            if (shuttingDown || stopping !== undefined) return 'shutting down';
-            if (!link.connected) return 'nats disconnected';
-            if (gateway !== undefined && !gateway.accepting) return 'gateway draining';
-            return undefined;
-          },
+          notReady: readinessRule({
+            stopping: () => shuttingDown || stopping !== undefined,
+            natsConnected: () => nats.link.connected,
+            gatewayAccepting: () => gateway?.accepting,
+          }),
         },
         rootLog.child({ actor: 'admin' }),
       );
-      adminAddress = await admin.listen();
+      await admin.listen();
       undo.push(() => admin!.close());
     }
 
@@ -238,13 +194,13 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         // Stop accepting first, then let each owner close what it holds.
         const closing = listeners.map((l) => l.close());
         await gateway?.stop();
-        natsApi?.unsubscribe();
+        natsApi?.stop();
         await publisher.stop();
         await reporter.stop();
         for (const l of listeners) l.destroyConnections();
         await Promise.all(closing);
         appender.close();
-        await link.close();
+        await nats.close();
         await admin?.close();
         rootLog.info('stopped');
       })());
@@ -254,9 +210,9 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       await stop();
     };
     rootLog.info({ role: config.role, stream: MESSAGE_STREAM, epoch: epochSec() }, 'started');
-    return { addresses, adminAddress, link, gateway, publisher, stop, shutdown, [Symbol.asyncDispose]: stop };
+    return { addresses, adminAddress: admin?.address, gateway, publisher, stop, shutdown, [Symbol.asyncDispose]: stop };
   } catch (err) {
-    for (const step of undo.reverse()) await step().catch(() => undefined);
+    for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => undefined);
     throw err;
   }
 }

@@ -1,7 +1,11 @@
+import { closeText, longPollStatus, type PushCode } from './close-codes.ts';
+
 /**
  * Request errors: one command fails, the connection or HTTP client is fine. Each
  * carries a stable code, the HTTP status of the publish API, and whether a retry
- * may succeed. Clients see `code` and our message, never an internal one.
+ * may succeed (`temporary`, the only retry predicate). Clients see `code` and our
+ * message, never an internal one. Errors at the NATS boundary are translated into
+ * these in `nats/`; nothing above it sees a NATS error class.
  */
 export type AppErrorCode =
   | 'PUSH_ERR_OVERLOADED'
@@ -9,6 +13,7 @@ export type AppErrorCode =
   | 'PUSH_ERR_PUBLISH_TIMEOUT'
   | 'PUSH_ERR_PUBLISH_REJECTED'
   | 'PUSH_ERR_BAD_REQUEST'
+  | 'PUSH_ERR_REFUSED'
   | 'PUSH_ERR_STOPPING'
   | 'PUSH_ERR_INTERNAL';
 
@@ -33,7 +38,10 @@ export class OverloadedError extends AppError {
   }
 }
 
-/** NATS did not acknowledge the write in time; nothing is known to be stored. */
+/**
+ * The write was not acknowledged: NATS unreachable, no stream leader, or no answer in
+ * time. It may or may not have been stored; a retry with the same message id is safe.
+ */
 export class PublishUnavailableError extends AppError {
   constructor(reason: 'nats-unavailable' | 'timeout', options?: ErrorOptions) {
     super(
@@ -66,6 +74,18 @@ export class BadRequestError extends AppError {
   constructor(message: string) {
     super('PUSH_ERR_BAD_REQUEST', message, 400, false);
     this.name = 'BadRequestError';
+  }
+}
+
+/**
+ * A request the protocol refuses with one of its codes (spec §3.8): a WebSocket is
+ * closed with `closeCode`, an HTTP request answered 400 (429 for 4029) with "<code>: <reason>".
+ */
+export class ProtocolError extends AppError {
+  constructor(readonly closeCode: PushCode) {
+    const status = longPollStatus(closeCode);
+    super('PUSH_ERR_REFUSED', closeText(closeCode), typeof status === 'number' ? status : 400, false);
+    this.name = 'ProtocolError';
   }
 }
 

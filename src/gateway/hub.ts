@@ -1,16 +1,16 @@
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../log/logger.ts';
-import { decodeStored, type StoredMessage } from '../nats/stored-message.ts';
-import { liveSubject } from '../nats/subjects.ts';
+import type { LiveFeed, LiveSubscription } from '../nats/live-feed.ts';
+import type { StoredMessage } from '../nats/stored-message.ts';
+import type { StreamReader } from '../nats/stream-reader.ts';
 import { delay } from '../util/deferred.ts';
 import { Delivery } from './delivery.ts';
 import type { Session } from './session.ts';
-import type { StreamScanner } from './stream-scanner.ts';
+import { SubscribeBarrier } from './subscribe-barrier.ts';
 
 interface ChannelEntry {
   readonly key: string;
   readonly sessions: Set<Session>;
-  readonly sub: Subscription;
+  readonly sub: LiveSubscription;
   /** Sequence of the last message delivered on this channel (0: none yet). */
   lastSeq: number;
   /** When the last session left; the subscription lingers a little for the next poll. */
@@ -35,8 +35,6 @@ export interface HubStats {
 
 /** Live messages held during a whole-stream catch-up; beyond it they are read again from the stream. */
 const MAX_HELD = 100_000;
-/** How long a new subscription waits for the server's confirmation (NATS may be away). */
-const SUBSCRIBE_BARRIER_TIMEOUT_MS = 5_000;
 
 /**
  * The gateway's registry of channel → local connections, and its only source of
@@ -57,7 +55,7 @@ const SUBSCRIBE_BARRIER_TIMEOUT_MS = 5_000;
  */
 export class Hub {
   private readonly channels = new Map<string, ChannelEntry>();
-  private barrier: { waiters: Array<() => void>; entries: ChannelEntry[] } | null = null;
+  private readonly barrier: SubscribeBarrier<ChannelEntry>;
   private counters = { messagesIn: 0, deliveries: 0, gapsFilled: 0, catchUps: 0 };
   /** Highest sequence seen on any channel: everything republished before it has arrived. */
   private maxSeenSeq = 0;
@@ -71,15 +69,22 @@ export class Hub {
   private liveIntact = true;
 
   constructor(
-    private readonly nc: NatsConnection,
-    private readonly scanner: StreamScanner,
-    /** The stream's last sequence now (one API round trip). */
-    private readonly streamEnd: () => Promise<number>,
+    private readonly feed: LiveFeed,
+    private readonly reader: StreamReader,
     private readonly epochSec: () => number,
     private readonly log: Logger,
     /** Idle channels keep their subscription this long, so a long poll's next request finds it. */
     private readonly lingerMs: number,
-  ) {}
+  ) {
+    this.barrier = new SubscribeBarrier(
+      () => feed.flush(),
+      () => reader.end(),
+      (entries, end) => {
+        for (const e of entries) e.completeFrom ??= end;
+      },
+      log,
+    );
+  }
 
   /**
    * Adds a session to its channels, subscribing to the ones new to this gateway.
@@ -96,7 +101,7 @@ export class Hub {
       }
       entry.sessions.add(session);
     }
-    return fresh.length > 0 ? this.serverBarrier(fresh) : Promise.resolve();
+    return fresh.length > 0 ? this.barrier.confirm(fresh) : Promise.resolve();
   }
 
   detach(session: Session): void {
@@ -191,7 +196,7 @@ export class Hub {
         this.catchUpAgain = false;
         try {
           const from = this.maxSeenSeq;
-          const last = await this.scanner.scan(from, (key) => this.channels.has(key), (m) => {
+          const last = await this.reader.scan(from, (key) => this.channels.has(key), (m) => {
             const entry = this.channels.get(m.key);
             if (entry !== undefined && m.seq > entry.lastSeq) {
               this.deliver(entry, m);
@@ -210,7 +215,7 @@ export class Hub {
       this.held = [];
       for (const { entry, msg } of held) this.onStored(entry, msg);
       this.counters.catchUps++;
-      if (this.nc.isClosed() === false) this.liveIntact = true;
+      if (!this.feed.closed) this.liveIntact = true;
       this.log.info({ reason, count: delivered, durationMs: Date.now() - started }, 'caught up');
     } finally {
       this.catchingUp = false;
@@ -225,26 +230,13 @@ export class Hub {
       idleSince: 0,
       gapPending: undefined,
       completeFrom: undefined,
-      sub: this.nc.subscribe(liveSubject(key), {
-        callback: (err, msg) => {
-          if (err) {
-            this.log.warn({ err, channel: key }, 'live subscription failed');
-            return;
-          }
-          this.onMessage(entry, msg);
-        },
-      }),
+      sub: this.feed.subscribe(key, (m) => this.onMessage(entry, m)),
     };
     this.channels.set(key, entry);
     return entry;
   }
 
-  private onMessage(entry: ChannelEntry, msg: Msg): void {
-    const h = msg.headers;
-    if (h === undefined) return;
-    const seq = Number(h.get('Nats-Sequence'));
-    const prev = h.get('Nats-Last-Sequence');
-    const stored = decodeStored(h, entry.key, msg.data, seq, Date.now(), prev === '' ? undefined : Number(prev));
+  private onMessage(entry: ChannelEntry, stored: StoredMessage): void {
     this.counters.messagesIn++;
     if (this.catchingUp) {
       if (this.held.length < MAX_HELD) this.held.push({ entry, msg: stored });
@@ -272,7 +264,11 @@ export class Hub {
     entry.gapPending = [next];
     const from = entry.lastSeq;
     try {
-      const missing = await this.scanner.channelRange(entry.key, from, next.seq);
+      const missing: StoredMessage[] = [];
+      for await (const m of this.reader.after(entry.key, from)) {
+        if (m.seq >= next.seq) break;
+        missing.push(m);
+      }
       for (const m of missing) if (m.seq > entry.lastSeq) this.deliver(entry, m);
       this.counters.gapsFilled++;
       this.log.info({ channel: entry.key, fromSeq: from, toSeq: next.seq, count: missing.length }, 'gap filled');
@@ -293,42 +289,5 @@ export class Hub {
     const d = new Delivery(msg, this.epochSec(), Date.now());
     for (const s of entry.sessions) s.deliver(d);
     this.counters.deliveries += entry.sessions.size;
-  }
-
-  /**
-   * Resolves after a round trip to the server that started after every SUB sent so
-   * far: one flush serves every attach of the same event-loop turn. Then the stream's
-   * end is read once for the batch: every message after it is sure to reach these
-   * subscriptions (`completeFrom`). While NATS is away it gives up after a while; the
-   * catch-up after the reconnect covers it.
-   */
-  private serverBarrier(fresh: ChannelEntry[]): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.barrier !== null) {
-        this.barrier.waiters.push(resolve);
-        this.barrier.entries.push(...fresh);
-        return;
-      }
-      const batch = { waiters: [resolve], entries: [...fresh] };
-      this.barrier = batch;
-      setImmediate(() => {
-        this.barrier = null;
-        const done = (): void => batch.waiters.forEach((w) => w());
-        const timer = setTimeout(done, SUBSCRIBE_BARRIER_TIMEOUT_MS);
-        this.nc
-          .flush()
-          .then(() => this.streamEnd())
-          .then(
-            (end) => {
-              for (const e of batch.entries) e.completeFrom ??= end;
-            },
-            (err: unknown) => this.log.warn({ err }, 'subscription confirmation failed'),
-          )
-          .finally(() => {
-            clearTimeout(timer);
-            done();
-          });
-      });
-    });
   }
 }

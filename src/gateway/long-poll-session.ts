@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
+import { CloseCode, closeText, longPollStatus } from '../errors/close-codes.ts';
 import { CONTENT_BINARY, CONTENT_TEXT, sendBody, sendNotModified, sendPlain } from '../wire/http-replies.ts';
-import { JetpullClose } from '../wire/error-codes.ts';
 import { batchFrame, type Delivery } from './delivery.ts';
 import { Session, type SessionOptions } from './session.ts';
 
@@ -36,13 +36,14 @@ export class LongPollSession extends Session {
     });
   }
 
-  close(code: number, reason: string): void {
+  close(code: CloseCode, reason = closeText(code)): void {
     if (this.isClosed) return;
     clearTimeout(this.holdTimer);
     if (!this.res.headersSent) {
-      // Draining: an ordinary poll timeout, so the client polls again at once (elsewhere) with its mid.
-      if (code === JetpullClose.ServiceRestart) sendNotModified(this.res, this.opts.requestMid ?? '');
-      else sendPlain(this.res, code === 4029 ? 429 : 400, reason);
+      const status = longPollStatus(code);
+      // Draining, for example: an ordinary poll timeout, so the client polls again at once (elsewhere) with its mid.
+      if (status === 'resume') sendNotModified(this.res, this.opts.requestMid ?? '');
+      else sendPlain(this.res, status, reason);
     }
     this.markClosed();
   }
@@ -62,7 +63,7 @@ export class LongPollSession extends Session {
   protected closeSlow(queuedBytes: number): void {
     // Only a replay that outgrew the outbox gets here: answer with the resume point
     // unchanged, and the next poll continues the replay.
-    this.log.info({ closeCode: JetpullClose.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
+    this.log.info({ closeCode: CloseCode.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
     this.telemetry.slowClientClosed();
     clearTimeout(this.holdTimer);
     if (!this.res.headersSent) sendNotModified(this.res, this.opts.requestMid ?? '');

@@ -1,6 +1,5 @@
-import type { JetStreamManager, StoredMsg } from '@nats-io/jetstream';
-import { decodeStored, H_PUB, isReplayable, type StoredMessage } from '../nats/stored-message.ts';
-import { keyOfStoredSubject, storedSubject } from '../nats/subjects.ts';
+import { isReplayable, type StoredMessage } from '../nats/stored-message.ts';
+import type { StreamReader } from '../nats/stream-reader.ts';
 
 export interface ReplayPage {
   /** Replayable messages newer than the start, in sequence order, one per publish. */
@@ -13,20 +12,22 @@ export interface ReplayPage {
 
 /**
  * Reads what a reconnecting client missed, straight from the stream by position:
- * per channel, a `last_by_subj` probe answers "anything newer?" (most channels:
- * no), and only then `next_by_subj` walks forward from the client's mid. No
- * consumer is created. Messages are merged by sequence, expired and live-only ones
- * are skipped, and a publish stored as several copies is returned once.
+ * per channel, the newest message answers "anything newer?" (most channels: no), and
+ * only then the channel is walked forward from the client's mid. No consumer is
+ * created. Messages are merged by sequence, expired and live-only ones are skipped,
+ * and a publish stored as several copies is returned once.
  */
 export class ReplayReader {
-  constructor(
-    private readonly jsm: JetStreamManager,
-    private readonly stream: string,
-  ) {}
+  constructor(private readonly stream: StreamReader) {}
+
+  /** Direct gets made so far. */
+  get reads(): number {
+    return this.stream.reads;
+  }
 
   /**
    * Reads the channels in `readKeys` (those of `keys` that may have something
-   * newer) with direct gets, and returns one page of what the connection missed.
+   * newer) and returns one page of what the connection missed.
    */
   async readPage(
     keys: readonly string[],
@@ -72,7 +73,7 @@ export class ReplayReader {
 
   /** Sequence of the newest message on any of the channels, 0 when none. */
   async newestSeq(keys: readonly string[]): Promise<number> {
-    const last = await Promise.all(keys.map((key) => this.get({ last_by_subj: storedSubject(key) })));
+    const last = await Promise.all(keys.map((key) => this.stream.last(key)));
     return last.reduce((max, m) => Math.max(max, m?.seq ?? 0), 0);
   }
 
@@ -81,17 +82,15 @@ export class ReplayReader {
     fromSeq: number,
     limit: number,
   ): Promise<{ messages: StoredMessage[]; capped: boolean; lastSeq: number }> {
-    const subject = storedSubject(key);
-    const last = await this.get({ last_by_subj: subject });
+    const last = await this.stream.last(key);
     if (last === null || last.seq <= fromSeq) return { messages: [], capped: false, lastSeq: fromSeq };
     const messages: StoredMessage[] = [];
     let seq = fromSeq;
-    while (seq < last.seq) {
-      const m = await this.get({ seq: seq + 1, next_by_subj: subject });
-      if (m === null) break;
-      messages.push(toStored(m));
+    for await (const m of this.stream.after(key, fromSeq)) {
+      messages.push(m);
       seq = m.seq;
-      if (messages.length >= limit && seq < last.seq) return { messages, capped: true, lastSeq: seq };
+      if (seq >= last.seq) break;
+      if (messages.length >= limit) return { messages, capped: true, lastSeq: seq };
     }
     return { messages, capped: false, lastSeq: seq };
   }
@@ -104,27 +103,11 @@ export class ReplayReader {
   private async hadSibling(m: StoredMessage, keys: readonly string[], fromSeq: number): Promise<boolean> {
     for (const key of keys) {
       if (key === m.key) continue;
-      const subject = storedSubject(key);
-      let seq = m.firstSeq! - 1;
-      for (;;) {
-        const s = await this.get({ seq: seq + 1, next_by_subj: subject });
-        if (s === null || s.seq > fromSeq) break;
-        if (s.header.get(H_PUB) === m.pubId) return true;
-        seq = s.seq;
+      for await (const s of this.stream.after(key, m.firstSeq! - 1)) {
+        if (s.seq > fromSeq) break;
+        if (s.pubId === m.pubId) return true;
       }
     }
     return false;
   }
-
-  /** Direct gets made so far (replays, newest-mid lookups). */
-  reads = 0;
-
-  private get(query: { last_by_subj: string } | { seq: number; next_by_subj: string }): Promise<StoredMsg | null> {
-    this.reads++;
-    return this.jsm.direct.getMessage(this.stream, query as never);
-  }
-}
-
-function toStored(m: StoredMsg): StoredMessage {
-  return decodeStored(m.header, keyOfStoredSubject(m.subject), m.data, m.seq, Date.parse(m.timestamp), undefined);
 }

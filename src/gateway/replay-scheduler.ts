@@ -1,12 +1,12 @@
 import type { Logger } from '../log/logger.ts';
 import type { Telemetry } from '../telemetry/telemetry.ts';
+import { CloseCode } from '../errors/close-codes.ts';
 import type { StoredMessage } from '../nats/stored-message.ts';
-import { errorText, PushError } from '../wire/error-codes.ts';
+import type { StreamReader } from '../nats/stream-reader.ts';
 import { Delivery } from './delivery.ts';
 import type { Hub } from './hub.ts';
 import type { ReplayReader } from './replay-reader.ts';
 import type { Session } from './session.ts';
-import type { StreamScanner } from './stream-scanner.ts';
 
 interface Job {
   readonly session: Session;
@@ -59,8 +59,7 @@ export class ReplayScheduler {
   constructor(
     private readonly hub: Hub,
     private readonly reader: ReplayReader,
-    private readonly scanner: StreamScanner,
-    private readonly streamEnd: () => Promise<number>,
+    private readonly stream: StreamReader,
     private readonly epochSec: () => number,
     private readonly opts: ReplaySchedulerOptions,
     private readonly telemetry: Telemetry,
@@ -135,7 +134,7 @@ export class ReplayScheduler {
     group = group.filter((j) => !j.session.isClosed);
     let end: number;
     try {
-      end = await this.streamEnd();
+      end = await this.stream.end();
     } catch (err) {
       for (const j of group) this.fail(j.session, err);
       return;
@@ -163,7 +162,7 @@ export class ReplayScheduler {
     const capped = new Set<Job>();
     const from = shared[shared.length - 1]!.fromSeq;
     try {
-      const last = await this.scanner.scan(from, (key) => byKey.has(key), (m) => {
+      const last = await this.stream.scan(from, (key) => byKey.has(key), (m) => {
         for (const j of byKey.get(m.key)!) {
           if (m.seq <= j.fromSeq || capped.has(j)) continue;
           const list = collected.get(j)!;
@@ -197,12 +196,12 @@ export class ReplayScheduler {
     this.telemetry.replayDone(now - started, messages.length);
     if (truncated && session.transport === 'ws') {
       // The client reconnects at once with the mid of the last message it got and the replay goes on.
-      session.close(1013, 'replay continues');
+      session.close(CloseCode.TryAgainLater);
     }
   }
 
   private fail(session: Session, err: unknown): void {
     this.log.warn({ err, connId: session.id }, 'replay failed');
-    session.close(PushError.CannotGetLastMessages, errorText(PushError.CannotGetLastMessages));
+    session.close(CloseCode.CannotGetLastMessages);
   }
 }

@@ -1,3 +1,4 @@
+import type { CloseCode } from '../errors/close-codes.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Telemetry } from '../telemetry/telemetry.ts';
 import type { Delivery, FrameFormat } from './delivery.ts';
@@ -127,8 +128,8 @@ export abstract class Session {
   /** Runs once the session has gone live (after its replay, if any). */
   protected onLive(): void {}
 
-  /** Ends the connection with a close code and reason; idempotent. */
-  abstract close(code: number, reason: string): void;
+  /** Ends the connection with a close code (its reason from the catalogue unless given); idempotent. */
+  abstract close(code: CloseCode, reason?: string): void;
 
   /** Transport-specific write of one or more messages (already deduplicated). */
   protected abstract emit(list: readonly Delivery[], grouping: 'live' | 'replay'): void;

@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { JetpullClose } from '../wire/error-codes.ts';
+import { CloseCode, closeText } from '../errors/close-codes.ts';
 import { batchFrame, type Delivery } from './delivery.ts';
 import { Session, type SessionOptions } from './session.ts';
 
@@ -131,7 +131,7 @@ export class WsSession extends Session {
     const ws = this.ws;
     if (ws === undefined || this.isClosed) return;
     if (!this.alive) {
-      this.log.info({ closeCode: 1006 }, 'connection missed a pong');
+      this.log.info({ closeCode: CloseCode.AbnormalClosure }, 'connection missed a pong');
       ws.terminate();
       return;
     }
@@ -139,14 +139,16 @@ export class WsSession extends Session {
     ws.ping();
   }
 
-  close(code: number, reason: string): void {
+  close(code: CloseCode, reason = closeText(code)): void {
     const ws = this.ws;
     this.clearWindow();
     if (ws === undefined) {
       this.markClosed();
       return;
     }
-    if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+    // 1006 is never sent in a close frame: the socket is dropped.
+    if (code === CloseCode.AbnormalClosure) ws.terminate();
+    else if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
   }
 
   protected emit(list: readonly Delivery[], grouping: 'live' | 'replay'): void {
@@ -170,7 +172,7 @@ export class WsSession extends Session {
 
   protected closeSlow(queuedBytes: number): void {
     const ws = this.ws;
-    this.log.info({ closeCode: JetpullClose.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
+    this.log.info({ closeCode: CloseCode.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
     this.telemetry.slowClientClosed();
     this.pending = [];
     this.pendingBytes = 0;
@@ -180,7 +182,7 @@ export class WsSession extends Session {
       this.markClosed();
       return;
     }
-    ws.close(JetpullClose.SlowClient, `${JetpullClose.SlowClient}: Slow client.`);
+    ws.close(CloseCode.SlowClient, closeText(CloseCode.SlowClient));
     setTimeout(() => ws.terminate(), SLOW_CLOSE_GRACE_MS).unref();
     this.markClosed();
   }

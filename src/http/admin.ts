@@ -52,6 +52,11 @@ export class AdminListener {
     });
   }
 
+  /** The bound address, once listening. */
+  get address(): AddressInfo | undefined {
+    return (this.server.address() as AddressInfo | null) ?? undefined;
+  }
+
   async listen(): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);

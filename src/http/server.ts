@@ -14,12 +14,12 @@ import { handleProtobufRequest } from './routes/protobuf.ts';
 import { handleTextPublish, type PublishDeps } from './routes/publish.ts';
 import { handleServerStat } from './routes/server-stat.ts';
 import { handleLongPoll, handleUpgrade, refuse, type SubscribeDeps } from './routes/subscribe.ts';
-import type { ProtobufRequests } from '../publisher/protobuf-requests.ts';
+import type { ProtobufRequests } from '../api/protobuf-requests.ts';
 import type { DailyCounters } from '../stats/daily-counters.ts';
 import type { ServerStatsReporter } from '../stats/server-stats.ts';
 import type { ChannelIdParser } from '../wire/channel-id.ts';
 import { firstPublicId } from '../wire/channel-id.ts';
-import { PushError } from '../wire/error-codes.ts';
+import { CloseCode } from '../errors/close-codes.ts';
 import { sendPushError } from '../wire/http-replies.ts';
 import { single } from './request.ts';
 
@@ -153,7 +153,7 @@ export class Listener {
   private async clientRequest(res: ServerResponse, url: ParsedUrl, body: Buffer, rest: NonNullable<RouteHandlers['rest']>): Promise<void> {
     const raw = single(url.query, 'CHANNEL_ID');
     const tokens = rest.parser.parse(typeof raw === 'string' ? raw : null, 'subscribe');
-    if (tokens === null) return sendPushError(res, PushError.WrongChannelId);
+    if (tokens === null) return sendPushError(res, CloseCode.WrongChannelId);
     await handleProtobufRequest(res, body, { trusted: false, publicId: firstPublicId(tokens) }, rest.requests, this.log);
   }
 

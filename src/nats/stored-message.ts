@@ -1,4 +1,4 @@
-import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import { headers as natsHeaders, nuid, type MsgHdrs } from '@nats-io/transport-node';
 
 /**
  * How a message is laid out in the stream. The body is the published text, as is;
@@ -78,4 +78,9 @@ export function decodeStored(
 /** A message stays replayable while `time + expiry` is in the future. */
 export function isReplayable(m: StoredMessage, nowMs: number): boolean {
   return m.expirySec > 0 && m.timeMs + m.expirySec * 1000 > nowMs;
+}
+
+/** A new unique publish id (the message id of a publish without an idempotency key). */
+export function newPublishId(): string {
+  return nuid.next();
 }

@@ -1,25 +1,19 @@
-import type { Receiver } from '../wire/channel-id.ts';
-
 /**
  * Every subject jetpull uses is built and parsed here.
  *
  *   push.msg.<kind>.<id>    stored messages (stream PUSH_MESSAGES), kind = priv | pub
  *   push.live.<kind>.<id>   the server's republish of each stored message
+ *   $JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.<stream>   the stream's leader changed
  *
- * A receiver's key `<kind>.<id>` names a channel everywhere in the process.
+ * A channel key `<kind>.<id>` (`channelKey` in wire/channel-id.ts) names a channel
+ * everywhere in the process.
  */
 
 export const STORED_PREFIX = 'push.msg.';
 export const LIVE_PREFIX = 'push.live.';
 
-/** `priv.<id>` or `pub.<id>`: the channel key used in maps and subjects. */
-export function channelKey(r: Receiver): string {
-  return (r.isPrivate ? 'priv.' : 'pub.') + r.id;
-}
-
-export function receiverOfKey(key: string): Receiver {
-  return key.startsWith('priv.') ? { id: key.slice(5), isPrivate: true } : { id: key.slice(4), isPrivate: false };
-}
+/** Queue group of the native publish API: requests spread over every publisher. */
+export const PUBLISH_QUEUE_GROUP = 'jetpull-publishers';
 
 export function storedSubject(key: string): string {
   return STORED_PREFIX + key;
@@ -32,4 +26,8 @@ export function liveSubject(key: string): string {
 /** The channel key of a stored subject (`push.msg.priv.<id>` → `priv.<id>`). */
 export function keyOfStoredSubject(subject: string): string {
   return subject.slice(STORED_PREFIX.length);
+}
+
+export function leaderElectedSubject(stream: string): string {
+  return `$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${stream}`;
 }

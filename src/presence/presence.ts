@@ -1,5 +1,7 @@
-import type { KV } from '@nats-io/kv';
+import { hostname } from 'node:os';
+import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
+import type { KvStore } from '../nats/kv-store.ts';
 
 /**
  * Deployment-wide online status, kept in the PUSH_PRESENCE bucket (one key per
@@ -13,12 +15,27 @@ export class Presence {
   private failures = 0;
 
   constructor(
-    private readonly kv: KV,
+    private readonly kv: KvStore,
     private readonly ttlMs: number,
     private readonly refreshMs: number,
     private readonly value: string,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * Online means "seen within storage.onlineTtlSec + onlineDeltaSec"; a process
+   * rewrites a key at most every quarter of onlineTtlSec. The value names the
+   * process that saw the channel last.
+   */
+  static fromConfig(kv: KvStore, storage: Config['storage'], processUniqueId: string, log: Logger): Presence {
+    return new Presence(
+      kv,
+      (storage.onlineTtlSec + storage.onlineDeltaSec) * 1000,
+      Math.max(1_000, Math.floor(storage.onlineTtlSec * 250)),
+      `${hostname()}/${processUniqueId}`,
+      log,
+    );
+  }
 
   /** Marks channels online now (fire and forget: presence never holds up a connection). */
   touch(keys: readonly string[], now = Date.now()): void {
@@ -43,7 +60,7 @@ export class Presence {
   async online(keys: readonly string[]): Promise<boolean[]> {
     const now = Date.now();
     const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
-    return entries.map((e) => e !== null && e.operation === 'PUT' && now - e.created.getTime() < this.ttlMs);
+    return entries.map((e) => e !== null && now - e.createdMs < this.ttlMs);
   }
 
   /** Forgets write times older than the refresh interval (keeps the map small). */

@@ -23,6 +23,14 @@ export interface PublishResult {
   readonly mids: readonly string[];
 }
 
+/**
+ * What entry points publish through: resolves with the stored mids once every copy
+ * is acknowledged, rejects with an AppError (temporary or not) otherwise.
+ */
+export interface Publisher {
+  publish(cmd: PublishCommand): Promise<PublishResult>;
+}
+
 /** Clamps a requested expiry into [0, messageTtlSec]; anything unusable is 0. */
 export function capExpiry(requested: unknown, messageTtlSec: number): number {
   const n = typeof requested === 'number' ? requested : Number(requested);

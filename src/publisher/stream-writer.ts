@@ -1,11 +1,10 @@
-import { nuid } from '@nats-io/transport-node';
+import { PublishUnavailableError, toClientError } from '../errors/app-error.ts';
+import type { Ack, JetStreamAppender } from '../nats/jetstream-appender.ts';
 import type { NatsLink } from '../nats/connection.ts';
-import { encodeHeaders } from '../nats/stored-message.ts';
-import { channelKey, storedSubject } from '../nats/subjects.ts';
-import { PublishRejectedError, PublishUnavailableError } from '../errors/app-error.ts';
+import { newPublishId, type WriteMeta } from '../nats/stored-message.ts';
 import { delay } from '../util/deferred.ts';
+import { channelKey } from '../wire/channel-id.ts';
 import { formatMid } from '../wire/mid.ts';
-import { AppendRefusedError, type Ack, type JetStreamAppender } from './jetstream-appender.ts';
 import type { PublishCommand, PublishResult } from './publish-command.ts';
 
 /**
@@ -26,29 +25,22 @@ export class StreamWriter {
 
   /** `deadline` (ms since the epoch) bounds the whole write, retries included. */
   async write(cmd: PublishCommand, deadline: number): Promise<PublishResult> {
-    const pubId = cmd.idempotencyKey ?? nuid.next();
+    const pubId = cmd.idempotencyKey ?? newPublishId();
     const epoch = this.epochSec();
     const receivers = cmd.receivers;
     if (receivers.length === 1) {
-      const ack = await this.append(storedSubject(channelKey(receivers[0]!)), cmd, pubId, {}, deadline);
+      const ack = await this.append(channelKey(receivers[0]!), cmd, pubId, {}, deadline);
       return { mids: [formatMid(epoch, ack.seq)] };
     }
-    const first = await this.append(storedSubject(channelKey(receivers[0]!)), cmd, `${pubId}.0`, { pubId }, deadline);
+    const first = await this.append(channelKey(receivers[0]!), cmd, `${pubId}.0`, { pubId }, deadline);
     const rest = await Promise.all(
-      receivers
-        .slice(1)
-        .map((r, i) => this.append(storedSubject(channelKey(r)), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq }, deadline)),
+      receivers.slice(1).map((r, i) => this.append(channelKey(r), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq }, deadline)),
     );
     return { mids: [first, ...rest].map((ack) => formatMid(epoch, ack.seq)) };
   }
 
-  private async append(
-    subject: string,
-    cmd: PublishCommand,
-    msgID: string,
-    copy: { pubId?: string; firstSeq?: number },
-    deadline: number,
-  ): Promise<Ack> {
+  private async append(key: string, cmd: PublishCommand, msgId: string, copy: Pick<WriteMeta, 'pubId' | 'firstSeq'>, deadline: number): Promise<Ack> {
+    const meta: WriteMeta = { expirySec: cmd.expirySec, senderId: cmd.senderId, ...copy };
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -60,10 +52,9 @@ export class StreamWriter {
         continue;
       }
       try {
-        const headers = encodeHeaders({ expirySec: cmd.expirySec, senderId: cmd.senderId, ...copy });
-        return await this.appender.append(subject, cmd.body, msgID, headers, Math.min(remaining, 2_000));
+        return await this.appender.append(key, cmd.body, msgId, meta, Math.min(remaining, 2_000));
       } catch (err) {
-        if (err instanceof AppendRefusedError) throw new PublishRejectedError(`stream refused the message (${err.errCode})`, { cause: err });
+        if (!toClientError(err).temporary) throw err;
         // Timed out or no leader yet: the same message id makes the retry safe.
         await delay(Math.min(25 * 2 ** attempt, 250, Math.max(0, deadline - Date.now())));
       }

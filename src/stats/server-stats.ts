@@ -1,5 +1,5 @@
-import type { KV } from '@nats-io/kv';
 import type { Logger } from '../log/logger.ts';
+import type { KvStore } from '../nats/kv-store.ts';
 
 /** One process's entry of `/server-stat/` (spec §5.5). */
 export interface ServerStat {
@@ -23,7 +23,7 @@ export class ServerStatsReporter {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly kv: KV,
+    private readonly kv: KvStore,
     private readonly processUniqueId: string,
     private readonly snapshot: () => ServerStat,
     private readonly intervalMs: number,
@@ -46,14 +46,13 @@ export class ServerStatsReporter {
   async readAll(): Promise<ServerStat[]> {
     const now = Date.now();
     const own = this.snapshot();
-    const keys: string[] = [];
-    for await (const k of await this.kv.keys()) keys.push(k);
+    const keys = await this.kv.keys();
     const others = await Promise.all(keys.filter((k) => k !== this.key()).map((k) => this.kv.get(k)));
     const out: ServerStat[] = [own];
     for (const e of others) {
-      if (e === null || e.operation !== 'PUT' || now - e.created.getTime() > this.maxAgeMs) continue;
+      if (e === null || now - e.createdMs > this.maxAgeMs) continue;
       try {
-        out.push(e.json<ServerStat>());
+        out.push(JSON.parse(e.value) as ServerStat);
       } catch {
         // not ours to interpret
       }

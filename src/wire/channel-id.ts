@@ -17,6 +17,14 @@ export interface Receiver {
   readonly isPrivate: boolean;
 }
 
+/**
+ * `priv.<id>` or `pub.<id>`: the one name of a channel in maps, presence keys and
+ * NATS subjects.
+ */
+export function channelKey(r: Receiver): string {
+  return (r.isPrivate ? 'priv.' : 'pub.') + r.id;
+}
+
 export interface ChannelToken {
   readonly privateId: string;
   readonly publicId?: string;
@@ -116,10 +124,11 @@ export function receiversOf(tokens: readonly ChannelToken[]): Receiver[] {
   const out: Receiver[] = [];
   const seen = new Set<string>();
   const add = (id: string, isPrivate: boolean): void => {
-    const key = (isPrivate ? 'p' : 'u') + id;
+    const r = { id, isPrivate };
+    const key = channelKey(r);
     if (!seen.has(key)) {
       seen.add(key);
-      out.push({ id, isPrivate });
+      out.push(r);
     }
   };
   for (const t of tokens) add(t.privateId, true);

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { errorText, httpStatusOf, type PushErrorCode } from './error-codes.ts';
+import { closeText, longPollStatus, type PushCode } from '../errors/close-codes.ts';
 
 /**
  * The exact HTTP replies of Push server 2.0 (spec §1.4). Every reply carries
@@ -37,9 +37,10 @@ export function sendNotModified(res: ServerResponse, lastMessageId: string): voi
 }
 
 /** "<code>: <reason>" with the code's status (400, or 429 for 4029), as the reference closes. */
-export function sendPushError(res: ServerResponse, code: PushErrorCode): void {
-  const body = errorText(code);
-  res.writeHead(httpStatusOf(code), {
+export function sendPushError(res: ServerResponse, code: PushCode): void {
+  const body = closeText(code);
+  const status = longPollStatus(code);
+  res.writeHead(typeof status === 'number' ? status : 400, {
     'Content-Type': CONTENT_TEXT,
     'Access-Control-Allow-Origin': '*',
     'Access-Control-Expose-Headers': 'Last-Message-Id',

@@ -3,7 +3,6 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Actor } from '../../src/actors/actor.ts';
 import { Mailbox } from '../../src/actors/mailbox.ts';
-import { Semaphore } from '../../src/util/semaphore.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -87,28 +86,5 @@ describe('actor', () => {
     await a.stop();
     assert.equal(a.crashes, 1);
     assert.deepEqual(a.seen, [7]);
-  });
-});
-
-describe('semaphore', () => {
-  it('runs at most `limit` tasks at once, first come first served', async () => {
-    const s = new Semaphore(2);
-    let running = 0;
-    let peak = 0;
-    const order: number[] = [];
-    await Promise.all(
-      [1, 2, 3, 4, 5].map((i) =>
-        s.run(async () => {
-          running++;
-          peak = Math.max(peak, running);
-          await new Promise((r) => setTimeout(r, 5));
-          order.push(i);
-          running--;
-        }),
-      ),
-    );
-    assert.equal(peak, 2);
-    assert.deepEqual(order, [1, 2, 3, 4, 5]);
-    assert.equal(s.inUse, 0);
   });
 });

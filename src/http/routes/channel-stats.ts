@@ -1,9 +1,9 @@
 import type { ServerResponse } from 'node:http';
-import { channelKey } from '../../nats/subjects.ts';
+import { channelKey } from '../../wire/channel-id.ts';
 import type { Presence } from '../../presence/presence.ts';
 import type { DailyCounters } from '../../stats/daily-counters.ts';
 import type { ChannelIdParser } from '../../wire/channel-id.ts';
-import { PushError } from '../../wire/error-codes.ts';
+import { CloseCode } from '../../errors/close-codes.ts';
 import { CONTENT_TEXT, sendBody, sendPushError } from '../../wire/http-replies.ts';
 import { single, type ParsedUrl } from '../request.ts';
 
@@ -22,8 +22,8 @@ export interface ChannelStatsDeps {
 export async function handleChannelStats(res: ServerResponse, url: ParsedUrl, deps: ChannelStatsDeps): Promise<void> {
   const raw = single(url.query, 'CHANNEL_ID');
   const tokens = deps.parser.parse(typeof raw === 'string' ? raw : null, 'trusted');
-  if (tokens === null || tokens.length === 0) return sendPushError(res, PushError.NoChannels);
-  if (tokens.length > deps.maxChannelsPerRequest) return sendPushError(res, PushError.TooManyChannels);
+  if (tokens === null || tokens.length === 0) return sendPushError(res, CloseCode.NoChannels);
+  if (tokens.length > deps.maxChannelsPerRequest) return sendPushError(res, CloseCode.TooManyChannels);
   deps.counters.countRequest('channelStats');
   const ids = [...new Set(tokens.map((t) => t.privateId))];
   const online = await deps.presence.online(ids.map((id) => channelKey({ id, isPrivate: true })));

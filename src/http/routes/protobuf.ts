@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
+import type { ProtobufRequests, RequestOrigin } from '../../api/protobuf-requests.ts';
+import { ProtocolError, toClientError } from '../../errors/app-error.ts';
 import type { Logger } from '../../log/logger.ts';
-import type { ProtobufRequests, RequestOrigin } from '../../publisher/protobuf-requests.ts';
 import { CONTENT_BINARY, CONTENT_TEXT, sendBody, sendPlain, sendPushError } from '../../wire/http-replies.ts';
 
 /**
@@ -16,18 +17,19 @@ export async function handleProtobufRequest(
   requests: ProtobufRequests,
   log: Logger,
 ): Promise<void> {
-  const outcome = await requests.handle(body, origin);
-  if (outcome.ok) {
-    const emptyType = origin.trusted ? CONTENT_TEXT : CONTENT_BINARY;
-    if (outcome.reply === undefined) sendBody(res, 200, '', emptyType);
-    else sendBody(res, 200, outcome.reply, CONTENT_BINARY);
+  let reply: Buffer | undefined;
+  try {
+    reply = await requests.handle(body, origin);
+  } catch (err) {
+    const e = toClientError(err);
+    if (e instanceof ProtocolError) {
+      log.info({ closeCode: e.closeCode, trusted: origin.trusted }, 'request refused');
+      sendPushError(res, e.closeCode);
+    } else {
+      sendPlain(res, e.httpStatus, e.message, e.temporary ? { 'Retry-After': '1' } : {});
+    }
     return;
   }
-  if ('code' in outcome) {
-    log.info({ closeCode: outcome.code, trusted: origin.trusted }, 'request refused');
-    sendPushError(res, outcome.code);
-    return;
-  }
-  const e = outcome.error;
-  sendPlain(res, e.httpStatus, e.message, e.temporary ? { 'Retry-After': '1' } : {});
+  if (reply === undefined) sendBody(res, 200, '', origin.trusted ? CONTENT_TEXT : CONTENT_BINARY);
+  else sendBody(res, 200, reply, CONTENT_BINARY);
 }

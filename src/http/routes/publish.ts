@@ -1,16 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../log/logger.ts';
 import { toClientError } from '../../errors/app-error.ts';
-import type { PublisherActor } from '../../publisher/publisher-actor.ts';
-import { capExpiry } from '../../publisher/publish-command.ts';
+import { capExpiry, type Publisher } from '../../publisher/publish-command.ts';
 import type { DailyCounters } from '../../stats/daily-counters.ts';
 import { receiversOf, type ChannelIdParser } from '../../wire/channel-id.ts';
-import { PushError } from '../../wire/error-codes.ts';
+import { CloseCode } from '../../errors/close-codes.ts';
 import { CONTENT_TEXT, sendBody, sendPlain, sendPushError } from '../../wire/http-replies.ts';
 import { single, type ParsedUrl } from '../request.ts';
 
 export interface PublishDeps {
-  publisher: PublisherActor;
+  publisher: Publisher;
   parser: ChannelIdParser;
   messageTtlSec: number;
   maxChannelsPerRequest: number;
@@ -46,7 +45,7 @@ export async function handleTextPublish(
   }
   const receivers = receiversOf(tokens);
   if (receivers.length > deps.maxChannelsPerRequest) {
-    sendPushError(res, PushError.TooManyChannels);
+    sendPushError(res, CloseCode.TooManyChannels);
     return;
   }
   const key = req.headers['idempotency-key'];

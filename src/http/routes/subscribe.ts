@@ -5,7 +5,7 @@ import type { GatewayActor, SubscribeRequest } from '../../gateway/gateway-actor
 import type { SessionSocket } from '../../gateway/ws-session.ts';
 import type { Logger } from '../../log/logger.ts';
 import type { ChannelIdParser } from '../../wire/channel-id.ts';
-import { PushError, reasonOf } from '../../wire/error-codes.ts';
+import { bareReason, CloseCode } from '../../errors/close-codes.ts';
 import { rawHandshakeRefusal, sendPlain, sendPushError } from '../../wire/http-replies.ts';
 import { single, type ParsedUrl } from '../request.ts';
 
@@ -43,8 +43,8 @@ export async function handleLongPoll(
 ): Promise<void> {
   const sub = subscribeRequest(url, deps);
   if (sub === null) {
-    deps.log.info({ transport: 'longpoll', closeCode: PushError.WrongChannelId }, 'subscription refused');
-    sendPushError(res, PushError.WrongChannelId);
+    deps.log.info({ transport: 'longpoll', closeCode: CloseCode.WrongChannelId }, 'subscription refused');
+    sendPushError(res, CloseCode.WrongChannelId);
     return;
   }
   const session = deps.gateway.createLongPollSession(sub, res, deps.log);
@@ -62,12 +62,12 @@ export async function handleUpgrade(
 ): Promise<void> {
   const sub = subscribeRequest(url, deps);
   if (sub === null) {
-    deps.log.info({ transport: 'ws', closeCode: PushError.WrongChannelId }, 'subscription refused');
-    refuse(socket, 400, 'Bad Request', reasonOf(PushError.WrongChannelId));
+    deps.log.info({ transport: 'ws', closeCode: CloseCode.WrongChannelId }, 'subscription refused');
+    refuse(socket, 400, 'Bad Request', bareReason(CloseCode.WrongChannelId));
     return;
   }
   const session = deps.gateway.createWsSession(sub, deps.log);
-  const aborted = (): void => session.close(1006, 'handshake aborted');
+  const aborted = (): void => session.close(CloseCode.AbnormalClosure, 'handshake aborted');
   socket.once('close', aborted);
   if ((await deps.gateway.open(session, sub.mid)) !== undefined) {
     socket.off('close', aborted);

@@ -1,12 +1,11 @@
 import type { Config } from '../config/schema.ts';
-import { toClientError, type AppError } from '../errors/app-error.ts';
-import type { Logger } from '../log/logger.ts';
-import { channelKey } from '../nats/subjects.ts';
+import { ProtocolError } from '../errors/app-error.ts';
+import { CloseCode } from '../errors/close-codes.ts';
 import type { Presence } from '../presence/presence.ts';
+import { capExpiry, type PublishCommand, type Publisher } from '../publisher/publish-command.ts';
 import type { DailyCounters } from '../stats/daily-counters.ts';
 import type { ServerStat } from '../stats/server-stats.ts';
-import type { Receiver, Signer } from '../wire/channel-id.ts';
-import { PushError, type PushErrorCode } from '../wire/error-codes.ts';
+import { channelKey, type Receiver, type Signer } from '../wire/channel-id.ts';
 import {
   decodeRequestBatch,
   encodeChannelStats,
@@ -15,8 +14,6 @@ import {
   type ReceiverPb,
   type RequestPb,
 } from '../wire/protobuf.ts';
-import { capExpiry, type PublishCommand } from './publish-command.ts';
-import type { PublisherActor } from './publisher-actor.ts';
 
 /**
  * Who sent a protobuf RequestBatch (spec §2.5). The backend's /bitrix/pub/ is
@@ -27,61 +24,49 @@ import type { PublisherActor } from './publisher-actor.ts';
  */
 export type RequestOrigin = { trusted: true } | { trusted: false; publicId: string | undefined };
 
-export type RequestOutcome =
-  | { ok: true; reply: Buffer | undefined }
-  | { ok: false; code: PushErrorCode }
-  | { ok: false; error: AppError };
-
 export interface ProtobufRequestDeps {
-  publisher: PublisherActor;
+  publisher: Publisher;
   presence: Presence;
   signer: Signer;
   limits: Config['limits'];
   messageTtlSec: number;
   counters: DailyCounters;
   serverStats: () => Promise<ServerStat[]>;
-  log: Logger;
 }
 
-class RequestRefused extends Error {
-  constructor(readonly code: PushErrorCode) {
-    super(`request refused with ${code}`);
-    this.name = 'RequestRefused';
-  }
-}
-
+/**
+ * Turns a protobuf RequestBatch into publish commands or answers. Resolves with the
+ * reply (a ResponseBatch) or undefined when there is nothing to answer (a publish);
+ * rejects with a ProtocolError for the protocol's refusals (4012–4021) and with the
+ * publisher's AppError when storage fails.
+ */
 export class ProtobufRequests {
   constructor(private readonly deps: ProtobufRequestDeps) {}
 
   /** Like Push server 2.0, only the first Request of a batch is processed. */
-  async handle(bytes: Uint8Array, origin: RequestOrigin): Promise<RequestOutcome> {
-    try {
-      if (!origin.trusted && origin.publicId === undefined) throw new RequestRefused(PushError.PublicChannelRequired);
-      const request = firstRequest(bytes);
-      switch (request.command) {
-        case 'incomingMessages':
-          this.deps.counters.countRequest('incomingMessages');
-          await this.publish(request.incomingMessages?.messages ?? [], origin);
-          return { ok: true, reply: undefined };
-        case 'channelStats':
-          this.deps.counters.countRequest('channelStats');
-          return { ok: true, reply: await this.channelStats(request.channelStats?.channels ?? [], origin) };
-        case 'serverStats':
-          if (!origin.trusted) throw new RequestRefused(PushError.CommandNotAllowed);
-          this.deps.counters.countRequest('serverStats');
-          return { ok: true, reply: encodeServerStats(JSON.stringify(await this.deps.serverStats())) };
-        default:
-          throw new RequestRefused(PushError.WrongRequestData);
-      }
-    } catch (err) {
-      if (err instanceof RequestRefused) return { ok: false, code: err.code };
-      return { ok: false, error: toClientError(err) };
+  async handle(bytes: Uint8Array, origin: RequestOrigin): Promise<Buffer | undefined> {
+    if (!origin.trusted && origin.publicId === undefined) throw new ProtocolError(CloseCode.PublicChannelRequired);
+    const request = firstRequest(bytes);
+    switch (request.command) {
+      case 'incomingMessages':
+        this.deps.counters.countRequest('incomingMessages');
+        await this.publish(request.incomingMessages?.messages ?? [], origin);
+        return undefined;
+      case 'channelStats':
+        this.deps.counters.countRequest('channelStats');
+        return this.channelStats(request.channelStats?.channels ?? [], origin);
+      case 'serverStats':
+        if (!origin.trusted) throw new ProtocolError(CloseCode.CommandNotAllowed);
+        this.deps.counters.countRequest('serverStats');
+        return encodeServerStats(JSON.stringify(await this.deps.serverStats()));
+      default:
+        throw new ProtocolError(CloseCode.WrongRequestData);
     }
   }
 
   private async publish(messages: readonly IncomingMessagePb[], origin: RequestOrigin): Promise<void> {
     const { limits } = this.deps;
-    if (messages.length > limits.maxMessagesPerRequest) throw new RequestRefused(PushError.TooManyMessages);
+    if (messages.length > limits.maxMessagesPerRequest) throw new ProtocolError(CloseCode.TooManyMessages);
     // Everything is validated before anything is published.
     const commands: PublishCommand[] = messages.map((m) => ({
       receivers: this.receivers(m.receivers ?? [], origin),
@@ -109,25 +94,24 @@ export class ProtobufRequests {
 
   /** Validates receivers in the reference's order: count (4017, 4018), then each id (4019, 4020, 4021). */
   private receivers(list: readonly ReceiverPb[], origin: RequestOrigin, unique = true): Receiver[] {
-    if (list.length === 0) throw new RequestRefused(PushError.NoChannels);
-    if (list.length > this.deps.limits.maxChannelsPerRequest) throw new RequestRefused(PushError.TooManyChannels);
+    if (list.length === 0) throw new ProtocolError(CloseCode.NoChannels);
+    if (list.length > this.deps.limits.maxChannelsPerRequest) throw new ProtocolError(CloseCode.TooManyChannels);
     const out: Receiver[] = [];
     const seen = new Set<string>();
     for (const r of list) {
       const id = r.id;
-      if (id === undefined || id.length !== 16) throw new RequestRefused(PushError.InvalidChannelId);
-      const hex = Buffer.from(id).toString('hex');
-      const isPrivate = r.isPrivate === true;
+      if (id === undefined || id.length !== 16) throw new ProtocolError(CloseCode.InvalidChannelId);
+      const receiver: Receiver = { id: Buffer.from(id).toString('hex'), isPrivate: r.isPrivate === true };
       if (!origin.trusted) {
-        if (isPrivate) throw new RequestRefused(PushError.PrivateChannelNotAllowed);
-        if (r.signature === undefined || !this.deps.signer.verifyRaw(`public:${hex}`, r.signature)) {
-          throw new RequestRefused(PushError.InvalidSignature);
+        if (receiver.isPrivate) throw new ProtocolError(CloseCode.PrivateChannelNotAllowed);
+        if (r.signature === undefined || !this.deps.signer.verifyRaw(`public:${receiver.id}`, r.signature)) {
+          throw new ProtocolError(CloseCode.InvalidSignature);
         }
       }
-      const key = (isPrivate ? 'p' : 'u') + hex;
+      const key = channelKey(receiver);
       if (unique && seen.has(key)) continue;
       seen.add(key);
-      out.push({ id: hex, isPrivate });
+      out.push(receiver);
     }
     return out;
   }
@@ -138,9 +122,9 @@ function firstRequest(bytes: Uint8Array): RequestPb {
   try {
     requests = decodeRequestBatch(bytes);
   } catch {
-    throw new RequestRefused(PushError.WrongRequestData);
+    throw new ProtocolError(CloseCode.WrongRequestData);
   }
   const first = requests[0];
-  if (first === undefined || first.command === undefined) throw new RequestRefused(PushError.WrongRequestData);
+  if (first === undefined || first.command === undefined) throw new ProtocolError(CloseCode.WrongRequestData);
   return first;
 }

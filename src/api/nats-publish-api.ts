@@ -1,10 +1,8 @@
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { BadRequestError, toClientError } from '../errors/app-error.ts';
 import type { Logger } from '../log/logger.ts';
-import { receiversOf, type ChannelIdParser, type Receiver } from '../wire/channel-id.ts';
-import { capExpiry } from './publish-command.ts';
-import type { PublisherActor } from './publisher-actor.ts';
+import { capExpiry, type Publisher } from '../publisher/publish-command.ts';
+import { channelKey, receiversOf, type ChannelIdParser, type Receiver } from '../wire/channel-id.ts';
 
 /**
  * Native publishing over NATS request/reply, for backends that speak NATS:
@@ -14,10 +12,8 @@ import type { PublisherActor } from './publisher-actor.ts';
  *   reply    {"mids": ["<26 digits>", …]}   one per receiver, once stored
  *            {"error": {"code": "PUSH_ERR_…", "message": "…", "temporary": true|false}}
  *
- * Served by every publisher process in one queue group, so requests spread across them.
+ * Served by every publisher process in one queue group (nats/request-server.ts).
  */
-
-export const PUBLISH_QUEUE_GROUP = 'jetpull-publishers';
 
 const HEX_ID = z.string().regex(/^[a-f0-9]{32}$/, 'a channel id is 32 lowercase hex characters');
 
@@ -33,9 +29,7 @@ export function publishEnvelopeSchema(maxChannels: number) {
 }
 
 export interface NatsPublishDeps {
-  nc: NatsConnection;
-  subject: string;
-  publisher: PublisherActor;
+  publisher: Publisher;
   parser: ChannelIdParser;
   messageTtlSec: number;
   maxChannelsPerRequest: number;
@@ -43,17 +37,16 @@ export interface NatsPublishDeps {
   log: Logger;
 }
 
-export function serveNatsPublish(deps: NatsPublishDeps): Subscription {
+/** A handler for the publish subject: request bytes in, reply JSON out; never throws. */
+export function natsPublishHandler(deps: NatsPublishDeps): (data: Uint8Array) => Promise<string> {
   const schema = publishEnvelopeSchema(deps.maxChannelsPerRequest);
   const encoder = new TextEncoder();
-  const respond = (msg: Msg, payload: unknown): void => {
-    if (msg.reply) msg.respond(JSON.stringify(payload));
-  };
-  const handle = async (msg: Msg): Promise<void> => {
+  const decoder = new TextDecoder();
+  return async (data) => {
     try {
       let json: unknown;
       try {
-        json = msg.json();
+        json = JSON.parse(decoder.decode(data));
       } catch {
         throw new BadRequestError('request is not JSON');
       }
@@ -71,23 +64,13 @@ export function serveNatsPublish(deps: NatsPublishDeps): Subscription {
         idempotencyKey: env.id === undefined ? undefined : `k:${env.id}`,
         source: 'nats',
       });
-      respond(msg, { mids: result.mids });
+      return JSON.stringify({ mids: result.mids });
     } catch (err) {
       const e = toClientError(err);
       if (e.code === 'PUSH_ERR_BAD_REQUEST') deps.log.info({ err: e.message }, 'nats publish refused');
-      respond(msg, { error: { code: e.code, message: e.message, temporary: e.temporary } });
+      return JSON.stringify({ error: { code: e.code, message: e.message, temporary: e.temporary } });
     }
   };
-  return deps.nc.subscribe(deps.subject, {
-    queue: PUBLISH_QUEUE_GROUP,
-    callback: (err, msg) => {
-      if (err) {
-        deps.log.warn({ err }, 'nats publish subscription failed');
-        return;
-      }
-      void handle(msg);
-    },
-  });
 }
 
 function toReceivers(channels: ReadonlyArray<string | { id: string; isPrivate: boolean }>, parser: ChannelIdParser): Receiver[] {
@@ -103,7 +86,7 @@ function toReceivers(channels: ReadonlyArray<string | { id: string; isPrivate: b
       list = [{ id: ch.id, isPrivate: ch.isPrivate }];
     }
     for (const r of list) {
-      const k = (r.isPrivate ? 'p' : 'u') + r.id;
+      const k = channelKey(r);
       if (!seen.has(k)) {
         seen.add(k);
         out.push(r);

@@ -1,33 +1,12 @@
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { PublishRejectedError, PublishUnavailableError } from '../errors/app-error.ts';
+import { encodeHeaders, type WriteMeta } from './stored-message.ts';
+import { storedSubject } from './subjects.ts';
 
 /** What JetStream answered for one stored message. */
 export interface Ack {
   readonly seq: number;
   readonly duplicate: boolean;
-}
-
-/** No stream leader answered (no responders, leader election): the write may be retried. */
-export class AppendUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AppendUnavailableError';
-  }
-}
-
-/** JetStream refused the write (e.g. message too large); retrying will not help. */
-export class AppendRefusedError extends Error {
-  constructor(readonly errCode: number, message: string) {
-    super(message);
-    this.name = 'AppendRefusedError';
-  }
-}
-
-/** No acknowledgement within the time allowed; the write may or may not have been stored. */
-export class AppendTimeoutError extends Error {
-  constructor() {
-    super('no acknowledgement in time');
-    this.name = 'AppendTimeoutError';
-  }
 }
 
 interface Pending {
@@ -53,6 +32,10 @@ const SWEEP_MS = 50;
  * on one inbox subscription, timeouts are checked by one sweep every 50 ms, and the
  * writes requested during one event-loop turn go out together, so the client sends
  * them to the server in one socket write.
+ *
+ * Failures are the app's own errors: PublishUnavailableError (temporary: no leader,
+ * no answer in time, connection closed; a retry with the same message id is safe) and
+ * PublishRejectedError (permanent: the stream refused the message).
  */
 export class JetStreamAppender {
   private readonly inbox: string;
@@ -74,9 +57,12 @@ export class JetStreamAppender {
     this.sweeper.unref();
   }
 
-  append(subject: string, data: Uint8Array, msgID: string, headers: MsgHdrs | undefined, timeoutMs: number): Promise<Ack> {
-    const h = headers ?? natsHeaders();
-    h.set('Nats-Msg-Id', msgID);
+  /** Stores one copy on a channel; `msgId` makes a retry of the same copy a duplicate the stream drops. */
+  append(key: string, body: Uint8Array, msgId: string, meta: WriteMeta, timeoutMs: number): Promise<Ack> {
+    const h = encodeHeaders(meta) ?? natsHeaders();
+    h.set('Nats-Msg-Id', msgId);
+    const subject = storedSubject(key);
+    const data = body;
     const token = (this.next++).toString(36);
     return new Promise<Ack>((resolve, reject) => {
       this.pending.set(token, { resolve, reject, deadline: Date.now() + timeoutMs });
@@ -91,7 +77,7 @@ export class JetStreamAppender {
   close(): void {
     clearInterval(this.sweeper);
     this.sub.unsubscribe();
-    for (const p of this.pending.values()) p.reject(new AppendUnavailableError('closed'));
+    for (const p of this.pending.values()) p.reject(new PublishUnavailableError('nats-unavailable', { cause: new Error('appender closed') }));
     this.pending.clear();
   }
 
@@ -105,7 +91,7 @@ export class JetStreamAppender {
       } catch (err) {
         const p = this.pending.get(q.token);
         this.pending.delete(q.token);
-        p?.reject(new AppendUnavailableError((err as Error).message));
+        p?.reject(new PublishUnavailableError('nats-unavailable', { cause: err }));
       }
     }
   }
@@ -117,7 +103,7 @@ export class JetStreamAppender {
     this.pending.delete(token);
     if (msg.data.length === 0) {
       // A status message: 503 "no responders" while the stream has no leader.
-      p.reject(new AppendUnavailableError(`no responders (${msg.headers?.code ?? 'status'})`));
+      p.reject(new PublishUnavailableError('nats-unavailable', { cause: new Error(`no responders (${msg.headers?.code ?? 'status'})`) }));
       return;
     }
     try {
@@ -129,14 +115,14 @@ export class JetStreamAppender {
       if (r.error) {
         const err =
           r.error.code === 503
-            ? new AppendUnavailableError(r.error.description ?? 'unavailable')
-            : new AppendRefusedError(r.error.err_code ?? 0, r.error.description ?? 'refused');
+            ? new PublishUnavailableError('nats-unavailable', { cause: new Error(r.error.description ?? 'unavailable') })
+            : new PublishRejectedError(`stream refused the message (${r.error.err_code ?? 0}: ${r.error.description ?? 'refused'})`);
         p.reject(err);
         return;
       }
       p.resolve({ seq: r.seq ?? 0, duplicate: r.duplicate === true });
     } catch (err) {
-      p.reject(new AppendRefusedError(0, `unreadable acknowledgement: ${(err as Error).message}`));
+      p.reject(new PublishRejectedError('unreadable acknowledgement', { cause: err }));
     }
   }
 
@@ -145,7 +131,7 @@ export class JetStreamAppender {
     for (const [token, p] of this.pending) {
       if (p.deadline <= now) {
         this.pending.delete(token);
-        p.reject(new AppendTimeoutError());
+        p.reject(new PublishUnavailableError('timeout'));
       }
     }
   }

@@ -1,0 +1,18 @@
+/** What readiness depends on. */
+export interface ReadinessState {
+  /** Shutdown began (SIGTERM or stop). */
+  stopping(): boolean;
+  natsConnected(): boolean;
+  /** False while the gateway drains; undefined without a gateway. */
+  gatewayAccepting(): boolean | undefined;
+}
+
+/** Why the process should not get traffic now (`/readyz` answers 503 with it), or undefined when ready. */
+export function readinessRule(state: ReadinessState): () => string | undefined {
+  return () => {
+    if (state.stopping()) return 'shutting down';
+    if (!state.natsConnected()) return 'nats disconnected';
+    if (state.gatewayAccepting() === false) return 'gateway draining';
+    return undefined;
+  };
+}
