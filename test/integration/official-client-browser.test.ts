@@ -5,7 +5,7 @@ import { startBrowser, type BrowserHarness, type PageTraffic } from '../helpers/
 import { newShared, newUser } from '../helpers/channels.ts';
 import { publishText } from '../helpers/clients.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
-import { buildPullConfig, type Transport } from '../helpers/official-client.ts';
+import { buildPullConfig, type Transport } from '../helpers/official-client/index.ts';
 import { eventually } from '../helpers/wait.ts';
 
 /**

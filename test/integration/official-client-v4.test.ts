@@ -11,7 +11,7 @@ import {
   type OfficialClient,
   type OfficialClientOptions,
   type Transport,
-} from '../helpers/official-client.ts';
+} from '../helpers/official-client/index.ts';
 import { decodeResponseBatch } from '../helpers/protobuf.ts';
 import { eventually } from '../helpers/wait.ts';
 

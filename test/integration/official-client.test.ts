@@ -4,7 +4,7 @@ import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { newShared, newUser, sign, type TestUser } from '../helpers/channels.ts';
 import { publishText } from '../helpers/clients.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
-import { startOfficialClient, type OfficialClient, type OfficialClientOptions, type Transport } from '../helpers/official-client.ts';
+import { startOfficialClient, type OfficialClient, type OfficialClientOptions, type Transport } from '../helpers/official-client/index.ts';
 
 /**
  * The official Bitrix pull client (`@bitrix24/b24jssdk@2.2.0`, B24PullClientManager)
