@@ -1,8 +1,8 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalNats, type LocalNats } from '../../src/nats/local-server.ts';
+import { freePort } from './ports.ts';
 
 /**
  * A real NATS server with JetStream for one test file: a container through
@@ -148,17 +148,6 @@ function dockerReachable(): Promise<boolean> {
     }
   })();
   return dockerCheck;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** A JetStream cluster of `size` local nats-server processes (binary backend), for failover tests. */

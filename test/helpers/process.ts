@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TEST_KEY } from './channels.ts';
-import { freePort } from './nats-server.ts';
+import { freePort } from './ports.ts';
 import { eventually } from './wait.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

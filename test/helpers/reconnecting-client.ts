@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { parseTextFrames } from './clients.ts';
+import { parseTextFrames } from './text-frames.ts';
 
 /**
  * A subscriber that behaves like the official client where it matters for

@@ -3,7 +3,11 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { newId, newUser } from '../helpers/channels.ts';
-import { longPoll, openWs, parseTextFrames, publishText, rawRequest, TestWs } from '../helpers/clients.ts';
+import { publishText } from '../helpers/backend.ts';
+import { longPoll } from '../helpers/long-poll-client.ts';
+import { rawRequest } from '../helpers/raw-http.ts';
+import { parseTextFrames } from '../helpers/text-frames.ts';
+import { openWs, TestWs } from '../helpers/ws-client.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { eventually } from '../helpers/wait.ts';
 

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { newShared, newUser } from '../helpers/channels.ts';
-import { longPoll, openWs, parseTextFrames, publishText, type PollResult } from '../helpers/clients.ts';
+import { publishText } from '../helpers/backend.ts';
+import { longPoll, type PollResult } from '../helpers/long-poll-client.ts';
+import { parseTextFrames } from '../helpers/text-frames.ts';
+import { openWs } from '../helpers/ws-client.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { spawnJetpull, type JetpullProcess } from '../helpers/process.ts';
 import { ReconnectingClient } from '../helpers/reconnecting-client.ts';

@@ -4,7 +4,10 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { startTestApp } from '../helpers/app.ts';
 import { newId, newShared } from '../helpers/channels.ts';
-import { longPoll, openWs, parseTextFrames, publishText, type TestWs } from '../helpers/clients.ts';
+import { publishText } from '../helpers/backend.ts';
+import { longPoll } from '../helpers/long-poll-client.ts';
+import { parseTextFrames } from '../helpers/text-frames.ts';
+import { openWs, type TestWs } from '../helpers/ws-client.ts';
 import { startTestCluster, startTestNats } from '../helpers/nats-server.ts';
 import { eventually } from '../helpers/wait.ts';
 

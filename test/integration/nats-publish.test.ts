@@ -3,7 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { newShared, newUser } from '../helpers/channels.ts';
-import { openWs, parseTextFrames } from '../helpers/clients.ts';
+import { parseTextFrames } from '../helpers/text-frames.ts';
+import { openWs } from '../helpers/ws-client.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { eventually } from '../helpers/wait.ts';
 

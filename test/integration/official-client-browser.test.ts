@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { startBrowser, type BrowserHarness, type PageTraffic } from '../helpers/browser.ts';
 import { newShared, newUser } from '../helpers/channels.ts';
-import { publishText } from '../helpers/clients.ts';
+import { publishText } from '../helpers/backend.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { buildPullConfig, type Transport } from '../helpers/official-client/index.ts';
 import { eventually } from '../helpers/wait.ts';

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import protobuf from 'protobufjs';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { newShared, newUser, sign, type TestUser } from '../helpers/channels.ts';
-import { publishText } from '../helpers/clients.ts';
+import { publishText } from '../helpers/backend.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import {
   startOfficialClient,

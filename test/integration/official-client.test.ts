@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { newShared, newUser, sign, type TestUser } from '../helpers/channels.ts';
-import { publishText } from '../helpers/clients.ts';
+import { publishText } from '../helpers/backend.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { startOfficialClient, type OfficialClient, type OfficialClientOptions, type Transport } from '../helpers/official-client/index.ts';
 

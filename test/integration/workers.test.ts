@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { newShared } from '../helpers/channels.ts';
-import { openWs, publishText } from '../helpers/clients.ts';
+import { publishText } from '../helpers/backend.ts';
+import { openWs } from '../helpers/ws-client.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { spawnJetpull, type JetpullProcess } from '../helpers/process.ts';
 import { eventually } from '../helpers/wait.ts';
