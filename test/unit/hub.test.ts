@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Hub } from '../../src/gateway/hub.ts';
+import type { StoredMessage } from '../../src/nats/stored-message.ts';
+import { newId } from '../helpers/channels.ts';
+import { SessionHarness } from '../helpers/session-harness.ts';
+import { StreamFixture } from '../helpers/stream-fixture.ts';
+import { eventually } from '../helpers/wait.ts';
+
+/** The hub on a real nats-server and real sockets; the live feed can be made to lose messages. */
+describe('hub', () => {
+  let f: StreamFixture;
+  let h: SessionHarness;
+  before(async () => {
+    f = await StreamFixture.start();
+    h = await SessionHarness.start();
+  });
+  after(async () => {
+    await h.close();
+    await f.stop();
+  });
+
+  const newHub = (drop?: (m: StoredMessage) => boolean, lingerMs = 10_000): Hub => new Hub(f.feed(drop), f.reader, () => f.epochSec, f.log, lingerMs);
+
+  const liveSession = async (keys: string[]) => {
+    const pair = await h.ws({ keys });
+    pair.session.finishSync([]);
+    return pair;
+  };
+
+  it('hands every message of a channel to each of its sessions, in order, with the stream sequence as id', async () => {
+    const hub = newHub();
+    const key = `priv.${newId()}`;
+    const a = await liveSession([key]);
+    const b = await liveSession([key]);
+    await hub.attach(a.session);
+    await hub.attach(b.session);
+    const seqs = [await f.store(key), await f.store(key), await f.store(key)];
+    assert.deepEqual(await a.client.waitSeqs(3), seqs);
+    assert.deepEqual(await b.client.waitSeqs(3), seqs);
+    assert.equal(hub.stats().channels, 1, 'one subscription for the channel');
+    hub.close();
+  });
+
+  it('reads a republished message that never arrived from the stream, before the next one', async () => {
+    let seen = 0;
+    const hub = newHub(() => ++seen === 2);
+    const key = `priv.${newId()}`;
+    const s = await liveSession([key]);
+    await hub.attach(s.session);
+    const seqs = [await f.store(key), await f.store(key), await f.store(key)];
+    assert.deepEqual(await s.client.waitSeqs(3), seqs);
+    assert.equal(seen, 3, 'the second message was lost to live delivery, the third arrived');
+    assert.equal(hub.stats().gapsFilled, 1);
+    hub.close();
+  });
+
+  it('after a disconnect, catches up on everything stored meanwhile, in order and once, then goes on live', async () => {
+    let away = false;
+    const hub = newHub(() => away);
+    hub.startAt(await f.reader.end());
+    const key = `priv.${newId()}`;
+    const other = `priv.${newId()}`;
+    const s = await liveSession([key]);
+    await hub.attach(s.session);
+    const first = await f.store(key);
+    await s.client.waitSeqs(1);
+    away = true;
+    hub.noteDisconnect();
+    const missed = [await f.store(key), await f.store(other), await f.store(key)];
+    assert.equal(hub.knowsNothingAfter(key, missed[2]!), false, 'after a disconnect nothing is known');
+    away = false;
+    await hub.catchUp('test');
+    const next = await f.store(key);
+    assert.deepEqual(await s.client.waitSeqs(4), [first, missed[0], missed[2], next]);
+    assert.equal(hub.stats().catchUps, 1);
+    hub.close();
+  });
+
+  it('knows a channel has nothing newer only when it held the subscription all along', async () => {
+    const hub = newHub();
+    const key = `priv.${newId()}`;
+    const s = await liveSession([key]);
+    const before = await f.store(key);
+    assert.equal(hub.knowsNothingAfter(key, before), false, 'not subscribed yet');
+    await hub.attach(s.session);
+    const seq = await f.store(key);
+    await s.client.waitSeqs(1);
+    assert.equal(hub.knowsNothingAfter(key, seq), true);
+    assert.equal(hub.knowsNothingAfter(key, seq - 1), false, 'a message after that sequence was delivered');
+    hub.close();
+  });
+
+  it('keeps an idle channel subscribed for the linger time, then drops it', async () => {
+    const hub = newHub(undefined, 1_000);
+    const key = `priv.${newId()}`;
+    const s = await liveSession([key]);
+    await hub.attach(s.session);
+    hub.detach(s.session);
+    hub.sweep();
+    assert.equal(hub.stats().channels, 1, 'lingers for the next long poll');
+    hub.sweep(Date.now() + 1_000);
+    assert.equal(hub.stats().channels, 0);
+    await eventually('no delivery after the drop', async () => {
+      await f.store(key);
+      return hub.stats().messagesIn === 0;
+    });
+    hub.close();
+  });
+});
