@@ -52,15 +52,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
   const nats = await NatsAccess.open(config.nats, natsUrl, rootLog.child({ actor: 'nats' }));
   const undo: Array<() => Promise<void> | void> = [() => nats.close()];
   try {
-    const decl = declarations({
-      messageTtlSec: config.storage.messageTtlSec,
-      duplicateWindowMs: config.storage.duplicateWindowMs,
-      replicas: config.storage.streamReplicas,
-      maxBytes: config.storage.streamMaxBytes,
-      maxPayloadBytes: config.limits.maxPayloadBytes,
-      onlineTtlSec: config.storage.onlineTtlSec,
-      onlineDeltaSec: config.storage.onlineDeltaSec,
-    });
+    const decl = streamDeclarations(config);
     const messages = (await nats.ensure(decl, rootLog.child({ actor: 'streams' }))).get(MESSAGE_STREAM)!;
     const epochSec = (): number => messages.createdSec;
     warnOnSmallServerPayload(config, nats.serverMaxPayloadBytes, rootLog);
@@ -136,31 +128,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     await reporter.start();
     undo.push(() => reporter.stop());
 
-    const handlers: RouteHandlers = {
-      maxPayloadBytes: config.limits.maxPayloadBytes,
-      rest: { requests, parser },
-      stat: { reporter, counters },
-      ...(gateway && {
-        subscribe: {
-          gateway,
-          parser,
-          maxChannelsPerConnection: config.gateway.maxChannelsPerConnection,
-          log: rootLog.child({ actor: 'gateway', component: 'http' }),
-        },
-      }),
-      ...(config.role !== 'gateway' && {
-        publish: {
-          publisher,
-          parser,
-          requests,
-          messageTtlSec: config.storage.messageTtlSec,
-          maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
-          counters,
-          channelStats: { parser, presence, counters, maxChannelsPerRequest: config.limits.maxChannelsPerRequest },
-          log: rootLog.child({ actor: 'publisher', component: 'http' }),
-        },
-      }),
-    };
+    const handlers = routeHandlers(config, rootLog, { gateway, publisher, parser, requests, presence, counters, reporter });
     const listeners = config.servers.map((s) => new Listener(s, handlers, rootLog.child({ actor: 'http' })));
     const addresses: AddressInfo[] = [];
     for (const l of listeners) {
@@ -215,6 +183,59 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => undefined);
     throw err;
   }
+}
+
+/** The JetStream resources this configuration needs (streams/). */
+function streamDeclarations(config: Config): ReturnType<typeof declarations> {
+  return declarations({
+    messageTtlSec: config.storage.messageTtlSec,
+    duplicateWindowMs: config.storage.duplicateWindowMs,
+    replicas: config.storage.streamReplicas,
+    maxBytes: config.storage.streamMaxBytes,
+    maxPayloadBytes: config.limits.maxPayloadBytes,
+    onlineTtlSec: config.storage.onlineTtlSec,
+    onlineDeltaSec: config.storage.onlineDeltaSec,
+  });
+}
+
+interface RouteParts {
+  gateway: GatewayActor | undefined;
+  publisher: PublisherActor;
+  parser: ChannelIdParser;
+  requests: ProtobufRequests;
+  presence: Presence;
+  counters: DailyCounters;
+  reporter: ServerStatsReporter;
+}
+
+/** Which routes this process serves, by role, and what each needs. */
+function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHandlers {
+  const { gateway, publisher, parser, requests, presence, counters, reporter } = p;
+  return {
+    maxPayloadBytes: config.limits.maxPayloadBytes,
+    rest: { requests, parser },
+    stat: { reporter, counters },
+    ...(gateway && {
+      subscribe: {
+        gateway,
+        parser,
+        maxChannelsPerConnection: config.gateway.maxChannelsPerConnection,
+        log: rootLog.child({ actor: 'gateway', component: 'http' }),
+      },
+    }),
+    ...(config.role !== 'gateway' && {
+      publish: {
+        publisher,
+        parser,
+        requests,
+        messageTtlSec: config.storage.messageTtlSec,
+        maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
+        counters,
+        channelStats: { parser, presence, counters, maxChannelsPerRequest: config.limits.maxChannelsPerRequest },
+        log: rootLog.child({ actor: 'publisher', component: 'http' }),
+      },
+    }),
+  };
 }
 
 function warnOnSmallServerPayload(config: Config, serverMax: number | undefined, log: Logger): void {
