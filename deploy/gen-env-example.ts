@@ -11,7 +11,7 @@ import { ConfigSchema, ListenerSchema } from '../src/config/schema.ts';
  *
  *   npx tsx deploy/gen-env-example.ts > deploy/jetpull.env.example
  *
- * test/unit/deploy.test.ts fails when the committed file differs from this output.
+ * test/deploy/env.test.ts fails when the committed file differs from this output.
  */
 
 const WIDTH = 88;
