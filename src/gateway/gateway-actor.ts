@@ -78,7 +78,10 @@ export class GatewayActor extends Actor<GatewayMsg> {
     private readonly deps: GatewayDeps,
   ) {
     super(log, MAILBOX_CAPACITY);
-    this.hub = new Hub(deps.feed, deps.reader, epochSec, log.child({ component: 'hub' }), Math.max(cfg.longPollTimeoutMs, 10_000));
+    this.hub = new Hub(deps.feed, deps.reader, epochSec, log.child({ component: 'hub' }), {
+      lingerMs: Math.max(cfg.longPollTimeoutMs, 10_000),
+      maxHeldMessages: cfg.maxCatchUpHeldMessages,
+    });
     this.reader = new ReplayReader(deps.reader);
     this.replays = new ReplayScheduler(
       this.hub,

@@ -33,8 +33,12 @@ export interface HubStats {
   readonly catchUps: number;
 }
 
-/** Live messages held during a whole-stream catch-up; beyond it they are read again from the stream. */
-const MAX_HELD = 100_000;
+export interface HubOptions {
+  /** Idle channels keep their subscription this long, so a long poll's next request finds it. */
+  lingerMs: number;
+  /** Live messages held during a whole-stream catch-up; beyond it they are read again from the stream. */
+  maxHeldMessages: number;
+}
 
 /**
  * The gateway's registry of channel → local connections, and its only source of
@@ -73,8 +77,7 @@ export class Hub {
     private readonly reader: StreamReader,
     private readonly epochSec: () => number,
     private readonly log: Logger,
-    /** Idle channels keep their subscription this long, so a long poll's next request finds it. */
-    private readonly lingerMs: number,
+    private readonly opts: HubOptions,
   ) {
     this.barrier = new SubscribeBarrier(
       () => feed.flush(),
@@ -122,7 +125,7 @@ export class Hub {
   /** Drops subscriptions of channels idle for longer than the linger time. */
   sweep(now = Date.now()): void {
     for (const entry of this.channels.values()) {
-      if (entry.sessions.size === 0 && entry.gapPending === undefined && now - entry.idleSince >= this.lingerMs) {
+      if (entry.sessions.size === 0 && entry.gapPending === undefined && now - entry.idleSince >= this.opts.lingerMs) {
         entry.sub.unsubscribe();
         this.channels.delete(entry.key);
       }
@@ -239,7 +242,7 @@ export class Hub {
   private onMessage(entry: ChannelEntry, stored: StoredMessage): void {
     this.counters.messagesIn++;
     if (this.catchingUp) {
-      if (this.held.length < MAX_HELD) this.held.push({ entry, msg: stored });
+      if (this.held.length < this.opts.maxHeldMessages) this.held.push({ entry, msg: stored });
       else this.catchUpAgain = true;
       return;
     }

@@ -1,14 +1,15 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalNats, type LocalNats } from '../../src/nats/local-server.ts';
 import { freePort } from './ports.ts';
 
 /**
- * A real NATS server with JetStream for one test file: a container through
- * testcontainers where a Docker engine is reachable, otherwise the local
- * `nats-server` binary on a free port with a temporary store. Same interface for
- * both. JETPULL_TEST_NATS=binary|container forces one.
+ * A real NATS server with JetStream for one test file: the local `nats-server`
+ * binary on a free port with a temporary store, or a container through
+ * testcontainers with JETPULL_TEST_NATS=container (image JETPULL_TEST_NATS_IMAGE,
+ * Docker engine from DOCKER_HOST). Same interface for both. JETPULL_TEST_NATS_BINARY
+ * names another nats-server binary (the suite runs against more than one release).
  *
  * `kill()` stops the server abruptly and `start()` brings it back on the same port
  * with the same store, for restart tests.
@@ -36,8 +37,8 @@ export interface TestNatsOptions {
 }
 
 export async function startTestNats(opts: TestNatsOptions = {}): Promise<TestNats> {
-  const wanted = process.env.JETPULL_TEST_NATS;
-  if (wanted === 'container' || (wanted !== 'binary' && opts.extraConfig === undefined && (await dockerReachable()))) {
+  if (process.env.JETPULL_TEST_NATS === 'container') {
+    if (opts.extraConfig !== undefined) throw new Error('a cluster or extra server config needs the binary backend');
     return startContainer();
   }
   return startBinary(opts);
@@ -46,7 +47,8 @@ export async function startTestNats(opts: TestNatsOptions = {}): Promise<TestNat
 async function startBinary(opts: TestNatsOptions): Promise<TestNats> {
   const storeDir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'jetpull-test-store-'));
   const ownsStore = opts.storeDir === undefined;
-  let server: LocalNats = await startLocalNats({ storeDir, port: opts.port ?? -1, extraConfig: opts.extraConfig });
+  const binary = process.env.JETPULL_TEST_NATS_BINARY;
+  let server: LocalNats = await startLocalNats({ binary, storeDir, port: opts.port ?? -1, extraConfig: opts.extraConfig });
   const port = server.port;
   let running = true;
   const handle: TestNats = {
@@ -60,7 +62,7 @@ async function startBinary(opts: TestNatsOptions): Promise<TestNats> {
     },
     async start() {
       if (running) return;
-      server = await startWithRetry(() => startLocalNats({ storeDir, port, extraConfig: opts.extraConfig }));
+      server = await startWithRetry(() => startLocalNats({ binary, storeDir, port, extraConfig: opts.extraConfig }));
       running = true;
     },
     async pause() {
@@ -97,7 +99,7 @@ async function startContainer(): Promise<TestNats> {
   const { NatsContainer } = await import('@testcontainers/nats');
   const { getContainerRuntimeClient } = await import('testcontainers');
   const port = await freePort();
-  const started = await new NatsContainer('nats:2.10-alpine')
+  const started = await new NatsContainer(process.env.JETPULL_TEST_NATS_IMAGE ?? 'nats:2.10-alpine')
     .withJetStream()
     .withArg('-sd', '/data')
     .withExposedPorts({ container: 4222, host: port })
@@ -133,21 +135,6 @@ async function startContainer(): Promise<TestNats> {
     [Symbol.asyncDispose]: () => handle.stop(),
   };
   return handle;
-}
-
-let dockerCheck: Promise<boolean> | undefined;
-function dockerReachable(): Promise<boolean> {
-  dockerCheck ??= (async () => {
-    if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) return false;
-    try {
-      const { getContainerRuntimeClient } = await import('testcontainers');
-      await getContainerRuntimeClient();
-      return true;
-    } catch {
-      return false;
-    }
-  })();
-  return dockerCheck;
 }
 
 /** A JetStream cluster of `size` local nats-server processes (binary backend), for failover tests. */

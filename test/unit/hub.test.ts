@@ -20,7 +20,7 @@ describe('hub', () => {
     await f.stop();
   });
 
-  const newHub = (drop?: (m: StoredMessage) => boolean, lingerMs = 10_000): Hub => new Hub(f.feed(drop), f.reader, () => f.epochSec, f.log, lingerMs);
+  const newHub = (drop?: (m: StoredMessage) => boolean, lingerMs = 10_000): Hub => new Hub(f.feed(drop), f.reader, () => f.epochSec, f.log, { lingerMs, maxHeldMessages: 100_000 });
 
   const liveSession = async (keys: string[]) => {
     const pair = await h.ws({ keys });

@@ -23,7 +23,7 @@ describe('replay scheduler', () => {
   });
 
   const setup = (opts: { maxConcurrent?: number; pageMessages?: number } = {}) => {
-    const hub = new Hub(f.feed(), f.reader, () => f.epochSec, f.log, 10_000);
+    const hub = new Hub(f.feed(), f.reader, () => f.epochSec, f.log, { lingerMs: 10_000, maxHeldMessages: 100_000 });
     const reader = new ReplayReader(f.reader);
     const scheduler = new ReplayScheduler(
       hub,
