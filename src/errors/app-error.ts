@@ -55,6 +55,14 @@ export class PublishUnavailableError extends AppError {
   }
 }
 
+/** The message stream could not be read (NATS away, a read that made no progress); a retry may succeed. */
+export class StreamReadError extends AppError {
+  constructor(detail: string, options?: ErrorOptions) {
+    super('PUSH_ERR_NATS_UNAVAILABLE', `stream read failed: ${detail}`, 503, true, options);
+    this.name = 'StreamReadError';
+  }
+}
+
 /** JetStream refused the write for a reason a retry will not fix. */
 export class PublishRejectedError extends AppError {
   constructor(message: string, options?: ErrorOptions) {

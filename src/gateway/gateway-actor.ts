@@ -26,8 +26,7 @@ type GatewayMsg =
   | { type: 'open'; session: Session; fromSeq: number | undefined; ticket: AdmissionTicket; ready: (refusal: Refusal | undefined) => void }
   | { type: 'closed'; session: Session }
   | { type: 'ping-tick' }
-  | { type: 'sweep-tick' }
-  | { type: 'catch-up'; reason: string };
+  | { type: 'sweep-tick' };
 
 export interface SubscribeRequest {
   tokens: readonly ChannelToken[];
@@ -88,7 +87,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       this.reader,
       deps.reader,
       epochSec,
-      { maxConcurrent: cfg.maxConcurrentReplays, pageMessages: cfg.replayPageMessages },
+      { maxConcurrent: cfg.maxConcurrentReplays, pageMessages: cfg.replayPageMessages, pageBytes: Math.floor(cfg.maxOutboxBytes / 2) },
       deps.telemetry,
       log.child({ component: 'replay' }),
     );
@@ -116,6 +115,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       keys: receiversOf(req.tokens).map(channelKey),
       publicId: firstPublicId(req.tokens),
       limitedKey: limitedKeyOf(req.tokens),
+      resumeFrom: this.resumePoint(req.mid)?.seq,
       coalesceWindowMs: this.cfg.coalesceWindowMs,
       maxRequestsInFlight: this.cfg.maxClientRequestsInFlight,
       maxOutboxBytes: this.cfg.maxOutboxBytes,
@@ -136,6 +136,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       keys,
       publicId: firstPublicId(req.tokens),
       limitedKey: limitedKeyOf(req.tokens),
+      resumeFrom: this.resumePoint(req.mid)?.seq,
       maxOutboxBytes: this.cfg.maxOutboxBytes,
       holdMs: this.cfg.longPollTimeoutMs,
       requestMid,
@@ -210,11 +211,16 @@ export class GatewayActor extends Actor<GatewayMsg> {
     const sweep = setInterval(() => this.tell({ type: 'sweep-tick' }), SWEEP_INTERVAL_MS);
     this.timers = [ping, sweep];
     // Republished messages that arrive while disconnected, or that a failing stream
-    // leader never sent, are lost to live delivery: read them from the stream.
+    // leader never sent, are lost to live delivery: hold it from the moment of the event
+    // (so newer messages cannot overtake the lost ones) and read them from the stream.
+    // Not through the mailbox: a full mailbox must not leave live delivery held.
     this.unlisten = [
       link.onDisconnect(() => this.hub.noteDisconnect()),
-      link.onReconnect(() => this.tell({ type: 'catch-up', reason: 'nats reconnected' })),
-      feed.onLeaderElected(() => this.tell({ type: 'catch-up', reason: 'stream leader elected' })),
+      link.onReconnect(() => void this.hub.catchUp('nats reconnected')),
+      feed.onLeaderElected(() => {
+        this.hub.suspectLoss('stream leader elected');
+        void this.hub.catchUp('stream leader elected');
+      }),
     ];
   }
 
@@ -242,11 +248,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
         this.deps.presence.sweep();
         this.deps.reader.end().then(
           (end) => this.hub.notePosition(end),
-          () => this.hub.noteDisconnect(),
+          () => this.hub.forgetPosition(),
         );
-        return;
-      case 'catch-up':
-        void this.hub.catchUp(msg.reason);
         return;
       default: {
         const never: never = msg;
@@ -284,7 +287,13 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private replayStart(mid: string | undefined): number | undefined {
     const pos = parseMid(mid);
     if (pos === undefined) return undefined;
-    return pos.epoch === this.epochSec() ? pos.seq : 0;
+    return this.resumePoint(mid)?.seq ?? 0;
+  }
+
+  /** The client's mid when it is of this epoch. */
+  private resumePoint(mid: string | undefined): { seq: number } | undefined {
+    const pos = parseMid(mid);
+    return pos !== undefined && pos.epoch === this.epochSec() ? { seq: pos.seq } : undefined;
   }
 
   private forget(session: Session): void {

@@ -1,5 +1,6 @@
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
+import { StreamReadError } from '../errors/app-error.ts';
 import { decodeStored, type StoredMessage } from './stored-message.ts';
 import { keyOfStoredSubject, STORED_PREFIX, storedSubject } from './subjects.ts';
 
@@ -13,6 +14,8 @@ export interface StreamPosition {
 
 /** Messages read per fetch while scanning the stream. */
 const SCAN_BATCH = 5_000;
+/** A scan that reads nothing for this long while messages remain before its target fails (and is retried). */
+const SCAN_STALL_MS = 15_000;
 
 /**
  * Every read of the message stream, in domain terms: positions, one channel's
@@ -58,20 +61,25 @@ export class StreamReader {
 
   /**
    * Visits every message after `afterSeq` whose channel key `wants` accepts (only those
-   * are decoded), up to the stream's end when the scan starts; returns the last
-   * sequence read (or `afterSeq`).
+   * are decoded), in order, up to the stream's end when the scan starts or, when
+   * `until` says more, up to that (re-read as the scan goes, so a scan can chase a
+   * moving point). An empty fetch is not the end: the scan goes on until it reaches
+   * its target or the stream no longer holds anything up to it (aged out, purged).
+   * Returns the sequence up to which everything was considered.
    */
-  async scan(afterSeq: number, wants: (key: string) => boolean, visit: (m: StoredMessage) => void): Promise<number> {
-    const { firstSeq, lastSeq: end } = await this.position();
-    if (end <= afterSeq) return afterSeq;
+  async scan(afterSeq: number, wants: (key: string) => boolean, visit: (m: StoredMessage) => void, until: () => number = () => 0): Promise<number> {
+    const start = await this.position();
+    let target = Math.max(start.lastSeq, until());
+    if (target <= afterSeq) return afterSeq;
     const consumer = await this.js.consumers.get(this.stream, {
       filter_subjects: `${STORED_PREFIX}>`,
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Math.max(afterSeq + 1, firstSeq),
+      opt_start_seq: Math.max(afterSeq + 1, start.firstSeq),
     });
     let last = afterSeq;
+    let progressAt = Date.now();
     try {
-      while (last < end) {
+      while (last < target) {
         const batch = await consumer.fetch({ max_messages: SCAN_BATCH, expires: 2_000 });
         let got = 0;
         for await (const m of batch) {
@@ -79,9 +87,20 @@ export class StreamReader {
           last = m.seq;
           const key = keyOfStoredSubject(m.subject);
           if (wants(key)) visit(decodeStored(m.headers ?? natsHeaders(), key, m.data, m.seq, Math.floor(m.info.timestampNanos / 1e6), undefined));
-          if (m.seq >= end) break;
+          if (last >= target) {
+            target = Math.max(target, until());
+            if (last >= target) break;
+          }
         }
-        if (got === 0) break;
+        target = Math.max(target, until());
+        if (got > 0) {
+          progressAt = Date.now();
+          continue;
+        }
+        const now = await this.position();
+        // Nothing left up to the target: it aged out or was removed meanwhile.
+        if (now.firstSeq > target || now.lastSeq <= last) return Math.max(last, Math.min(target, now.lastSeq));
+        if (Date.now() - progressAt > SCAN_STALL_MS) throw new StreamReadError(`scan made no progress at ${last} of ${target}`);
       }
     } finally {
       await consumer.delete().catch(() => undefined);
