@@ -117,7 +117,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       gateway = new GatewayActor(gatewayLog, epochSec, config.gateway, config.limits, {
         link: nats.link,
         feed: nats.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' })),
-        reader: nats.streamReader(MESSAGE_STREAM),
+        reader: nats.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas }),
         presence,
         clientRequests: { handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }) },
         telemetry: metrics,

@@ -10,6 +10,13 @@ export interface StreamPosition {
   readonly lastSeq: number;
   /** Creation time (ms since the epoch): the epoch of message ids. */
   readonly createdMs: number;
+  /** Server name of the stream's leader, in a cluster. */
+  readonly leader: string | undefined;
+}
+
+export interface StreamReaderOptions {
+  /** Replicas of the stream: with more than one, reads go to the leader. */
+  replicas: number;
 }
 
 /** Messages read per fetch while scanning the stream. */
@@ -19,8 +26,9 @@ const SCAN_STALL_MS = 15_000;
 
 /**
  * Every read of the message stream, in domain terms: positions, one channel's
- * messages by sequence (direct gets), and scans of the whole stream (one short-lived
- * ordered consumer). Callers see StoredMessages and sequences, never JetStream shapes.
+ * messages by sequence (direct gets; from the leader in a cluster), and scans of the
+ * whole stream (one short-lived ordered consumer). Callers see StoredMessages and
+ * sequences, never JetStream shapes.
  */
 export class StreamReader {
   /** Direct gets made so far (replays, gap fills, newest-mid lookups). */
@@ -30,11 +38,12 @@ export class StreamReader {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly stream: string,
+    private readonly opts: StreamReaderOptions = { replicas: 1 },
   ) {}
 
   async position(): Promise<StreamPosition> {
     const info = await this.jsm.streams.info(this.stream);
-    return { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, createdMs: Date.parse(info.created) };
+    return { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, createdMs: Date.parse(info.created), leader: info.cluster?.leader };
   }
 
   /** The stream's last sequence now. */
@@ -108,9 +117,17 @@ export class StreamReader {
     return last;
   }
 
+  /**
+   * One message by position. On one server a direct get (cheapest). In a cluster the
+   * stream leader answers (STREAM.MSG.GET): a direct get is answered by whichever
+   * replica is nearest, and a follower that fell behind answers from what it has, which
+   * would hide acknowledged messages from the reads that decide what a client missed.
+   */
   private get(query: { last_by_subj: string } | { seq: number; next_by_subj: string }): Promise<StoredMsg | null> {
     this.reads++;
-    // The client's query type is a union its overloads do not accept as such.
+    // The client's query types are unions its signatures do not accept as such;
+    // the server's MSG.GET takes next_by_subj like a direct get does.
+    if (this.opts.replicas > 1) return this.jsm.streams.getMessage(this.stream, query as Parameters<JetStreamManager['streams']['getMessage']>[1]);
     return this.jsm.direct.getMessage(this.stream, query as Parameters<JetStreamManager['direct']['getMessage']>[1]);
   }
 }
