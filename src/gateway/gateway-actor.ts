@@ -24,7 +24,6 @@ import { WsSession } from './ws-session.ts';
 
 type GatewayMsg =
   | { type: 'open'; session: Session; fromSeq: number | undefined; ticket: AdmissionTicket; ready: (refusal: Refusal | undefined) => void }
-  | { type: 'closed'; session: Session }
   | { type: 'ping-tick' }
   | { type: 'sweep-tick' };
 
@@ -98,9 +97,10 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private readonly touchPresence = (s: Session): void => this.deps.presence.touch(s.keys);
   private readonly clientFrame = (s: WsSession, data: Buffer, isBinary: boolean): Promise<void> =>
     answerClientFrame(s, data, isBinary, this.deps.clientRequests, this.log);
+  // At once, not through the mailbox: a full mailbox must not leave a closed session subscribed.
   private readonly sessionClosed = (s: Session): void => {
-    // Stopping: the hub is closed with everything else.
-    if (!this.tell({ type: 'closed', session: s })) this.forget(s);
+    this.hub.detach(s);
+    this.forget(s);
   };
 
   /** False once draining or stopping: readiness fails and new connections get 503. */
@@ -236,10 +236,6 @@ export class GatewayActor extends Actor<GatewayMsg> {
       case 'open':
         this.onOpen(msg.session, msg.fromSeq, msg.ticket, msg.ready);
         return;
-      case 'closed':
-        this.hub.detach(msg.session);
-        this.forget(msg.session);
-        return;
       case 'ping-tick':
         for (const s of this.wsSessions) s.ping();
         return;
@@ -275,12 +271,19 @@ export class GatewayActor extends Actor<GatewayMsg> {
     session.onClosed = this.sessionClosed;
     enforceConnectionLimit(session, session.limitedKey === undefined ? undefined : this.hub.sessionsOf(session.limitedKey), this.limits.maxConnPerChannel, this.log);
     this.deps.presence.touch(session.keys);
-    this.hub.attach(session).then(() => {
-      ready(undefined);
-      ticket.release();
-      if (fromSeq === undefined) session.finishSync([]);
-      else this.replays.replay(session, fromSeq);
-    });
+    this.hub
+      .attach(session)
+      .then(() => {
+        ready(undefined);
+        ticket.release();
+        if (fromSeq === undefined) session.finishSync([]);
+        else this.replays.replay(session, fromSeq);
+      })
+      .catch((err: unknown) => {
+        ticket.release();
+        this.log.error({ err, connId: session.id }, 'opening a connection failed');
+        session.close(CloseCode.InternalError);
+      });
   }
 
   /** Where a replay starts: the mid's sequence, 0 (all retained) for a mid of another epoch, none without a valid mid. */
