@@ -68,10 +68,11 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       { role: config.role, process: config.processUniqueId },
     );
     const appender = nats.appender();
+    const storedReader = nats.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas });
     undo.push(() => appender.close());
     const publisher: PublisherActor = new PublisherActor(
       rootLog.child({ actor: 'publisher' }),
-      new StreamWriter(appender, nats.link, epochSec),
+      new StreamWriter(appender, nats.link, epochSec, (seq) => storedReader.at(seq)),
       config.publisher.mailboxCapacity,
       config.publisher.maxInFlight,
       config.publisher.publishTimeoutMs,
@@ -117,7 +118,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       gateway = new GatewayActor(gatewayLog, epochSec, config.gateway, config.limits, {
         link: nats.link,
         feed: nats.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' })),
-        reader: nats.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas }),
+        reader: storedReader,
         presence,
         clientRequests: { handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }) },
         telemetry: metrics,

@@ -13,6 +13,7 @@ export type AppErrorCode =
   | 'PUSH_ERR_PUBLISH_TIMEOUT'
   | 'PUSH_ERR_PUBLISH_REJECTED'
   | 'PUSH_ERR_BAD_REQUEST'
+  | 'PUSH_ERR_IDEMPOTENCY_CONFLICT'
   | 'PUSH_ERR_REFUSED'
   | 'PUSH_ERR_STOPPING'
   | 'PUSH_ERR_INTERNAL';
@@ -82,6 +83,14 @@ export class BadRequestError extends AppError {
   constructor(message: string) {
     super('PUSH_ERR_BAD_REQUEST', message, 400, false);
     this.name = 'BadRequestError';
+  }
+}
+
+/** An idempotency key already stored another message: this one was not stored. */
+export class IdempotencyConflictError extends AppError {
+  constructor() {
+    super('PUSH_ERR_IDEMPOTENCY_CONFLICT', 'Idempotency-Key was used for another message; this one was not stored', 409, false);
+    this.name = 'IdempotencyConflictError';
   }
 }
 

@@ -57,6 +57,12 @@ export class StreamReader {
     return m === null ? null : toStored(m);
   }
 
+  /** The message stored at `seq`, or null when there is none (any more). */
+  async at(seq: number): Promise<StoredMessage | null> {
+    const m = await this.get({ seq });
+    return m === null ? null : toStored(m);
+  }
+
   /** A channel's messages after `afterSeq`, oldest first, one direct get each; stop iterating to stop reading. */
   async *after(key: string, afterSeq: number): AsyncGenerator<StoredMessage> {
     const subject = storedSubject(key);
@@ -123,7 +129,7 @@ export class StreamReader {
    * replica is nearest, and a follower that fell behind answers from what it has, which
    * would hide acknowledged messages from the reads that decide what a client missed.
    */
-  private get(query: { last_by_subj: string } | { seq: number; next_by_subj: string }): Promise<StoredMsg | null> {
+  private get(query: { last_by_subj: string } | { seq: number; next_by_subj?: string }): Promise<StoredMsg | null> {
     this.reads++;
     // The client's query types are unions its signatures do not accept as such;
     // the server's MSG.GET takes next_by_subj like a direct get does.
