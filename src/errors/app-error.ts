@@ -14,6 +14,7 @@ export type AppErrorCode =
   | 'PUSH_ERR_PUBLISH_REJECTED'
   | 'PUSH_ERR_BAD_REQUEST'
   | 'PUSH_ERR_IDEMPOTENCY_CONFLICT'
+  | 'PUSH_ERR_PAYLOAD_TOO_LARGE'
   | 'PUSH_ERR_REFUSED'
   | 'PUSH_ERR_STOPPING'
   | 'PUSH_ERR_INTERNAL';
@@ -83,6 +84,14 @@ export class BadRequestError extends AppError {
   constructor(message: string) {
     super('PUSH_ERR_BAD_REQUEST', message, 400, false);
     this.name = 'BadRequestError';
+  }
+}
+
+/** The message is larger than storage takes; it can never be stored. */
+export class PayloadTooLargeError extends AppError {
+  constructor(options?: ErrorOptions) {
+    super('PUSH_ERR_PAYLOAD_TOO_LARGE', 'message larger than the NATS server accepts', 413, false, options);
+    this.name = 'PayloadTooLargeError';
   }
 }
 
