@@ -10,6 +10,7 @@ import { Listener, type RouteHandlers } from './http/server.ts';
 import type { Logger } from './log/logger.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { NatsAccess } from './nats/nats-access.ts';
+import { StreamWatch } from './nats/stream-watch.ts';
 import { PUBLISH_QUEUE_GROUP } from './nats/subjects.ts';
 import { Presence } from './presence/presence.ts';
 import { PublisherActor } from './publisher/publisher-actor.ts';
@@ -37,6 +38,9 @@ export interface App {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** How often the message stream's position and identity are checked. */
+const STREAM_CHECK_INTERVAL_MS = 2_000;
+
 /** Room for jetpull's headers on top of a body, when checking the server's max_payload. */
 const HEADER_ALLOWANCE_BYTES = 4096;
 
@@ -52,9 +56,21 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
   const nats = await NatsAccess.open(config.nats, natsUrl, rootLog.child({ actor: 'nats' }));
   const undo: Array<() => Promise<void> | void> = [() => nats.close()];
   try {
-    const decl = streamDeclarations(config);
-    const messages = (await nats.ensure(decl, rootLog.child({ actor: 'streams' }))).get(MESSAGE_STREAM)!;
-    const epochSec = (): number => messages.createdSec;
+    // Per-message TTL came with nats-server 2.11; the echo of the stream config decides in the end.
+    const decl = streamDeclarations(config, nats.serverAtLeast(2, 11));
+    const streamsLog = rootLog.child({ actor: 'streams' });
+    const messages = (await nats.ensure(decl, streamsLog)).get(MESSAGE_STREAM)!;
+    const storedReader = nats.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas });
+    const watch = new StreamWatch(
+      storedReader,
+      async () => (await nats.ensureStream(messages.spec, streamsLog)).createdSec,
+      messages.createdSec,
+      STREAM_CHECK_INTERVAL_MS,
+      streamsLog,
+    );
+    watch.start();
+    undo.push(() => watch.stop());
+    const epochSec = (): number => watch.epochSec;
     const limits = effectiveLimits(config, nats.serverMaxPayloadBytes, rootLog);
 
     const signer = createSigner(config.security.key, config.security.algo);
@@ -68,11 +84,10 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       { role: config.role, process: config.processUniqueId },
     );
     const appender = nats.appender();
-    const storedReader = nats.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas });
     undo.push(() => appender.close());
     const publisher: PublisherActor = new PublisherActor(
       rootLog.child({ actor: 'publisher' }),
-      new StreamWriter(appender, nats.link, epochSec, (seq) => storedReader.at(seq)),
+      new StreamWriter(appender, nats.link, watch, (seq) => storedReader.at(seq), messages.perMessageTtl ? ttlPolicy(config.storage) : () => undefined),
       config.publisher.mailboxCapacity,
       config.publisher.maxInFlight,
       config.publisher.publishTimeoutMs,
@@ -119,6 +134,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         link: nats.link,
         feed: nats.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' })),
         reader: storedReader,
+        watch,
         presence,
         clientRequests: { handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }) },
         telemetry: metrics,
@@ -169,6 +185,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         for (const l of listeners) l.destroyConnections();
         await Promise.all(closing);
         appender.close();
+        watch.stop();
         await nats.close();
         await admin?.close();
         rootLog.info('stopped');
@@ -187,8 +204,9 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
 }
 
 /** The JetStream resources this configuration needs (streams/). */
-function streamDeclarations(config: Config): ReturnType<typeof declarations> {
+function streamDeclarations(config: Config, perMessageTtl: boolean): ReturnType<typeof declarations> {
   return declarations({
+    perMessageTtl,
     messageTtlSec: config.storage.messageTtlSec,
     duplicateWindowMs: config.storage.duplicateWindowMs,
     replicas: config.storage.streamReplicas,
@@ -197,6 +215,15 @@ function streamDeclarations(config: Config): ReturnType<typeof declarations> {
     onlineTtlSec: config.storage.onlineTtlSec,
     onlineDeltaSec: config.storage.onlineDeltaSec,
   });
+}
+
+/**
+ * How long the server keeps a message, on servers with per-message TTL: a live-only
+ * message (expiry 0) only as long as gateways may still need it for a catch-up, a
+ * message with a short expiry until it expires; the rest for the stream's age limit.
+ */
+function ttlPolicy(storage: Config['storage']): (expirySec: number) => number | undefined {
+  return (expirySec) => (expirySec === 0 ? storage.liveOnlyTtlSec : expirySec < storage.messageTtlSec ? expirySec : undefined);
 }
 
 interface RouteParts {

@@ -1,9 +1,9 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import type { Declarations } from '../../streams/schema.ts';
+import type { Declarations, StreamSpec } from '../../streams/schema.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import { NatsLink } from './connection.ts';
-import { ensureAll, type EnsuredStream } from './ensure-streams.ts';
+import { ensureAll, ensureStream, type EnsuredStream } from './ensure-streams.ts';
 import { JetStreamAppender } from './jetstream-appender.ts';
 import { KvStore } from './kv-store.ts';
 import { LiveFeed } from './live-feed.ts';
@@ -33,6 +33,12 @@ export class NatsAccess {
     }
   }
 
+  /** The connected server's release is at least `major.minor` (features of newer servers are used only then). */
+  serverAtLeast(major: number, minor: number): boolean {
+    const [maj = 0, min = 0] = (this.link.nc.info?.version ?? '0.0.0').split('.').map((p) => Number.parseInt(p, 10));
+    return maj > major || (maj === major && min >= minor);
+  }
+
   /** Largest message the server accepts (bytes), as it announced on connect. */
   get serverMaxPayloadBytes(): number | undefined {
     return this.link.nc.info?.max_payload;
@@ -41,6 +47,11 @@ export class NatsAccess {
   /** Creates or brings in line every declared stream and bucket. */
   ensure(decl: Declarations, log: Logger): Promise<Map<string, EnsuredStream>> {
     return ensureAll(this.link.nc, this.jsm, decl, log);
+  }
+
+  /** Creates or brings in line one declared stream. */
+  ensureStream(spec: StreamSpec, log: Logger): Promise<EnsuredStream> {
+    return ensureStream(this.jsm, spec, log);
   }
 
   appender(): JetStreamAppender {

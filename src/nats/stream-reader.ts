@@ -1,6 +1,6 @@
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
-import { StreamReadError } from '../errors/app-error.ts';
+import { StreamMissingError, StreamReadError } from '../errors/app-error.ts';
 import { decodeStored, type StoredMessage } from './stored-message.ts';
 import { keyOfStoredSubject, STORED_PREFIX, storedSubject } from './subjects.ts';
 
@@ -41,8 +41,12 @@ export class StreamReader {
     private readonly opts: StreamReaderOptions = { replicas: 1 },
   ) {}
 
+  /** Rejects with StreamMissingError when the stream does not exist. */
   async position(): Promise<StreamPosition> {
-    const info = await this.jsm.streams.info(this.stream);
+    const info = await this.jsm.streams.info(this.stream).catch((err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) throw new StreamMissingError(this.stream, { cause: err });
+      throw err;
+    });
     return { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, createdMs: Date.parse(info.created), leader: info.cluster?.leader };
   }
 
