@@ -16,6 +16,7 @@ import { Presence } from './presence/presence.ts';
 import { PublisherActor } from './publisher/publisher-actor.ts';
 import { StreamWriter } from './publisher/stream-writer.ts';
 import { DailyCounters } from './stats/daily-counters.ts';
+import { ReplayWindowWatch } from './stats/replay-window.ts';
 import { serverStatSnapshot } from './stats/server-stat-snapshot.ts';
 import { ServerStatsReporter } from './stats/server-stats.ts';
 import { ChannelIdParser, createSigner } from './wire/channel-id.ts';
@@ -70,6 +71,9 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     );
     watch.start();
     undo.push(() => watch.stop());
+    const windowWatch = new ReplayWindowWatch(config.storage.messageTtlSec, streamsLog);
+    watch.onPosition((pos) => pos !== undefined && windowWatch.of(pos));
+    const replayWindow = (): ReturnType<ReplayWindowWatch['of']> => windowWatch.of(watch.position);
     const epochSec = (): number => watch.epochSec;
     const limits = effectiveLimits(config, nats.serverMaxPayloadBytes, rootLog);
 
@@ -80,7 +84,12 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
 
     let gateway: GatewayActor | undefined;
     const metrics: Metrics = new Metrics(
-      { nats: () => nats.link, publisher: () => publisher.stats(), gateway: () => gateway?.stats() },
+      {
+        nats: () => nats.link,
+        publisher: () => publisher.stats(),
+        gateway: () => gateway?.stats(),
+        stream: () => watch.position && { replayWindowSec: replayWindow().seconds, messages: watch.position.messages, bytes: watch.position.bytes },
+      },
       { role: config.role, process: config.processUniqueId },
     );
     const appender = nats.appender();
@@ -99,7 +108,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     const reporter = new ServerStatsReporter(
       await nats.bucket(STATS_BUCKET),
       config.processUniqueId,
-      serverStatSnapshot(config, limits, () => gateway?.stats(), counters),
+      serverStatSnapshot(config, limits, () => gateway?.stats(), counters, replayWindow),
       STATS_REPORT_INTERVAL_MS,
       decl.buckets.find((b) => b.bucket === STATS_BUCKET)!.ttlMs,
       rootLog.child({ actor: 'stats' }),

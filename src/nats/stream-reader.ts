@@ -12,6 +12,12 @@ export interface StreamPosition {
   readonly createdMs: number;
   /** Server name of the stream's leader, in a cluster. */
   readonly leader: string | undefined;
+  /** When the oldest message still held was stored (ms since the epoch); undefined when empty. */
+  readonly firstStoredMs: number | undefined;
+  readonly messages: number;
+  readonly bytes: number;
+  /** The stream's byte limit, -1 for none. */
+  readonly maxBytes: number;
 }
 
 export interface StreamReaderOptions {
@@ -47,7 +53,17 @@ export class StreamReader {
       if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) throw new StreamMissingError(this.stream, { cause: err });
       throw err;
     });
-    return { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, createdMs: Date.parse(info.created), leader: info.cluster?.leader };
+    const s = info.state;
+    return {
+      firstSeq: s.first_seq,
+      lastSeq: s.last_seq,
+      createdMs: Date.parse(info.created),
+      leader: info.cluster?.leader,
+      firstStoredMs: s.messages > 0 ? Date.parse(s.first_ts) : undefined,
+      messages: s.messages,
+      bytes: s.bytes,
+      maxBytes: info.config.max_bytes,
+    };
   }
 
   /** The stream's last sequence now. */

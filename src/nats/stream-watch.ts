@@ -11,6 +11,8 @@ import type { StreamPosition, StreamReader } from './stream-reader.ts';
  */
 export class StreamWatch {
   private timer: NodeJS.Timeout | undefined;
+  /** The position read by the last check that succeeded. */
+  private last: StreamPosition | undefined;
   /** Highest sequence acknowledged in this epoch: acknowledgements on one connection come in stream order. */
   private highestAcked = 0;
   private checking: Promise<void> | undefined;
@@ -25,6 +27,11 @@ export class StreamWatch {
     private readonly intervalMs: number,
     private readonly log: Logger,
   ) {}
+
+  /** The stream's position at the last successful check. */
+  get position(): StreamPosition | undefined {
+    return this.last;
+  }
 
   /** Unix seconds of the stream's creation: the epoch part of every mid. */
   get epochSec(): number {
@@ -87,6 +94,7 @@ export class StreamWatch {
       for (const l of this.positionListeners) l(undefined);
       return;
     }
+    this.last = pos;
     const created = Math.floor(pos.createdMs / 1000);
     if (created !== this.epoch) this.changed(created);
     for (const l of this.positionListeners) l(pos);
