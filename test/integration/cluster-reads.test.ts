@@ -7,6 +7,7 @@ import { NatsAccess } from '../../src/nats/nats-access.ts';
 import { newPublishId } from '../../src/nats/stored-message.ts';
 import { newId } from '../helpers/channels.ts';
 import { startTestCluster, type TestCluster } from '../helpers/nats-server.ts';
+import { eventually } from '../helpers/wait.ts';
 
 /**
  * Reads that decide what a client missed must see everything acknowledged before
@@ -42,7 +43,8 @@ after(async () => {
 
 describe('reads in an R3 cluster', () => {
   it('a gateway on a follower that fell behind never reads a stale "newest message" of a channel', async () => {
-    const leader = (await writer.streamReader(MESSAGE_STREAM).position()).leader;
+    // A new R3 stream elects its leader a moment after it is created.
+    const leader = await eventually('the stream to have a leader', async () => (await writer.streamReader(MESSAGE_STREAM).position().catch(() => undefined))?.leader, 20_000, 200);
     const follower = cluster.nodes.find((_, i) => `n${i + 1}` !== leader)!;
     const config = parseConfig({ nats: { url: follower.url } });
     const onFollower = await NatsAccess.open(config.nats, follower.url, log);
