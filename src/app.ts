@@ -104,7 +104,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     const decl = streamDeclarations(config, access.serverAtLeast(2, 11));
     const streamsLog = rootLog.child({ actor: 'streams' });
     const messages = (await access.ensure(decl, streamsLog, waiting)).get(MESSAGE_STREAM)!;
-    const storedReader = access.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas });
+    const storedReader = access.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas, batchDirectGet: access.serverAtLeast(2, 11) });
     const streamWatch = new StreamWatch(
       storedReader,
       async () => (await access.ensureStream(messages.spec, streamsLog)).createdSec,

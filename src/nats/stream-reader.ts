@@ -23,7 +23,12 @@ export interface StreamPosition {
 export interface StreamReaderOptions {
   /** Replicas of the stream: with more than one, reads go to the leader. */
   replicas: number;
+  /** The server answers batched direct gets (nats-server 2.11+): a walk reads many messages per request. */
+  batchDirectGet?: boolean;
 }
+
+/** Messages asked for per batched direct get. */
+const WALK_BATCH = 256;
 
 /** Messages read per fetch while scanning the stream. */
 const SCAN_BATCH = 5_000;
@@ -83,9 +88,17 @@ export class StreamReader {
     return m === null ? null : toStored(m);
   }
 
-  /** A channel's messages after `afterSeq`, oldest first, one direct get each; stop iterating to stop reading. */
+  /**
+   * A channel's messages after `afterSeq`, oldest first: one direct get each, or
+   * batches of them where the server can (one server only: in a cluster every read
+   * goes to the leader); stop iterating to stop reading.
+   */
   async *after(key: string, afterSeq: number): AsyncGenerator<StoredMessage> {
     const subject = storedSubject(key);
+    if (this.opts.batchDirectGet === true && this.opts.replicas === 1) {
+      yield* this.afterInBatches(subject, afterSeq);
+      return;
+    }
     for (let seq = afterSeq; ; ) {
       const m = await this.get({ seq: seq + 1, next_by_subj: subject });
       if (m === null) return;
@@ -141,6 +154,20 @@ export class StreamReader {
       await consumer.delete().catch(() => undefined);
     }
     return last;
+  }
+
+  private async *afterInBatches(subject: string, afterSeq: number): AsyncGenerator<StoredMessage> {
+    for (let seq = afterSeq; ; ) {
+      this.reads++;
+      const batch = await this.jsm.direct.getBatch(this.stream, { seq: seq + 1, next_by_subj: subject, batch: WALK_BATCH });
+      let got = 0;
+      for await (const m of batch) {
+        got++;
+        seq = m.seq;
+        yield toStored(m);
+      }
+      if (got < WALK_BATCH) return;
+    }
   }
 
   /**
