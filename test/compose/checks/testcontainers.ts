@@ -12,9 +12,10 @@ import { record } from '../timings.ts';
 export function testcontainersChecks(ctx: SuiteContext): void {
   const image = ctx.settings.compose.natsImage;
 
-  it('testcontainers runs the stand-in NATS image (NatsContainer, JetStream) and a publish is acknowledged', { skip: image ? false : 'no JETPULL_TEST_NATS_IMAGE' }, async () => {
+  it('testcontainers runs the stand-in NATS image (NatsContainer, JetStream): a publish is acknowledged and survives kill and start', { skip: image ? false : 'no JETPULL_TEST_NATS_IMAGE' }, async () => {
     assert.ok(process.env.DOCKER_HOST, 'DOCKER_HOST names the engine');
     const { NatsContainer } = await import('@testcontainers/nats');
+    const { getContainerRuntimeClient } = await import('testcontainers');
     const { connect } = await import('@nats-io/transport-node');
     const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
     const started = Date.now();
@@ -28,13 +29,28 @@ export function testcontainersChecks(ctx: SuiteContext): void {
     record('testcontainers: NatsContainer started (log "Server is ready")', Date.now() - started);
     try {
       const opts = container.getConnectionOptions();
-      const nc = await connect({ servers: `127.0.0.1:${port}`, user: opts.user, pass: opts.pass });
+      const server = { servers: `127.0.0.1:${port}`, user: opts.user, pass: opts.pass };
+      let nc = await connect(server);
       try {
         const jsm = await jetstreamManager(nc);
         await jsm.streams.add({ name: 'E2E', subjects: ['e2e.>'] });
         const ack = await jetstream(nc).publish('e2e.one', 'hello');
         assert.equal(ack.stream, 'E2E');
         assert.equal(ack.seq, 1);
+      } finally {
+        await nc.close();
+      }
+      // The helper's kill() and start(): the Docker API on the same container, same port and store.
+      const docker = (await getContainerRuntimeClient()).container.getById(container.getId());
+      await docker.kill();
+      await docker.start();
+      nc = await connect({ ...server, reconnect: false, timeout: 10_000 }).catch(async () => {
+        await new Promise((r) => setTimeout(r, 1_000));
+        return connect(server);
+      });
+      try {
+        const info = await (await jetstreamManager(nc)).streams.info('E2E');
+        assert.equal(info.state.messages, 1, 'the message survived kill and start');
       } finally {
         await nc.close();
       }
