@@ -75,7 +75,10 @@ SUITE_PID=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  [ -n "$SUITE_PID" ] && kill -TERM "$SUITE_PID" 2>/dev/null && wait "$SUITE_PID" 2>/dev/null || true
+  # Everything below is best effort: one failing step must not skip the others.
+  set +e
+  # The suite and the docker commands it started: its own process group.
+  [ -n "$SUITE_PID" ] && kill -TERM -- "-$SUITE_PID" 2>/dev/null && wait "$SUITE_PID" 2>/dev/null
   if [ -n "${DOCKERD_PID:-}" ] && docker version >/dev/null 2>&1; then
     [ -f "$OVERRIDE" ] && docker compose -p "$PROJECT" -f docker-compose.yml -f "$OVERRIDE" \
       down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
@@ -88,8 +91,9 @@ cleanup() {
     mkdir -p "$COMPOSE_CACHE/last-failed-run"
     cp "$RUN_DIR"/*.log "$COMPOSE_CACHE/last-failed-run/" 2>/dev/null || true
   fi
+  local had_engine=${DOCKERD_PID:-}
   stop_dockerd "$RUN_DIR"
-  say "engine stopped, $RUN_DIR removed ($(( ($(now_ms) - started) / 1000 )) s in all)"
+  [ -n "$had_engine" ] && say "engine stopped, $RUN_DIR removed ($(( ($(now_ms) - started) / 1000 )) s in all)"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -124,8 +128,9 @@ export JETPULL_COMPOSE_PROJECT="$PROJECT" JETPULL_COMPOSE_OVERRIDE="$OVERRIDE" J
 export JETPULL_COMPOSE_RUN_DIR="$RUN_DIR"
 export JETPULL_TEST_NATS_IMAGE="$STANDIN_NATS" TESTCONTAINERS_RYUK_DISABLED=true
 export JETPULL_COMPOSE_PREP="${PREP[*]}"
-# In the background so that INT/TERM reach the trap at once, not after the suite ends.
-"${SUITE[@]}" &
+# In the background so that INT/TERM reach the trap at once, not after the suite ends;
+# in a process group of its own so that the trap can stop it with all it started.
+setsid "${SUITE[@]}" &
 SUITE_PID=$!
 rc=0
 wait "$SUITE_PID" || rc=$?

@@ -9,6 +9,11 @@
 start_dockerd() {
   local dir="$1"
   mkdir -p "$dir"
+  # What dockerd changes on the host, to put back when it stops: it creates docker0,
+  # sets the FORWARD policy to DROP and turns on IP forwarding.
+  HOST_HAD_DOCKER0=$(ip link show docker0 >/dev/null 2>&1 && echo 1 || true)
+  HOST_FORWARD_POLICY=$(iptables -S FORWARD 2>/dev/null | awk '$1 == "-P" {print $3}' || true)
+  HOST_IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || true)
   dockerd \
     -H "unix://$dir/docker.sock" \
     --data-root "$dir/data" \
@@ -60,8 +65,17 @@ stop_dockerd() {
     fi
   fi
   DOCKERD_PID=""
+  restore_host_network
   [ -d "$dir" ] || return 0
   # Mounts left behind by a killed engine keep the directory busy.
-  grep -o " $dir/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  local m
+  for m in $(grep -o " $dir/[^ ]*" /proc/mounts | sort -r || true); do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$dir"
+}
+
+restore_host_network() {
+  [ -z "${HOST_HAD_DOCKER0:-}" ] && ip link delete docker0 2>/dev/null
+  [ -n "${HOST_FORWARD_POLICY:-}" ] && iptables -P FORWARD "$HOST_FORWARD_POLICY" 2>/dev/null
+  [ -n "${HOST_IP_FORWARD:-}" ] && echo "$HOST_IP_FORWARD" >/proc/sys/net/ipv4/ip_forward 2>/dev/null
+  return 0
 }
