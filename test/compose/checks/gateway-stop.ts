@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { metricValue, prime, sleep, type Probe, type SuiteContext } from '../context.ts';
 import { describeMissing, waitDelivered } from '../delivery.ts';
+import { resolverDrops, droppedDuringAttempt } from '../nginx-log.ts';
 import { badProbes, probeLoop, probeOnce } from '../probes.ts';
 import { PublishLoop } from '../publisher.ts';
 import { SilentWsClient } from '../silent-ws.ts';
@@ -12,6 +13,8 @@ import { note, record } from '../timings.ts';
 const EXIT_MARGIN_MS = 5_000;
 /** A request through nginx normally takes milliseconds; this allows for a loaded machine. */
 const PROBE_BOUND_MS = 2_000;
+/** proxy_connect_timeout in deploy/nginx/nginx.conf. */
+const CONNECT_TIMEOUT_MS = 200;
 
 async function drainWindowMs(ctx: SuiteContext, service: string): Promise<number> {
   const { services } = await ctx.compose.config();
@@ -47,7 +50,7 @@ export function gatewayStopChecks(ctx: SuiteContext): void {
       stopStartedAt = Date.now();
       const stop = await compose.run(['stop', 'gateway1'], { timeoutMs: 60_000 });
       const state = await compose.state('gateway1');
-      // nginx must cope with the stopped gateway for longer than its failure timeout (10 s).
+      // Longer than nginx skips a failed server (fail_timeout 5 s) and re-resolves names (2 s).
       await sleep(12_000);
       await loop.stop();
       await probes.stop();
@@ -90,15 +93,26 @@ export function gatewayStopChecks(ctx: SuiteContext): void {
     await compose.waitHealthy('gateway2');
     const restarted = (await Promise.all(Array.from({ length: 4 }, () => probeOnce(publicUrl, key)))).flat();
 
+    // The one failure nginx itself allows: the stopped gateway's name dropped while a
+    // request was connecting to its old address. Everything else must be fast and answered.
+    const drops = await resolverDrops(compose, /^gateway\d+$/);
+    const judge = (probes: Probe[]): { bad: Probe[]; raced: number } => {
+      const failing = badProbes(probes, PROBE_BOUND_MS);
+      const raced = failing.filter((p) => droppedDuringAttempt(p, drops, CONNECT_TIMEOUT_MS));
+      return { bad: failing.filter((p) => !raced.includes(p)), raced: raced.length };
+    };
+    const during = judge(ctx.probes);
+    const afterIdle = judge(idle);
+    const afterRestart = judge(restarted);
+
     record(`nginx while gateway1 drained and stopped: slowest of ${ctx.probes.length} requests`, Math.max(...ctx.probes.map((p) => p.ms)));
     record(`nginx after an idle stop of gateway2: slowest of ${idle.length} requests`, Math.max(...idle.map((p) => p.ms)));
+    note('nginx: 502/504 as the stopped gateway\'s name was dropped mid-connect', during.raced + afterIdle.raced + afterRestart.raced);
     assert.equal(idleStop.code, 0);
-    const during = badProbes(ctx.probes, PROBE_BOUND_MS);
-    assert.deepEqual(during.length, 0, `while gateway1 drained and stopped: ${describeProbes(during, stopStartedAt)}`);
-    const afterIdle = badProbes(idle, PROBE_BOUND_MS);
-    assert.deepEqual(afterIdle.length, 0, `after gateway2 stopped: ${describeProbes(afterIdle, idleStoppedAt)}`);
-    const afterRestart = badProbes(restarted, PROBE_BOUND_MS);
-    assert.deepEqual(afterRestart.length, 0, `after both restarted: ${describeProbes(afterRestart, Date.now())}`);
+    assert.deepEqual(during.bad.length, 0, `while gateway1 drained and stopped: ${describeProbes(during.bad, stopStartedAt)}`);
+    assert.deepEqual(afterIdle.bad.length, 0, `after gateway2 stopped: ${describeProbes(afterIdle.bad, idleStoppedAt)}`);
+    assert.deepEqual(afterRestart.bad.length, 0, `after both restarted: ${describeProbes(afterRestart.bad, Date.now())}`);
+    assert.ok(during.raced + afterIdle.raced <= 4, 'at most the requests in flight when the name was dropped');
   });
 
   it('known defect (src/): a gateway whose client never answers the close handshake still exits 0 within the drain window', { todo: 'shutdown waits for WebSocket close handshakes (upgraded sockets are not ended by closeAllConnections)' }, async () => {
