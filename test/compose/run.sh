@@ -66,8 +66,6 @@ mark() { local t; t=$(now_ms); PREP+=("$1=$((t - step))"); step=$t; }
 ensure_host_packages || no_engine "apt-get install docker.io debootstrap failed"
 RUN_DIR=$(mktemp -d /tmp/jetpull-dockerd-XXXX)
 export DOCKER_CONFIG="$RUN_DIR/docker-config"
-ensure_compose_plugin "$DOCKER_CONFIG" || no_engine "compose v2 could not be downloaded from Debian"
-mark install
 
 PROJECT=jetpull-e2e
 OVERRIDE="$RUN_DIR/override.yml"
@@ -100,6 +98,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+ensure_compose_plugin "$DOCKER_CONFIG" || no_engine "compose v2 could not be downloaded from Debian"
+mark install
+
 # Builds (npm ci) reach the registry through the same proxy as the host, if any.
 if [ -n "${https_proxy:-${HTTPS_PROXY:-}}${http_proxy:-${HTTP_PROXY:-}}" ]; then
   printf '{"proxies":{"default":{"httpProxy":"%s","httpsProxy":"%s","noProxy":"%s"}}}\n' \
@@ -118,7 +119,7 @@ mark standins
 say "stand-ins: $STANDIN_NODE $STANDIN_NATS $STANDIN_NGINX $STANDIN_PROMETHEUS $STANDIN_GRAFANA"
 
 # A fresh key per run: the stack refuses to start without one.
-PUSH_SECURITY_KEY=$(head -c 96 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 64)
+PUSH_SECURITY_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 export PUSH_SECURITY_KEY
 export NOFILE_HARD
 NOFILE_HARD=$(ulimit -Hn)

@@ -52,7 +52,7 @@ export async function outcomeOfUp(compose: Compose, up: { ms: number; code: numb
 
 /** Several `down -v` + `up --wait` from nothing, each as a first start on a new host. */
 export function freshStartChecks(ctx: SuiteContext, first: () => StartOutcome | undefined): void {
-  it(`known defect (src/): ${ctx.settings.freshUps} fresh starts come up without a jetpull crash loop`, { todo: 'start-up exits on "no suitable peers for placement" while the cluster forms' }, async () => {
+  it(`known defect (src/): ${ctx.settings.freshUps} fresh starts come up without a jetpull crash loop`, { todo: 'start-up can exit while the JetStream cluster forms ("no suitable peers for placement", or a JetStream API timeout) and the container restarts' }, async () => {
     await saveStackLogs(ctx, 'stack-main.log');
     const outcomes: StartOutcome[] = [];
     const firstOutcome = first();

@@ -12,7 +12,7 @@ import { record } from '../timings.ts';
 export function testcontainersChecks(ctx: SuiteContext): void {
   const image = ctx.settings.compose.natsImage;
 
-  it('testcontainers runs the stand-in NATS image (NatsContainer, JetStream): a publish is acknowledged and survives kill and start', { skip: image ? false : 'no JETPULL_TEST_NATS_IMAGE' }, async () => {
+  it('testcontainers runs the stand-in NATS image (NatsContainer, JetStream): a publish is acknowledged and survives pause, kill and start', { skip: image ? false : 'no JETPULL_TEST_NATS_IMAGE' }, async () => {
     assert.ok(process.env.DOCKER_HOST, 'DOCKER_HOST names the engine');
     const { NatsContainer } = await import('@testcontainers/nats');
     const { getContainerRuntimeClient } = await import('testcontainers');
@@ -40,8 +40,11 @@ export function testcontainersChecks(ctx: SuiteContext): void {
       } finally {
         await nc.close();
       }
-      // The helper's kill() and start(): the Docker API on the same container, same port and store.
+      // The helper's pause()/resume() and kill()/start(): the Docker API on the same
+      // container, same port and store.
       const docker = (await getContainerRuntimeClient()).container.getById(container.getId());
+      await docker.pause();
+      await docker.unpause();
       await docker.kill();
       await docker.start();
       nc = await connect({ ...server, reconnect: false, timeout: 10_000 }).catch(async () => {
