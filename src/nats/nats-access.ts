@@ -1,4 +1,5 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { AuthorizationError, UserAuthenticationExpiredError } from '@nats-io/transport-node';
 import { backoffMs } from '../util/backoff.ts';
 import { delay } from '../util/deferred.ts';
 import type { Declarations, StreamSpec } from '../../streams/schema.ts';
@@ -38,6 +39,8 @@ export class NatsAccess {
         return new NatsAccess(link, await jetstreamManager(link.nc, { timeout: cfg.requestTimeoutMs }), cfg);
       } catch (err) {
         await link?.close().catch(() => undefined);
+        // Wrong credentials do not heal by waiting: say so and stop.
+        if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError) throw err;
         const retryInMs = backoffMs(attempt);
         waiting(link === undefined ? 'nats not reachable' : 'jetstream not available');
         log.warn({ err, attempt, retryInMs, servers: url.split(',').length }, link === undefined ? 'nats not reachable, retrying' : 'jetstream not available, retrying');

@@ -96,20 +96,19 @@ async function startWithRetry(start: () => Promise<LocalNats>): Promise<LocalNat
 }
 
 async function startContainer(): Promise<TestNats> {
-  const { NatsContainer } = await import('@testcontainers/nats');
-  const { getContainerRuntimeClient } = await import('testcontainers');
+  const { GenericContainer, Wait, getContainerRuntimeClient } = await import('testcontainers');
   const port = await freePort();
-  const started = await new NatsContainer(process.env.JETPULL_TEST_NATS_IMAGE ?? 'nats:2.10-alpine')
-    .withJetStream()
-    .withArg('-sd', '/data')
+  // The image's entrypoint is nats-server (as the official image's); no auth, like the binary backend.
+  const started = await new GenericContainer(process.env.JETPULL_TEST_NATS_IMAGE ?? 'nats:2.10-alpine')
+    .withCommand(['-js', '-sd', '/data'])
     .withExposedPorts({ container: 4222, host: port })
+    .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
     .start();
-  const opts = started.getConnectionOptions();
   // The Docker API (dockerode) kills, pauses and restarts the same container, keeping its store and port.
   const docker = (await getContainerRuntimeClient()).container.getById(started.getId());
   let running = true;
   const handle: TestNats = {
-    url: `nats://${opts.user}:${opts.pass}@127.0.0.1:${port}`,
+    url: `nats://127.0.0.1:${port}`,
     port,
     backend: 'container',
     async kill() {
