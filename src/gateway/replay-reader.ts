@@ -114,6 +114,8 @@ export class ReplayReader {
    * between the first copy and the mid.
    */
   private async hadSibling(m: StoredMessage, keys: readonly string[], fromSeq: number): Promise<boolean> {
+    // The first copy was on one of the client's channels and before its mid: it had it.
+    if (m.firstKey !== undefined && keys.includes(m.firstKey)) return true;
     for (const key of keys) {
       if (key === m.key) continue;
       for await (const s of this.stream.after(key, m.firstSeq! - 1)) {

@@ -45,6 +45,8 @@ export abstract class Session {
   private syncBuffer: Delivery[] = [];
   /** Messages at or below this sequence were sent already or are not this client's: never sent. */
   private floorSeq: number;
+  /** Highest sequence handed to the transport: with ordered delivery, everything below it on its channels went first. */
+  private sentUpTo = 0;
   private syncBufferBytes = 0;
   private recentPubIds: string[] | undefined;
   private readonly parentLog: Logger;
@@ -97,6 +99,7 @@ export abstract class Session {
       if (this.syncBufferBytes > this.maxOutboxBytes) this.closeSlow(this.syncBufferBytes);
       return;
     }
+    if (d.seq > this.sentUpTo) this.sentUpTo = d.seq;
     this.emit([d], 'live');
   }
 
@@ -133,7 +136,10 @@ export abstract class Session {
       }
       batch.sort((a, b) => a.seq - b.seq);
     }
-    if (batch.length > 0) this.emit(batch, 'replay');
+    if (batch.length > 0) {
+      this.sentUpTo = Math.max(this.sentUpTo, batch.at(-1)!.seq);
+      this.emit(batch, 'replay');
+    }
     this.onLive();
   }
 
@@ -160,11 +166,17 @@ export abstract class Session {
   /**
    * A publish to several receivers is stored as one copy per receiver. A connection
    * holding more than one of them keeps the first copy it sees (the lowest sequence)
-   * and drops the others.
+   * and drops the others: a copy whose first copy was on one of its channels and at
+   * or below what it already sent or resumed from (delivery is in order, so it had
+   * that one), or one of the recent publishes it remembers.
    */
   private isDuplicate(d: Delivery): boolean {
     const pubId = d.msg.pubId;
     if (pubId === undefined || this.keys.length < 2) return false;
+    const { firstSeq, firstKey } = d.msg;
+    if (firstSeq !== undefined && firstKey !== undefined && firstSeq <= Math.max(this.floorSeq, this.sentUpTo) && this.keys.includes(firstKey)) {
+      return true;
+    }
     const recent = (this.recentPubIds ??= []);
     if (recent.includes(pubId)) return true;
     if (recent.length >= RECENT_PUBLISHES) recent.shift();

@@ -9,6 +9,7 @@ import { headers as natsHeaders, nuid, type MsgHdrs } from '@nats-io/transport-n
  *   Jp-Sender    public id of the client that sent it; absent = the backend
  *   Jp-Pub       publish id, on every copy of a publish with several receivers
  *   Jp-First     sequence of the first copy, on copies 2..n
+ *   Jp-First-Key channel key of the first copy, on copies 2..n
  *   Jp-Hash      digest of receivers, expiry, sender and body, on publishes with an
  *                idempotency key: a retry is the same message only when it matches
  */
@@ -17,6 +18,7 @@ export const H_EXPIRY = 'Jp-Expiry';
 export const H_SENDER = 'Jp-Sender';
 export const H_PUB = 'Jp-Pub';
 export const H_FIRST = 'Jp-First';
+export const H_FIRST_KEY = 'Jp-First-Key';
 export const H_HASH = 'Jp-Hash';
 /** The server's per-message TTL header (nats-server 2.11+). */
 export const H_TTL = 'Nats-TTL';
@@ -35,6 +37,8 @@ export interface StoredMessage {
   readonly pubId: string | undefined;
   /** Sequence of the publish's first copy; undefined on the first copy itself. */
   readonly firstSeq: number | undefined;
+  /** Channel key of the publish's first copy, on copies 2..n (absent on messages stored before it was written). */
+  readonly firstKey?: string | undefined;
   /** Previous sequence on this channel, when known (live messages). */
   readonly prevSeq: number | undefined;
   /** Digest of the publish, on publishes with an idempotency key. */
@@ -46,6 +50,7 @@ export interface WriteMeta {
   senderId?: string | undefined;
   pubId?: string | undefined;
   firstSeq?: number | undefined;
+  firstKey?: string | undefined;
   hash?: string | undefined;
   /** Seconds the server keeps this message (per-message TTL); undefined: the stream's age limit. */
   ttlSec?: number | undefined;
@@ -60,6 +65,7 @@ export function encodeHeaders(meta: WriteMeta): MsgHdrs | undefined {
   if (meta.senderId !== undefined) h.set(H_SENDER, meta.senderId);
   if (meta.pubId !== undefined) h.set(H_PUB, meta.pubId);
   if (meta.firstSeq !== undefined) h.set(H_FIRST, String(meta.firstSeq));
+  if (meta.firstKey !== undefined) h.set(H_FIRST_KEY, meta.firstKey);
   if (meta.hash !== undefined) h.set(H_HASH, meta.hash);
   if (meta.ttlSec !== undefined) h.set(H_TTL, `${meta.ttlSec}s`);
   return h;
@@ -85,6 +91,7 @@ export function decodeStored(
     senderId: h.get(H_SENDER) || undefined,
     pubId: h.get(H_PUB) || undefined,
     firstSeq: first === '' ? undefined : Number(first),
+    firstKey: h.get(H_FIRST_KEY) || undefined,
     prevSeq,
     hash: h.get(H_HASH) || undefined,
   };

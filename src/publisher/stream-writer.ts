@@ -45,10 +45,11 @@ export class StreamWriter {
       await this.checkSame(ack, hash);
       return { mids: [await this.midOf(ack)] };
     }
-    const first = await this.append(channelKey(receivers[0]!), cmd, `${pubId}.0`, { pubId, hash }, deadline);
+    const firstKey = channelKey(receivers[0]!);
+    const first = await this.append(firstKey, cmd, `${pubId}.0`, { pubId, hash }, deadline);
     await this.checkSame(first, hash);
     const rest = await Promise.all(
-      receivers.slice(1).map((r, i) => this.append(channelKey(r), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq, hash }, deadline)),
+      receivers.slice(1).map((r, i) => this.append(channelKey(r), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq, firstKey, hash }, deadline)),
     );
     return { mids: await Promise.all([first, ...rest].map((ack) => this.midOf(ack))) };
   }
@@ -65,7 +66,7 @@ export class StreamWriter {
     if (stored !== null && stored.hash !== hash) throw new IdempotencyConflictError();
   }
 
-  private async append(key: string, cmd: PublishCommand, msgId: string, copy: Pick<WriteMeta, 'pubId' | 'firstSeq' | 'hash'>, deadline: number): Promise<Ack> {
+  private async append(key: string, cmd: PublishCommand, msgId: string, copy: Pick<WriteMeta, 'pubId' | 'firstSeq' | 'firstKey' | 'hash'>, deadline: number): Promise<Ack> {
     const meta: WriteMeta = { expirySec: cmd.expirySec, senderId: cmd.senderId, ttlSec: this.ttlFor(cmd.expirySec), ...copy };
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();

@@ -96,6 +96,25 @@ for (const t of transports) {
       assert.deepEqual(client.seqs(), t.name === 'long poll' ? [5, 6] : [5, 6, 7], `got ${got.join(', ')}`);
     });
 
+    it('drops the later copy of a publish whose first copy it had, at its resume point or far back', async () => {
+      const keys = ['priv.00000000000000000000000000000001', 'priv.00000000000000000000000000000002'];
+      const { session, client } = await t.open(h, { keys, resumeFrom: 10 });
+      session.finishSync([]);
+      // The first copy (seq 10, on the first channel) came before the client's mid.
+      session.deliver(delivery(12, { pubId: 'old', key: keys[1]!, firstSeq: 10, firstKey: keys[0]! }));
+      if (t.name === 'long poll') {
+        session.deliver(delivery(13));
+        assert.deepEqual(await client.waitSeqs(1), [13]);
+        return;
+      }
+      session.deliver(delivery(100, { pubId: 'p', key: keys[0]! }));
+      for (let i = 0; i < 20; i++) session.deliver(delivery(101 + i, { pubId: `other-${i}`, key: keys[0]! }));
+      session.deliver(delivery(200, { pubId: 'p', key: keys[1]!, firstSeq: 100, firstKey: keys[0]! }));
+      session.deliver(delivery(201));
+      const got = await client.waitSeqs(22);
+      assert.deepEqual(got, [100, ...Array.from({ length: 20 }, (_, i) => 101 + i), 201]);
+    });
+
     it('a replay that outgrows the outbox asks the client to resume instead of holding the memory', async () => {
       const { session, client } = await t.open(h, { maxOutboxBytes: 64 });
       const closedOnce: Session[] = [];
