@@ -53,6 +53,8 @@ export interface LostRec {
 export interface DuplicateRec {
   client: string;
   n: number;
+  /** The publish's CHANNEL_ID: two receivers the client both holds are stored as two copies. */
+  channels: string[];
   phase: string;
   copies: Array<{ at: number; conn: number; gateway: string; mid: string; frame: number }>;
 }
@@ -124,6 +126,8 @@ export interface Findings {
   startFailures: ProcessEvent[];
   notReady: NotReadyRec[];
   notReadyAtEnd: string[];
+  /** Clients whose lost messages run to the end: they stopped receiving and never caught up again. */
+  stuck: Array<{ client: string; lost: number; since: number; lastDelivery: number | undefined; closes: Record<string, number> }>;
   phases: PhaseFigures[];
   deliveryLatency: { p50: number; p99: number; max: number };
   publishLatency: { p50: number; p99: number; max: number };
@@ -167,6 +171,7 @@ export function check(h: History): Findings {
         duplicates.push({
           client: c.id,
           n,
+          channels: pub?.channels ?? [],
           phase: phaseAt(h.phases, list[1]!.at),
           copies: list.map((d) => ({ at: d.at, conn: d.conn, gateway: d.gateway, mid: d.mid, frame: d.frame })),
         });
@@ -186,6 +191,7 @@ export function check(h: History): Findings {
   }
 
   const { unexpectedExits, startFailures, notReady, notReadyAtEnd } = processFindings(h);
+  const stuck = stuckClients(h, lost);
   const acked = h.publishes.filter((p) => p.ackAt !== undefined);
   const publishLat = acked.map((p) => p.ackAt! - p.sentAt);
   return {
@@ -210,6 +216,7 @@ export function check(h: History): Findings {
     startFailures,
     notReady,
     notReadyAtEnd,
+    stuck,
     phases: h.phases.map((ph) => phaseFigures(h, ph, lost, duplicates, midIssues, byN)),
     deliveryLatency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: max(latencies) },
     publishLatency: { p50: percentile(publishLat, 50), p99: percentile(publishLat, 99), max: max(publishLat) },
@@ -244,11 +251,14 @@ function explainLoss(h: History, c: ClientRec, p: PublishRec): LostRec {
   }
   const at = connAt(c, ackAt);
   const gatewayAtAck = at === undefined || (c.transport === 'ws' && at.openedAt === undefined) ? '-' : at.gateway;
+  // The deliveries and connections closest to the acknowledgement, in time order.
   const around = c.deliveries
-    .filter((d) => Math.abs(d.at - ackAt) <= 2_000)
+    .filter((d) => Math.abs(d.at - ackAt) <= 5_000)
+    .sort((a, b) => Math.abs(a.at - ackAt) - Math.abs(b.at - ackAt))
     .slice(0, 12)
+    .sort((a, b) => a.at - b.at)
     .map((d) => ({ at: d.at, conn: d.conn, gateway: d.gateway, mid: d.mid, n: d.n, visible: d.visible }));
-  const connsAround = c.conns.filter((k) => (k.endedAt ?? Infinity) >= ackAt - 2_000 && k.startedAt <= ackAt + 5_000).slice(0, 8);
+  const connsAround = c.conns.filter((k) => (k.endedAt ?? Infinity) >= ackAt - 500 && k.startedAt <= ackAt + 10_000).slice(0, 6);
   return {
     client: c.id,
     transport: c.transport,
@@ -310,11 +320,35 @@ function verdictFor(c: ClientRec, p: PublishRec, storedSeqs: number[] | undefine
     }
   }
   const last = c.conns.at(-1);
-  const replayTooBig = c.conns.filter((k) => k.end === 'close 4008').length;
+  const replayTooBig = c.conns.filter((k) => k.end === 'close 4008' && (k.endedAt ?? Infinity) >= p.sentAt).length;
   if (replayTooBig > 0) {
     return `never caught up: ${replayTooBig} connections closed with 4008 (outbox over its limit), the client never got past seq ${seq}; last connection ${last?.conn} to ${last?.gateway} (${last?.end ?? 'open'})`;
   }
   return `nothing delivered past it: the client never got seq ${seq} or anything later on its connections; last connection ${last?.conn} to ${last?.gateway} (${last?.end ?? 'open'})`;
+}
+
+/**
+ * A client is stuck when it lost every message it should have got from some point
+ * to the end (at least 20 of them): one cause then shows up in every later phase.
+ */
+function stuckClients(h: History, lost: readonly LostRec[]): Findings['stuck'] {
+  const out: Findings['stuck'] = [];
+  for (const c of h.clients) {
+    const mine = lost.filter((l) => l.client === c.id);
+    if (mine.length < 20) continue;
+    const lostSet = new Set(mine.map((l) => l.n));
+    const expected = h.publishes.filter((p) => shouldReceive(c, p)).sort((a, b) => a.sentAt - b.sentAt);
+    let i = expected.length;
+    while (i > 0 && lostSet.has(expected[i - 1]!.n)) i--;
+    const tail = expected.length - i;
+    if (tail < 20) continue;
+    const closes: Record<string, number> = {};
+    const since = expected[i]!.sentAt;
+    for (const k of c.conns) if ((k.endedAt ?? 0) >= since && k.end !== undefined) closes[k.end] = (closes[k.end] ?? 0) + 1;
+    const visible = c.deliveries.filter((d) => d.visible);
+    out.push({ client: c.id, lost: tail, since, lastDelivery: visible.at(-1)?.at, closes });
+  }
+  return out;
 }
 
 function processFindings(h: History): Pick<Findings, 'unexpectedExits' | 'startFailures' | 'notReady' | 'notReadyAtEnd'> {
@@ -423,5 +457,8 @@ function phaseFigures(
 
 /** Log lines of a process within `ms` of `t`, for a lost message's debug output. */
 export function logsNear(logs: readonly LogLine[], gateway: string, t: number, ms = 3_000): LogLine[] {
-  return logs.filter((l) => l.process === gateway && Math.abs(l.at - t) <= ms && l.msg !== 'connection refused');
+  return logs.filter((l) => l.process === gateway && Math.abs(l.at - t) <= ms && !NOISE.has(l.msg));
 }
+
+/** Log lines that say nothing about one message (every 4008 of a stuck client, every 503). */
+const NOISE = new Set(['connection refused', 'slow client disconnected']);

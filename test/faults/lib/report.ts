@@ -59,6 +59,13 @@ export function formatReport(h: History, f: Findings, ctx: ReportContext): strin
     for (const n of ph.notes) out.push(`    ${rel(n.at, o)} ${n.text}`);
   }
 
+  if (f.stuck.length > 0) {
+    out.push('');
+    out.push('clients that stopped receiving and never caught up (their losses appear in every phase after the start):');
+    for (const s of f.stuck) {
+      out.push(`  ${s.client}: lost all ${s.lost} messages sent from ${rel(s.since, o)} on; last visible delivery ${rel(s.lastDelivery, o)}; connection ends since: ${JSON.stringify(s.closes)}`);
+    }
+  }
   if (f.lost.length > 0) {
     out.push('');
     out.push(`lost messages by verdict:`);
@@ -75,7 +82,7 @@ export function formatReport(h: History, f: Findings, ctx: ReportContext): strin
     out.push(`visible duplicates (first ${ctx.detailLimit * 2}):`);
     for (const d of f.duplicates.slice(0, ctx.detailLimit * 2)) {
       out.push(
-        `  ${d.client} n=${d.n} [${d.phase}]: ` + d.copies.map((c) => `${rel(c.at, o)} mid ${mid8(c.mid)} conn ${c.conn} ${c.gateway} frame ${c.frame}`).join(' / '),
+        `  ${d.client} n=${d.n} → ${d.channels.map((c) => c.slice(0, 8)).join('/')} [${d.phase}]: ` + d.copies.map((c) => `${rel(c.at, o)} mid ${mid8(c.mid)} conn ${c.conn} ${c.gateway} frame ${c.frame}`).join(' / '),
       );
     }
   }
