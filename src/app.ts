@@ -55,7 +55,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     const decl = streamDeclarations(config);
     const messages = (await nats.ensure(decl, rootLog.child({ actor: 'streams' }))).get(MESSAGE_STREAM)!;
     const epochSec = (): number => messages.createdSec;
-    warnOnSmallServerPayload(config, nats.serverMaxPayloadBytes, rootLog);
+    const limits = effectiveLimits(config, nats.serverMaxPayloadBytes, rootLog);
 
     const signer = createSigner(config.security.key, config.security.algo);
     const parser = new ChannelIdParser(signer);
@@ -68,10 +68,11 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       { role: config.role, process: config.processUniqueId },
     );
     const appender = nats.appender();
+    const storedReader = nats.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas });
     undo.push(() => appender.close());
     const publisher: PublisherActor = new PublisherActor(
       rootLog.child({ actor: 'publisher' }),
-      new StreamWriter(appender, nats.link, epochSec),
+      new StreamWriter(appender, nats.link, epochSec, (seq) => storedReader.at(seq)),
       config.publisher.mailboxCapacity,
       config.publisher.maxInFlight,
       config.publisher.publishTimeoutMs,
@@ -83,7 +84,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     const reporter = new ServerStatsReporter(
       await nats.bucket(STATS_BUCKET),
       config.processUniqueId,
-      serverStatSnapshot(config, () => gateway?.stats(), counters),
+      serverStatSnapshot(config, limits, () => gateway?.stats(), counters),
       STATS_REPORT_INTERVAL_MS,
       decl.buckets.find((b) => b.bucket === STATS_BUCKET)!.ttlMs,
       rootLog.child({ actor: 'stats' }),
@@ -92,7 +93,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       publisher,
       presence,
       signer,
-      limits: config.limits,
+      limits,
       messageTtlSec: config.storage.messageTtlSec,
       counters,
       serverStats: () => reporter.readAll(),
@@ -105,8 +106,8 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         publisher,
         parser,
         messageTtlSec: config.storage.messageTtlSec,
-        maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
-        maxPayloadBytes: config.limits.maxPayloadBytes,
+        maxChannelsPerRequest: limits.maxChannelsPerRequest,
+        maxPayloadBytes: limits.maxPayloadBytes,
         log: apiLog,
       });
       natsApi = nats.serve(config.publisher.natsSubject, PUBLISH_QUEUE_GROUP, handler, apiLog);
@@ -114,10 +115,10 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     }
     if (config.role !== 'publisher') {
       const gatewayLog = rootLog.child({ actor: 'gateway' });
-      gateway = new GatewayActor(gatewayLog, epochSec, config.gateway, config.limits, {
+      gateway = new GatewayActor(gatewayLog, epochSec, config.gateway, limits, {
         link: nats.link,
         feed: nats.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' })),
-        reader: nats.streamReader(MESSAGE_STREAM),
+        reader: storedReader,
         presence,
         clientRequests: { handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }) },
         telemetry: metrics,
@@ -128,7 +129,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     await reporter.start();
     undo.push(() => reporter.stop());
 
-    const handlers = routeHandlers(config, rootLog, { gateway, publisher, parser, requests, presence, counters, reporter });
+    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher, parser, requests, presence, counters, reporter });
     const listeners = config.servers.map((s) => new Listener(s, handlers, rootLog.child({ actor: 'http' })));
     const addresses: AddressInfo[] = [];
     for (const l of listeners) {
@@ -199,6 +200,7 @@ function streamDeclarations(config: Config): ReturnType<typeof declarations> {
 }
 
 interface RouteParts {
+  limits: Config['limits'];
   gateway: GatewayActor | undefined;
   publisher: PublisherActor;
   parser: ChannelIdParser;
@@ -210,9 +212,9 @@ interface RouteParts {
 
 /** Which routes this process serves, by role, and what each needs. */
 function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHandlers {
-  const { gateway, publisher, parser, requests, presence, counters, reporter } = p;
+  const { limits, gateway, publisher, parser, requests, presence, counters, reporter } = p;
   return {
-    maxPayloadBytes: config.limits.maxPayloadBytes,
+    maxPayloadBytes: limits.maxPayloadBytes,
     rest: { requests, parser },
     stat: { reporter, counters },
     ...(gateway && {
@@ -229,20 +231,26 @@ function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHan
         parser,
         requests,
         messageTtlSec: config.storage.messageTtlSec,
-        maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
+        maxChannelsPerRequest: limits.maxChannelsPerRequest,
         counters,
-        channelStats: { parser, presence, counters, maxChannelsPerRequest: config.limits.maxChannelsPerRequest },
+        channelStats: { parser, presence, counters, maxChannelsPerRequest: limits.maxChannelsPerRequest },
         log: rootLog.child({ actor: 'publisher', component: 'http' }),
       },
     }),
   };
 }
 
-function warnOnSmallServerPayload(config: Config, serverMax: number | undefined, log: Logger): void {
-  if (serverMax !== undefined && config.limits.maxPayloadBytes + HEADER_ALLOWANCE_BYTES > serverMax) {
-    log.warn(
-      { maxPayloadBytes: config.limits.maxPayloadBytes, serverMaxPayloadBytes: serverMax },
-      'nats max_payload is smaller than limits.maxPayloadBytes; raise max_payload in the NATS config or larger messages fail',
-    );
-  }
+/**
+ * limits.maxPayloadBytes, lowered to what the NATS server stores (its max_payload less
+ * room for jetpull's headers): a body over it is answered 413 at once instead of being
+ * retried into a 503 it could never leave.
+ */
+function effectiveLimits(config: Config, serverMax: number | undefined, log: Logger): Config['limits'] {
+  if (serverMax === undefined || config.limits.maxPayloadBytes + HEADER_ALLOWANCE_BYTES <= serverMax) return config.limits;
+  const effective = serverMax - HEADER_ALLOWANCE_BYTES;
+  log.warn(
+    { maxPayloadBytes: config.limits.maxPayloadBytes, serverMaxPayloadBytes: serverMax, effectiveMaxPayloadBytes: effective },
+    'nats max_payload is smaller than limits.maxPayloadBytes; the limit is lowered to fit',
+  );
+  return { ...config.limits, maxPayloadBytes: effective };
 }

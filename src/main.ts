@@ -3,6 +3,7 @@ import { startApp, type App } from './app.ts';
 import { ConfigError, loadConfig, WORKER_INDEX_ENV, workerIndex as workerIndexOf, type LoadedConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { createRootLogger, type Logger } from './log/logger.ts';
+import { guardProcess } from './log/process-guards.ts';
 import { NatsBinaryMissingError, startLocalNats, type LocalNats } from './nats/local-server.ts';
 import { VERSION } from './version.ts';
 
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
   const workerIndex = cluster.isWorker ? workerIndexOf() : 0;
   const processUniqueId = config.workers > 1 && cluster.isWorker ? `${config.processUniqueId}-w${workerIndex}` : config.processUniqueId;
   const log = createRootLogger({ level: config.log.level, processUniqueId, version: VERSION });
+  guardProcess(log);
   if (loaded.file && !cluster.isWorker) log.info({ file: loaded.file.path, ignoredKeys: loaded.file.ignoredKeys }, 'config file read');
 
   let stopping = false;

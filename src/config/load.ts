@@ -219,6 +219,10 @@ function crossFieldProblems(config: Config): string[] {
       problems.push(`security.algo: "${config.security.algo}" is not a hash this Node.js supports`);
     }
   }
+  if (config.gateway.maxOutboxBytes < 2 * config.limits.maxPayloadBytes) {
+    // A replay page is half the outbox and must hold the largest message.
+    problems.push('gateway.maxOutboxBytes: must be at least twice limits.maxPayloadBytes, or the largest message can never be replayed');
+  }
   if (config.gateway.coalesceWindowMs >= config.gateway.longPollTimeoutMs) {
     problems.push('gateway.coalesceWindowMs: must be shorter than gateway.longPollTimeoutMs');
   }

@@ -13,6 +13,8 @@ export type AppErrorCode =
   | 'PUSH_ERR_PUBLISH_TIMEOUT'
   | 'PUSH_ERR_PUBLISH_REJECTED'
   | 'PUSH_ERR_BAD_REQUEST'
+  | 'PUSH_ERR_IDEMPOTENCY_CONFLICT'
+  | 'PUSH_ERR_PAYLOAD_TOO_LARGE'
   | 'PUSH_ERR_REFUSED'
   | 'PUSH_ERR_STOPPING'
   | 'PUSH_ERR_INTERNAL';
@@ -55,6 +57,14 @@ export class PublishUnavailableError extends AppError {
   }
 }
 
+/** The message stream could not be read (NATS away, a read that made no progress); a retry may succeed. */
+export class StreamReadError extends AppError {
+  constructor(detail: string, options?: ErrorOptions) {
+    super('PUSH_ERR_NATS_UNAVAILABLE', `stream read failed: ${detail}`, 503, true, options);
+    this.name = 'StreamReadError';
+  }
+}
+
 /** JetStream refused the write for a reason a retry will not fix. */
 export class PublishRejectedError extends AppError {
   constructor(message: string, options?: ErrorOptions) {
@@ -74,6 +84,22 @@ export class BadRequestError extends AppError {
   constructor(message: string) {
     super('PUSH_ERR_BAD_REQUEST', message, 400, false);
     this.name = 'BadRequestError';
+  }
+}
+
+/** The message is larger than storage takes; it can never be stored. */
+export class PayloadTooLargeError extends AppError {
+  constructor(options?: ErrorOptions) {
+    super('PUSH_ERR_PAYLOAD_TOO_LARGE', 'message larger than the NATS server accepts', 413, false, options);
+    this.name = 'PayloadTooLargeError';
+  }
+}
+
+/** An idempotency key already stored another message: this one was not stored. */
+export class IdempotencyConflictError extends AppError {
+  constructor() {
+    super('PUSH_ERR_IDEMPOTENCY_CONFLICT', 'Idempotency-Key was used for another message; this one was not stored', 409, false);
+    this.name = 'IdempotencyConflictError';
   }
 }
 

@@ -24,10 +24,8 @@ import { WsSession } from './ws-session.ts';
 
 type GatewayMsg =
   | { type: 'open'; session: Session; fromSeq: number | undefined; ticket: AdmissionTicket; ready: (refusal: Refusal | undefined) => void }
-  | { type: 'closed'; session: Session }
   | { type: 'ping-tick' }
-  | { type: 'sweep-tick' }
-  | { type: 'catch-up'; reason: string };
+  | { type: 'sweep-tick' };
 
 export interface SubscribeRequest {
   tokens: readonly ChannelToken[];
@@ -88,7 +86,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       this.reader,
       deps.reader,
       epochSec,
-      { maxConcurrent: cfg.maxConcurrentReplays, pageMessages: cfg.replayPageMessages },
+      { maxConcurrent: cfg.maxConcurrentReplays, pageMessages: cfg.replayPageMessages, pageBytes: Math.floor(cfg.maxOutboxBytes / 2) },
       deps.telemetry,
       log.child({ component: 'replay' }),
     );
@@ -99,9 +97,10 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private readonly touchPresence = (s: Session): void => this.deps.presence.touch(s.keys);
   private readonly clientFrame = (s: WsSession, data: Buffer, isBinary: boolean): Promise<void> =>
     answerClientFrame(s, data, isBinary, this.deps.clientRequests, this.log);
+  // At once, not through the mailbox: a full mailbox must not leave a closed session subscribed.
   private readonly sessionClosed = (s: Session): void => {
-    // Stopping: the hub is closed with everything else.
-    if (!this.tell({ type: 'closed', session: s })) this.forget(s);
+    this.hub.detach(s);
+    this.forget(s);
   };
 
   /** False once draining or stopping: readiness fails and new connections get 503. */
@@ -116,6 +115,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       keys: receiversOf(req.tokens).map(channelKey),
       publicId: firstPublicId(req.tokens),
       limitedKey: limitedKeyOf(req.tokens),
+      resumeFrom: this.resumePoint(req.mid)?.seq,
       coalesceWindowMs: this.cfg.coalesceWindowMs,
       maxRequestsInFlight: this.cfg.maxClientRequestsInFlight,
       maxOutboxBytes: this.cfg.maxOutboxBytes,
@@ -136,6 +136,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       keys,
       publicId: firstPublicId(req.tokens),
       limitedKey: limitedKeyOf(req.tokens),
+      resumeFrom: this.resumePoint(req.mid)?.seq,
       maxOutboxBytes: this.cfg.maxOutboxBytes,
       holdMs: this.cfg.longPollTimeoutMs,
       requestMid,
@@ -210,11 +211,16 @@ export class GatewayActor extends Actor<GatewayMsg> {
     const sweep = setInterval(() => this.tell({ type: 'sweep-tick' }), SWEEP_INTERVAL_MS);
     this.timers = [ping, sweep];
     // Republished messages that arrive while disconnected, or that a failing stream
-    // leader never sent, are lost to live delivery: read them from the stream.
+    // leader never sent, are lost to live delivery: hold it from the moment of the event
+    // (so newer messages cannot overtake the lost ones) and read them from the stream.
+    // Not through the mailbox: a full mailbox must not leave live delivery held.
     this.unlisten = [
       link.onDisconnect(() => this.hub.noteDisconnect()),
-      link.onReconnect(() => this.tell({ type: 'catch-up', reason: 'nats reconnected' })),
-      feed.onLeaderElected(() => this.tell({ type: 'catch-up', reason: 'stream leader elected' })),
+      link.onReconnect(() => void this.hub.catchUp('nats reconnected')),
+      feed.onLeaderElected(() => {
+        this.hub.suspectLoss('stream leader elected');
+        void this.hub.catchUp('stream leader elected');
+      }),
     ];
   }
 
@@ -230,10 +236,6 @@ export class GatewayActor extends Actor<GatewayMsg> {
       case 'open':
         this.onOpen(msg.session, msg.fromSeq, msg.ticket, msg.ready);
         return;
-      case 'closed':
-        this.hub.detach(msg.session);
-        this.forget(msg.session);
-        return;
       case 'ping-tick':
         for (const s of this.wsSessions) s.ping();
         return;
@@ -242,11 +244,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
         this.deps.presence.sweep();
         this.deps.reader.end().then(
           (end) => this.hub.notePosition(end),
-          () => this.hub.noteDisconnect(),
+          () => this.hub.forgetPosition(),
         );
-        return;
-      case 'catch-up':
-        void this.hub.catchUp(msg.reason);
         return;
       default: {
         const never: never = msg;
@@ -272,19 +271,32 @@ export class GatewayActor extends Actor<GatewayMsg> {
     session.onClosed = this.sessionClosed;
     enforceConnectionLimit(session, session.limitedKey === undefined ? undefined : this.hub.sessionsOf(session.limitedKey), this.limits.maxConnPerChannel, this.log);
     this.deps.presence.touch(session.keys);
-    this.hub.attach(session).then(() => {
-      ready(undefined);
-      ticket.release();
-      if (fromSeq === undefined) session.finishSync([]);
-      else this.replays.replay(session, fromSeq);
-    });
+    this.hub
+      .attach(session)
+      .then(() => {
+        ready(undefined);
+        ticket.release();
+        if (fromSeq === undefined) session.finishSync([]);
+        else this.replays.replay(session, fromSeq);
+      })
+      .catch((err: unknown) => {
+        ticket.release();
+        this.log.error({ err, connId: session.id }, 'opening a connection failed');
+        session.close(CloseCode.InternalError);
+      });
   }
 
   /** Where a replay starts: the mid's sequence, 0 (all retained) for a mid of another epoch, none without a valid mid. */
   private replayStart(mid: string | undefined): number | undefined {
     const pos = parseMid(mid);
     if (pos === undefined) return undefined;
-    return pos.epoch === this.epochSec() ? pos.seq : 0;
+    return this.resumePoint(mid)?.seq ?? 0;
+  }
+
+  /** The client's mid when it is of this epoch. */
+  private resumePoint(mid: string | undefined): { seq: number } | undefined {
+    const pos = parseMid(mid);
+    return pos !== undefined && pos.epoch === this.epochSec() ? { seq: pos.seq } : undefined;
   }
 
   private forget(session: Session): void {

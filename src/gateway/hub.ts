@@ -15,12 +15,9 @@ interface ChannelEntry {
   lastSeq: number;
   /** When the last session left; the subscription lingers a little for the next poll. */
   idleSince: number;
-  /** Live messages held while this channel's gap is being filled from the stream. */
-  gapPending: StoredMessage[] | undefined;
   /**
-   * Every message on this channel with a higher sequence has reached the hub (while
-   * `liveIntact`): the stream's end when the subscription was confirmed. Undefined
-   * until then.
+   * Every message on this channel with a higher sequence reaches the hub (barring a
+   * fault): the stream's end when the subscription was confirmed. Undefined until then.
    */
   completeFrom: number | undefined;
 }
@@ -36,41 +33,51 @@ export interface HubStats {
 export interface HubOptions {
   /** Idle channels keep their subscription this long, so a long poll's next request finds it. */
   lingerMs: number;
-  /** Live messages held during a whole-stream catch-up; beyond it they are read again from the stream. */
+  /** Live messages held during a catch-up or a gap fill; beyond it they are read again from the stream. */
   maxHeldMessages: number;
 }
+
+/** How long a replay waits for live delivery to reach its horizon before handing over anyway. */
+const SEEN_WAIT_MS = 2_000;
 
 /**
  * The gateway's registry of channel → local connections, and its only source of
  * live messages: one core NATS subscription to `push.live.<kind>.<id>` per channel
- * with at least one local connection. No JetStream consumer per connection or
- * channel: the stream republishes each stored message to that subject.
+ * with at least one local connection (no JetStream consumer per connection or
+ * channel: the stream republishes each stored message to that subject). Each message
+ * is decoded once and handed, as one Delivery, to every connection on the channel;
+ * the hub never waits for a connection.
  *
- * Each message is decoded once and handed, as one Delivery, to every connection on
- * the channel; the hub never waits for a connection.
- *
- * Nothing is left to luck when live delivery misses something:
+ * Live messages reach sessions in stream order, without gaps:
  * - every republished message carries its channel's previous sequence; when it is
- *   ahead of the last one delivered, the gap is read from the stream and delivered
- *   first (`fillGap`);
- * - after a NATS reconnect or a stream leader change, messages republished meanwhile
- *   are lost for every channel at once: the stream is scanned from the last sequence
- *   this gateway saw, in order, while new live messages wait (`catchUp`).
+ *   ahead of what the channel has delivered (or of the subscription's start), the gap
+ *   is read from the stream and delivered first (`fillGap`);
+ * - a NATS disconnect or a stream leader change may lose republished messages on
+ *   any channel: from that moment (`suspectLoss`, called synchronously by the event)
+ *   live messages are held, the stream is scanned from the last sequence the hub had
+ *   seen, and the held messages follow (`catchUp`).
+ * While the hub holds, nothing is delivered live, so no connection gets a newer
+ * message ahead of an older one it has not had.
  */
 export class Hub {
   private readonly channels = new Map<string, ChannelEntry>();
   private readonly barrier: SubscribeBarrier<ChannelEntry>;
   private counters = { messagesIn: 0, deliveries: 0, gapsFilled: 0, catchUps: 0 };
-  /** Highest sequence seen on any channel: everything republished before it has arrived. */
+  /** Highest sequence delivered on any channel: everything republished before it has arrived. */
   private maxSeenSeq = 0;
-  private catchingUp = false;
-  private catchUpAgain = false;
+  /** Gap fills and catch-ups in progress; live messages are held while any runs. */
+  private holds = 0;
   private held: Array<{ entry: ChannelEntry; msg: StoredMessage }> = [];
+  /** Highest sequence dropped from `held` when it overflowed: the catch-up's scan reads at least this far. */
+  private droppedUpTo = 0;
+  /** Set from a suspected loss until the catch-up after it completed: scan the stream after this sequence. */
+  private catchUpFrom: number | undefined;
+  private catchUpRunning = false;
+  private catchUpAgain = false;
+  private seenWaiters: Array<{ seq: number; resolve: () => void }> = [];
   private closed = false;
-  /** Stream position noted at the previous check, trusted once a check interval passed without a disconnect. */
+  /** Stream position noted at the previous check, trusted once a check interval passed without a loss. */
   private notedPosition: number | undefined;
-  /** False from a disconnect until the catch-up after it completed: live delivery may have missed something. */
-  private liveIntact = true;
 
   constructor(
     private readonly feed: LiveFeed,
@@ -124,8 +131,9 @@ export class Hub {
 
   /** Drops subscriptions of channels idle for longer than the linger time. */
   sweep(now = Date.now()): void {
+    if (this.holds > 0) return;
     for (const entry of this.channels.values()) {
-      if (entry.sessions.size === 0 && entry.gapPending === undefined && now - entry.idleSince >= this.opts.lingerMs) {
+      if (entry.sessions.size === 0 && now - entry.idleSince >= this.opts.lingerMs) {
         entry.sub.unsubscribe();
         this.channels.delete(entry.key);
       }
@@ -134,22 +142,45 @@ export class Hub {
 
   /**
    * Keeps the catch-up starting point recent on a quiet gateway. A stream position
-   * read while connected is trusted one check later: by then everything up to it
-   * has been republished to this connection. A disconnect voids the noted position.
+   * read while nothing was suspected is trusted one check later: by then everything
+   * up to it has been republished to this connection.
    */
   notePosition(streamLastSeq: number): void {
-    if (this.notedPosition !== undefined && !this.catchingUp) this.maxSeenSeq = Math.max(this.maxSeenSeq, this.notedPosition);
-    this.notedPosition = streamLastSeq;
+    if (this.notedPosition !== undefined && this.catchUpFrom === undefined) this.advanceSeen(this.notedPosition);
+    this.notedPosition = this.catchUpFrom === undefined ? streamLastSeq : undefined;
+  }
+
+  /** The stream's position could not be read: the next one noted is not trusted before the check after it. */
+  forgetPosition(): void {
+    this.notedPosition = undefined;
   }
 
   /** At start nothing is subscribed, so the stream's current end is a safe starting point. */
   startAt(streamLastSeq: number): void {
-    this.maxSeenSeq = Math.max(this.maxSeenSeq, streamLastSeq);
+    this.advanceSeen(streamLastSeq);
   }
 
+  /** The NATS connection dropped: republished messages are lost until the catch-up after the reconnect. */
   noteDisconnect(): void {
+    this.suspectLoss('nats disconnected');
+  }
+
+  /**
+   * Something may have lost republished messages on any channel (a disconnect, a
+   * stream leader change): hold live messages from now on and remember where the
+   * catch-up must start. Call it synchronously from the event, before the next live
+   * message is handled; `catchUp` ends the hold.
+   */
+  suspectLoss(reason: string, fromSeq = this.maxSeenSeq): void {
     this.notedPosition = undefined;
-    this.liveIntact = false;
+    if (this.catchUpFrom === undefined) {
+      this.catchUpFrom = fromSeq;
+      this.holds++;
+      this.log.info({ reason, fromSeq }, 'live delivery held for a catch-up');
+    } else {
+      this.catchUpFrom = Math.min(this.catchUpFrom, fromSeq);
+    }
+    if (this.catchUpRunning) this.catchUpAgain = true;
   }
 
   /**
@@ -160,15 +191,28 @@ export class Hub {
    */
   knowsNothingAfter(key: string, afterSeq: number): boolean {
     const e = this.channels.get(key);
-    return (
-      e !== undefined &&
-      this.liveIntact &&
-      !this.catchingUp &&
-      e.gapPending === undefined &&
-      e.completeFrom !== undefined &&
-      e.completeFrom <= afterSeq &&
-      e.lastSeq <= afterSeq
-    );
+    return this.holds === 0 && e !== undefined && e.completeFrom !== undefined && e.completeFrom <= afterSeq && e.lastSeq <= afterSeq;
+  }
+
+  /**
+   * Resolves true once live delivery has handed out everything on `keys` stored up to
+   * `seq`, false when it has not after a while: a replay that read up to `seq` then has
+   * in its connection's buffer every message it did not read itself. Nothing is
+   * waited for up to the point the subscriptions started from.
+   */
+  whenSeen(seq: number, keys: readonly string[]): Promise<boolean> {
+    if (this.holds === 0 && (this.maxSeenSeq >= seq || keys.every((k) => (this.channels.get(k)?.completeFrom ?? -1) >= seq))) {
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const waiter = { seq, resolve: () => resolve(true) };
+      this.seenWaiters.push(waiter);
+      setTimeout(() => {
+        const before = this.seenWaiters.length;
+        this.seenWaiters = this.seenWaiters.filter((w) => w !== waiter);
+        if (this.seenWaiters.length < before) resolve(false);
+      }, SEEN_WAIT_MS).unref();
+    });
   }
 
   stats(): HubStats {
@@ -179,34 +223,44 @@ export class Hub {
     this.closed = true;
     for (const entry of this.channels.values()) entry.sub.unsubscribe();
     this.channels.clear();
+    for (const w of this.seenWaiters.splice(0)) w.resolve();
   }
 
   /**
-   * Reads every message stored after the last one this gateway saw and delivers
-   * those of its channels, in order; live messages wait meanwhile. Runs again if
-   * asked while running. Retries until it succeeds or the hub closes.
+   * Reads every message stored after the point `suspectLoss` noted and delivers those
+   * of this gateway's channels in order, then the held live messages; live delivery
+   * resumes after. Runs again (from where the last pass ended) when asked meanwhile or
+   * when the held messages overflowed; retries until it succeeds or the hub closes.
    */
   async catchUp(reason: string): Promise<void> {
-    if (this.catchingUp) {
+    if (this.catchUpFrom === undefined) this.suspectLoss(reason);
+    if (this.catchUpRunning) {
       this.catchUpAgain = true;
       return;
     }
-    this.catchingUp = true;
+    this.catchUpRunning = true;
     const started = Date.now();
     let delivered = 0;
     try {
       do {
         this.catchUpAgain = false;
+        const from = this.catchUpFrom!;
         try {
-          const from = this.maxSeenSeq;
-          const last = await this.reader.scan(from, (key) => this.channels.has(key), (m) => {
-            const entry = this.channels.get(m.key);
-            if (entry !== undefined && m.seq > entry.lastSeq) {
-              this.deliver(entry, m);
-              delivered++;
-            }
-          });
-          this.maxSeenSeq = Math.max(this.maxSeenSeq, last);
+          const last = await this.reader.scan(
+            from,
+            (key) => this.channels.has(key),
+            (m) => {
+              const entry = this.channels.get(m.key);
+              if (entry !== undefined && m.seq > entry.lastSeq) {
+                this.deliver(entry, m);
+                delivered++;
+              }
+            },
+            () => this.droppedUpTo,
+          );
+          this.catchUpFrom = Math.max(this.catchUpFrom!, last);
+          // Held messages dropped after the scan stopped reading: read on.
+          if (this.droppedUpTo > this.catchUpFrom) this.catchUpAgain = true;
         } catch (err) {
           if (this.closed) return;
           this.log.warn({ err, reason }, 'catch-up failed, retrying');
@@ -214,14 +268,14 @@ export class Hub {
           await delay(1_000);
         }
       } while (this.catchUpAgain && !this.closed);
-      const held = this.held;
-      this.held = [];
-      for (const { entry, msg } of held) this.onStored(entry, msg);
       this.counters.catchUps++;
-      if (!this.feed.closed) this.liveIntact = true;
       this.log.info({ reason, count: delivered, durationMs: Date.now() - started }, 'caught up');
     } finally {
-      this.catchingUp = false;
+      this.catchUpRunning = false;
+      if (!this.closed) {
+        this.catchUpFrom = undefined;
+        this.release();
+      }
     }
   }
 
@@ -231,7 +285,6 @@ export class Hub {
       sessions: new Set(),
       lastSeq: 0,
       idleSince: 0,
-      gapPending: undefined,
       completeFrom: undefined,
       sub: this.feed.subscribe(key, (m) => this.onMessage(entry, m)),
     };
@@ -239,58 +292,96 @@ export class Hub {
     return entry;
   }
 
-  private onMessage(entry: ChannelEntry, stored: StoredMessage): void {
+  private onMessage(entry: ChannelEntry, msg: StoredMessage): void {
     this.counters.messagesIn++;
-    if (this.catchingUp) {
-      if (this.held.length < this.opts.maxHeldMessages) this.held.push({ entry, msg: stored });
-      else this.catchUpAgain = true;
-      return;
+    if (this.holds > 0) this.hold(entry, msg);
+    else this.onStored(entry, msg);
+  }
+
+  /**
+   * Keeps the newest `maxHeldMessages`; the oldest ones are dropped and the catch-up's
+   * scan reads on until it has passed them, so it ends under steady traffic (the scan
+   * chases the held window) and nothing is lost.
+   */
+  private hold(entry: ChannelEntry, msg: StoredMessage): void {
+    this.held.push({ entry, msg });
+    if (this.held.length <= this.opts.maxHeldMessages) return;
+    const dropped = this.held.shift()!.msg.seq;
+    this.droppedUpTo = Math.max(this.droppedUpTo, dropped);
+    // A catch-up under way reads on to `droppedUpTo`; otherwise (a gap fill holds) start one.
+    if (this.catchUpFrom === undefined) {
+      this.suspectLoss('held messages overflowed', dropped - 1);
+      void this.catchUp('held messages overflowed');
     }
-    this.onStored(entry, stored);
   }
 
   private onStored(entry: ChannelEntry, msg: StoredMessage): void {
-    if (entry.gapPending !== undefined) {
-      entry.gapPending.push(msg);
-      return;
-    }
     if (msg.seq <= entry.lastSeq) return; // delivered already (by a gap fill or a catch-up)
-    if (entry.lastSeq > 0 && msg.prevSeq !== undefined && msg.prevSeq > entry.lastSeq) {
-      void this.fillGap(entry, msg);
+    // What this channel has delivered, or the point from which everything arrives live.
+    const upTo = entry.completeFrom === undefined ? (entry.lastSeq > 0 ? entry.lastSeq : undefined) : Math.max(entry.lastSeq, entry.completeFrom);
+    if (upTo !== undefined && msg.prevSeq !== undefined && msg.prevSeq > upTo) {
+      void this.fillGap(entry, upTo, msg);
       return;
     }
     this.deliver(entry, msg);
   }
 
-  /** Reads the channel's messages between the last delivered one and `next`, then delivers them and what waited. */
-  private async fillGap(entry: ChannelEntry, next: StoredMessage): Promise<void> {
-    entry.gapPending = [next];
-    const from = entry.lastSeq;
+  /** Reads the channel's messages between `from` and `next` while live delivery is held, then goes on. */
+  private async fillGap(entry: ChannelEntry, from: number, next: StoredMessage): Promise<void> {
+    this.holds++;
+    this.held.push({ entry, msg: next });
     try {
-      const missing: StoredMessage[] = [];
+      let count = 0;
       for await (const m of this.reader.after(entry.key, from)) {
         if (m.seq >= next.seq) break;
-        missing.push(m);
+        if (m.seq > entry.lastSeq) this.deliver(entry, m);
+        count++;
       }
-      for (const m of missing) if (m.seq > entry.lastSeq) this.deliver(entry, m);
       this.counters.gapsFilled++;
-      this.log.info({ channel: entry.key, fromSeq: from, toSeq: next.seq, count: missing.length }, 'gap filled');
+      this.log.info({ channel: entry.key, fromSeq: from, toSeq: next.seq, count }, 'gap filled');
     } catch (err) {
-      this.log.warn({ err, channel: entry.key, fromSeq: from, toSeq: next.seq }, 'gap fill failed');
+      this.log.warn({ err, channel: entry.key, fromSeq: from, toSeq: next.seq }, 'gap fill failed, catching up');
+      this.suspectLoss('gap fill failed', from);
+      void this.catchUp('gap fill failed');
     } finally {
-      const pending = entry.gapPending ?? [];
-      entry.gapPending = undefined;
-      pending.sort((a, b) => a.seq - b.seq);
-      for (const m of pending) if (m.seq > entry.lastSeq) this.deliver(entry, m);
+      this.release();
     }
+  }
+
+  /** Ends one hold; when none is left, hands out what was held, in stream order. */
+  private release(): void {
+    this.holds--;
+    if (this.holds > 0) return;
+    const held = this.held;
+    this.held = [];
+    held.sort((a, b) => a.msg.seq - b.msg.seq);
+    for (const { entry, msg } of held) {
+      if (this.holds > 0) this.hold(entry, msg);
+      else this.onStored(entry, msg);
+    }
+    this.wakeSeenWaiters();
   }
 
   private deliver(entry: ChannelEntry, msg: StoredMessage): void {
     entry.lastSeq = msg.seq;
-    if (msg.seq > this.maxSeenSeq) this.maxSeenSeq = msg.seq;
+    this.advanceSeen(msg.seq);
     if (entry.sessions.size === 0) return;
     const d = new Delivery(msg, this.epochSec(), Date.now());
     for (const s of entry.sessions) s.deliver(d);
     this.counters.deliveries += entry.sessions.size;
+  }
+
+  private advanceSeen(seq: number): void {
+    if (seq <= this.maxSeenSeq) return;
+    this.maxSeenSeq = seq;
+    if (this.seenWaiters.length > 0 && this.holds === 0) this.wakeSeenWaiters();
+  }
+
+  private wakeSeenWaiters(): void {
+    if (this.holds > 0) return;
+    const ready = this.seenWaiters.filter((w) => w.seq <= this.maxSeenSeq);
+    if (ready.length === 0) return;
+    this.seenWaiters = this.seenWaiters.filter((w) => w.seq > this.maxSeenSeq);
+    for (const w of ready) w.resolve();
   }
 }

@@ -6,9 +6,19 @@ export interface ReplayPage {
   readonly messages: StoredMessage[];
   /** True when more messages may follow; continue from `nextFrom`. */
   readonly truncated: boolean;
-  /** Every message up to this sequence has been considered. */
+  /** Every message of the channels up to this sequence has been considered. */
   readonly nextFrom: number;
 }
+
+export interface PageLimits {
+  /** Messages read per channel and per page. */
+  readonly messages: number;
+  /** Bytes of bodies per page (one frame): well under the connection's outbox. */
+  readonly bytes: number;
+}
+
+/** What a message costs in a frame beyond its body (envelope, mid, time). */
+const FRAME_OVERHEAD_BYTES = 160;
 
 /**
  * Reads what a reconnecting client missed, straight from the stream by position:
@@ -32,22 +42,25 @@ export class ReplayReader {
   async readPage(
     keys: readonly string[],
     fromSeq: number,
-    limit: number,
+    limits: PageLimits,
     readKeys: readonly string[] = keys,
     nowMs = Date.now(),
   ): Promise<ReplayPage> {
-    const perChannel = await Promise.all(readKeys.map((key) => this.readChannel(key, fromSeq, limit)));
+    const perChannel = await Promise.all(readKeys.map((key) => this.readChannel(key, fromSeq, limits.messages)));
     // Where a channel hit the limit, later sequences of other channels wait for the next page.
     let horizon = Number.MAX_SAFE_INTEGER;
     for (const c of perChannel) if (c.capped) horizon = Math.min(horizon, c.lastSeq);
     const merged: StoredMessage[] = [];
     for (const c of perChannel) for (const m of c.messages) if (m.seq <= horizon) merged.push(m);
     merged.sort((a, b) => a.seq - b.seq);
+    const cut = cutAtBytes(merged, limits.bytes);
+    if (cut < merged.length) horizon = merged[cut - 1]!.seq;
     const truncated = horizon !== Number.MAX_SAFE_INTEGER;
+    const considered = perChannel.reduce((max, c) => Math.max(max, c.lastSeq), fromSeq);
     return {
-      messages: await this.finalize(merged, keys, fromSeq, nowMs),
+      messages: await this.finalize(merged.slice(0, cut), keys, fromSeq, nowMs),
       truncated,
-      nextFrom: truncated ? horizon : (merged.at(-1)?.seq ?? fromSeq),
+      nextFrom: truncated ? horizon : considered,
     };
   }
 
@@ -83,7 +96,7 @@ export class ReplayReader {
     limit: number,
   ): Promise<{ messages: StoredMessage[]; capped: boolean; lastSeq: number }> {
     const last = await this.stream.last(key);
-    if (last === null || last.seq <= fromSeq) return { messages: [], capped: false, lastSeq: fromSeq };
+    if (last === null || last.seq <= fromSeq) return { messages: [], capped: false, lastSeq: Math.max(fromSeq, last?.seq ?? 0) };
     const messages: StoredMessage[] = [];
     let seq = fromSeq;
     for await (const m of this.stream.after(key, fromSeq)) {
@@ -110,4 +123,14 @@ export class ReplayReader {
     }
     return false;
   }
+}
+
+/** How many of the messages fit in `maxBytes` (at least one, so a replay always moves on). */
+export function cutAtBytes(messages: readonly StoredMessage[], maxBytes: number): number {
+  let bytes = 0;
+  for (let i = 0; i < messages.length; i++) {
+    bytes += messages[i]!.body.length + FRAME_OVERHEAD_BYTES;
+    if (bytes > maxBytes && i > 0) return i;
+  }
+  return messages.length;
 }

@@ -17,7 +17,10 @@ interface Job {
 
 export interface ReplaySchedulerOptions {
   maxConcurrent: number;
+  /** Messages per channel and page. */
   pageMessages: number;
+  /** Bytes of bodies per page: one frame, well under the connection's outbox. */
+  pageBytes: number;
 }
 
 /** Queued replays from which one shared scan of the stream is worth its cost. */
@@ -116,12 +119,12 @@ export class ReplayScheduler {
     try {
       let from = job.fromSeq;
       for (;;) {
-        const page = await this.reader.readPage(session.keys, from, this.opts.pageMessages, job.readKeys);
+        const page = await this.reader.readPage(session.keys, from, { messages: this.opts.pageMessages, bytes: this.opts.pageBytes }, job.readKeys);
         if (page.messages.length === 0 && page.truncated && !session.isClosed) {
           from = page.nextFrom;
           continue;
         }
-        this.hand(session, page.messages, page.truncated, started);
+        await this.hand(session, page.messages, page.truncated, page.nextFrom, started);
         return;
       }
     } catch (err) {
@@ -158,16 +161,18 @@ export class ReplayScheduler {
         else list.push(j);
       }
     }
-    const collected = new Map<Job, StoredMessage[]>(shared.map((j) => [j, []]));
+    const collected = new Map<Job, { messages: StoredMessage[]; bytes: number }>(shared.map((j) => [j, { messages: [], bytes: 0 }]));
     const capped = new Set<Job>();
     const from = shared[shared.length - 1]!.fromSeq;
+    let last: number;
     try {
-      const last = await this.stream.scan(from, (key) => byKey.has(key), (m) => {
+      last = await this.stream.scan(from, (key) => byKey.has(key), (m) => {
         for (const j of byKey.get(m.key)!) {
           if (m.seq <= j.fromSeq || capped.has(j)) continue;
-          const list = collected.get(j)!;
-          list.push(m);
-          if (list.length >= this.opts.pageMessages) capped.add(j);
+          const page = collected.get(j)!;
+          page.messages.push(m);
+          page.bytes += m.body.length;
+          if (page.messages.length >= this.opts.pageMessages || page.bytes >= this.opts.pageBytes) capped.add(j);
         }
       });
       this.log.info({ count: shared.length, fromSeq: from, toSeq: last, durationMs: Date.now() - started }, 'shared replay scan done');
@@ -175,23 +180,35 @@ export class ReplayScheduler {
       for (const j of shared) this.fail(j.session, err);
       return;
     }
-    for (const j of shared) {
-      if (j.session.isClosed) continue;
-      try {
-        const messages = await this.reader.finalize(collected.get(j)!, j.session.keys, j.fromSeq);
-        this.hand(j.session, messages, capped.has(j), started);
-      } catch (err) {
-        this.fail(j.session, err);
-      }
-    }
+    await Promise.all(
+      shared.map(async (j) => {
+        if (j.session.isClosed) return;
+        try {
+          const page = collected.get(j)!;
+          const messages = await this.reader.finalize(page.messages, j.session.keys, j.fromSeq);
+          const horizon = capped.has(j) ? page.messages.at(-1)!.seq : last;
+          await this.hand(j.session, messages, capped.has(j), horizon, started);
+        } catch (err) {
+          this.fail(j.session, err);
+        }
+      }),
+    );
   }
 
-  private hand(session: Session, messages: readonly StoredMessage[], truncated: boolean, started: number): void {
+  /**
+   * Hands the replay over once live delivery has reached `horizon` (the sequence up to
+   * which the replay considered everything), so the session's buffer holds every live
+   * message it did not read; if live delivery lags, the session keeps no floor beyond
+   * its own mid (a duplicate rather than a loss).
+   */
+  private async hand(session: Session, messages: readonly StoredMessage[], truncated: boolean, horizon: number, started: number): Promise<void> {
+    const caughtUp = truncated || (await this.hub.whenSeen(horizon, session.keys));
     const now = Date.now();
     const epoch = this.epochSec();
     session.finishSync(
       messages.map((m) => new Delivery(m, epoch, now)),
       !truncated,
+      caughtUp ? horizon : 0,
     );
     this.telemetry.replayDone(now - started, messages.length);
     if (truncated && session.transport === 'ws') {

@@ -16,6 +16,8 @@ export interface SessionOptions {
   limitedKey: string | undefined;
   /** Bytes that may wait for this connection before it is closed as too slow. */
   maxOutboxBytes: number;
+  /** Stream sequence of the mid the client resumes from, when it brought one of this epoch. */
+  resumeFrom?: number | undefined;
   log: Logger;
   telemetry: Telemetry;
 }
@@ -41,6 +43,8 @@ export abstract class Session {
   readonly openedAt = Date.now();
   protected state: 'syncing' | 'live' | 'closed' = 'syncing';
   private syncBuffer: Delivery[] = [];
+  /** Messages at or below this sequence were sent already or are not this client's: never sent. */
+  private floorSeq: number;
   private syncBufferBytes = 0;
   private recentPubIds: string[] | undefined;
   private readonly parentLog: Logger;
@@ -50,6 +54,8 @@ export abstract class Session {
   readonly keys: readonly string[];
   readonly publicId: string | undefined;
   readonly limitedKey: string | undefined;
+  /** Sequence of the client's mid when it resumes in this epoch: its replay starts after it. */
+  readonly resumeFrom: number | undefined;
   protected readonly maxOutboxBytes: number;
   /** Called once when the session ends, whoever ends it. */
   onClosed: ((session: Session) => void) | undefined;
@@ -63,6 +69,8 @@ export abstract class Session {
     this.publicId = opts.publicId;
     this.limitedKey = opts.limitedKey;
     this.maxOutboxBytes = opts.maxOutboxBytes;
+    this.resumeFrom = opts.resumeFrom;
+    this.floorSeq = opts.resumeFrom ?? 0;
     this.telemetry = opts.telemetry;
     this.parentLog = opts.log;
   }
@@ -82,7 +90,7 @@ export abstract class Session {
 
   /** Fast lane from the hub: never throws, never waits. */
   deliver(d: Delivery): void {
-    if (this.state === 'closed' || this.isDuplicate(d)) return;
+    if (this.state === 'closed' || d.seq <= this.floorSeq || this.isDuplicate(d)) return;
     if (this.state === 'syncing') {
       this.syncBuffer.push(d);
       this.syncBufferBytes += d.msg.body.length;
@@ -94,12 +102,16 @@ export abstract class Session {
 
   /**
    * Ends the replay: sends replayed + buffered messages in mid order, then goes live.
-   * When the replay stopped at a page boundary (`complete` false), the buffered live
-   * messages lie beyond what was read and would leave a gap: they are dropped, and the
-   * client fetches them with its next mid.
+   * `horizon`: the replay considered every message of the connection's channels up to
+   * this sequence and live delivery has handed out everything up to it, so a later
+   * live copy of anything at or below it is a duplicate. When the replay stopped at a
+   * page boundary (`complete` false), the buffered live messages lie beyond what was
+   * read and would leave a gap: they are dropped, and the client fetches them with
+   * its next mid.
    */
-  finishSync(replayed: readonly Delivery[], complete = true): void {
+  finishSync(replayed: readonly Delivery[], complete = true, horizon = 0): void {
     if (this.state !== 'syncing') return;
+    this.floorSeq = Math.max(this.floorSeq, horizon);
     const buffered = complete ? this.syncBuffer : [];
     this.syncBuffer = [];
     this.syncBufferBytes = 0;

@@ -53,8 +53,18 @@ export class WsSession extends Session {
     this.maxRequestsInFlight = opts.maxRequestsInFlight;
   }
 
+  /** A close asked for before the socket was bound: the socket gets it as soon as it arrives. */
+  private closedBeforeBind: { code: CloseCode; reason: string } | undefined;
+
   /** Binds the upgraded socket; messages delivered before this are kept and sent now. */
   bind(ws: SessionSocket): void {
+    if (this.closedBeforeBind !== undefined) {
+      // Closed between admission and the end of the handshake (drain, limit, stop): never leave the socket unowned.
+      const { code, reason } = this.closedBeforeBind;
+      if (code === CloseCode.AbnormalClosure) ws.terminate();
+      else ws.close(code, reason);
+      return;
+    }
     this.ws = ws;
     ws.session = this;
     // Shared listeners (`this` is the socket): no closures per connection.
@@ -143,6 +153,7 @@ export class WsSession extends Session {
     const ws = this.ws;
     this.clearWindow();
     if (ws === undefined) {
+      this.closedBeforeBind ??= { code, reason };
       this.markClosed();
       return;
     }
@@ -179,6 +190,7 @@ export class WsSession extends Session {
     this.pendingMessages = 0;
     this.clearWindow();
     if (ws === undefined) {
+      this.closedBeforeBind ??= { code: CloseCode.SlowClient, reason: closeText(CloseCode.SlowClient) };
       this.markClosed();
       return;
     }

@@ -1,5 +1,5 @@
 import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { PublishRejectedError, PublishUnavailableError } from '../errors/app-error.ts';
+import { PayloadTooLargeError, PublishRejectedError, PublishUnavailableError } from '../errors/app-error.ts';
 import { encodeHeaders, type WriteMeta } from './stored-message.ts';
 import { storedSubject } from './subjects.ts';
 
@@ -91,7 +91,9 @@ export class JetStreamAppender {
       } catch (err) {
         const p = this.pending.get(q.token);
         this.pending.delete(q.token);
-        p?.reject(new PublishUnavailableError('nats-unavailable', { cause: err }));
+        // Too large for the server is final; anything else (closed, reconnecting) may pass on a retry.
+        const tooLarge = this.nc.info !== undefined && q.data.length > this.nc.info.max_payload - 4096;
+        p?.reject(tooLarge ? new PayloadTooLargeError({ cause: err }) : new PublishUnavailableError('nats-unavailable', { cause: err }));
       }
     }
   }

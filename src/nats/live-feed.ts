@@ -39,10 +39,6 @@ export class LiveFeed {
     return this.nc.flush();
   }
 
-  get closed(): boolean {
-    return this.nc.isClosed();
-  }
-
   /** Calls `listener` on every leader election of the stream; returns the unsubscribe. */
   onLeaderElected(listener: () => void): () => void {
     const sub: Subscription = this.nc.subscribe(leaderElectedSubject(this.stream), { callback: () => listener() });

@@ -8,7 +8,7 @@ import { JetStreamAppender } from './jetstream-appender.ts';
 import { KvStore } from './kv-store.ts';
 import { LiveFeed } from './live-feed.ts';
 import { serveRequests, type RequestHandler } from './request-server.ts';
-import { StreamReader } from './stream-reader.ts';
+import { StreamReader, type StreamReaderOptions } from './stream-reader.ts';
 
 /**
  * Everything the rest of the process gets from NATS, built on its one connection:
@@ -47,8 +47,8 @@ export class NatsAccess {
     return new JetStreamAppender(this.link.nc);
   }
 
-  streamReader(stream: string): StreamReader {
-    return new StreamReader(jetstream(this.link.nc, { timeout: this.cfg.requestTimeoutMs }), this.jsm, stream);
+  streamReader(stream: string, opts?: StreamReaderOptions): StreamReader {
+    return new StreamReader(jetstream(this.link.nc, { timeout: this.cfg.requestTimeoutMs }), this.jsm, stream, opts);
   }
 
   liveFeed(stream: string, log: Logger): LiveFeed {

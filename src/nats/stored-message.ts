@@ -9,12 +9,15 @@ import { headers as natsHeaders, nuid, type MsgHdrs } from '@nats-io/transport-n
  *   Jp-Sender    public id of the client that sent it; absent = the backend
  *   Jp-Pub       publish id, on every copy of a publish with several receivers
  *   Jp-First     sequence of the first copy, on copies 2..n
+ *   Jp-Hash      digest of receivers, expiry, sender and body, on publishes with an
+ *                idempotency key: a retry is the same message only when it matches
  */
 
 export const H_EXPIRY = 'Jp-Expiry';
 export const H_SENDER = 'Jp-Sender';
 export const H_PUB = 'Jp-Pub';
 export const H_FIRST = 'Jp-First';
+export const H_HASH = 'Jp-Hash';
 
 export interface StoredMessage {
   /** Stream sequence: the counter part of the mid. */
@@ -32,6 +35,8 @@ export interface StoredMessage {
   readonly firstSeq: number | undefined;
   /** Previous sequence on this channel, when known (live messages). */
   readonly prevSeq: number | undefined;
+  /** Digest of the publish, on publishes with an idempotency key. */
+  readonly hash?: string | undefined;
 }
 
 export interface WriteMeta {
@@ -39,15 +44,17 @@ export interface WriteMeta {
   senderId?: string | undefined;
   pubId?: string | undefined;
   firstSeq?: number | undefined;
+  hash?: string | undefined;
 }
 
 export function encodeHeaders(meta: WriteMeta): MsgHdrs | undefined {
-  if (meta.expirySec === 0 && meta.senderId === undefined && meta.pubId === undefined) return undefined;
+  if (meta.expirySec === 0 && meta.senderId === undefined && meta.pubId === undefined && meta.hash === undefined) return undefined;
   const h = natsHeaders();
   if (meta.expirySec > 0) h.set(H_EXPIRY, String(meta.expirySec));
   if (meta.senderId !== undefined) h.set(H_SENDER, meta.senderId);
   if (meta.pubId !== undefined) h.set(H_PUB, meta.pubId);
   if (meta.firstSeq !== undefined) h.set(H_FIRST, String(meta.firstSeq));
+  if (meta.hash !== undefined) h.set(H_HASH, meta.hash);
   return h;
 }
 
@@ -72,6 +79,7 @@ export function decodeStored(
     pubId: h.get(H_PUB) || undefined,
     firstSeq: first === '' ? undefined : Number(first),
     prevSeq,
+    hash: h.get(H_HASH) || undefined,
   };
 }
 

@@ -1,5 +1,6 @@
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
+import { StreamReadError } from '../errors/app-error.ts';
 import { decodeStored, type StoredMessage } from './stored-message.ts';
 import { keyOfStoredSubject, STORED_PREFIX, storedSubject } from './subjects.ts';
 
@@ -9,15 +10,25 @@ export interface StreamPosition {
   readonly lastSeq: number;
   /** Creation time (ms since the epoch): the epoch of message ids. */
   readonly createdMs: number;
+  /** Server name of the stream's leader, in a cluster. */
+  readonly leader: string | undefined;
+}
+
+export interface StreamReaderOptions {
+  /** Replicas of the stream: with more than one, reads go to the leader. */
+  replicas: number;
 }
 
 /** Messages read per fetch while scanning the stream. */
 const SCAN_BATCH = 5_000;
+/** A scan that reads nothing for this long while messages remain before its target fails (and is retried). */
+const SCAN_STALL_MS = 15_000;
 
 /**
  * Every read of the message stream, in domain terms: positions, one channel's
- * messages by sequence (direct gets), and scans of the whole stream (one short-lived
- * ordered consumer). Callers see StoredMessages and sequences, never JetStream shapes.
+ * messages by sequence (direct gets; from the leader in a cluster), and scans of the
+ * whole stream (one short-lived ordered consumer). Callers see StoredMessages and
+ * sequences, never JetStream shapes.
  */
 export class StreamReader {
   /** Direct gets made so far (replays, gap fills, newest-mid lookups). */
@@ -27,11 +38,12 @@ export class StreamReader {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly stream: string,
+    private readonly opts: StreamReaderOptions = { replicas: 1 },
   ) {}
 
   async position(): Promise<StreamPosition> {
     const info = await this.jsm.streams.info(this.stream);
-    return { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, createdMs: Date.parse(info.created) };
+    return { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, createdMs: Date.parse(info.created), leader: info.cluster?.leader };
   }
 
   /** The stream's last sequence now. */
@@ -42,6 +54,12 @@ export class StreamReader {
   /** The newest message of a channel, or null when it has none. */
   async last(key: string): Promise<StoredMessage | null> {
     const m = await this.get({ last_by_subj: storedSubject(key) });
+    return m === null ? null : toStored(m);
+  }
+
+  /** The message stored at `seq`, or null when there is none (any more). */
+  async at(seq: number): Promise<StoredMessage | null> {
+    const m = await this.get({ seq });
     return m === null ? null : toStored(m);
   }
 
@@ -58,20 +76,25 @@ export class StreamReader {
 
   /**
    * Visits every message after `afterSeq` whose channel key `wants` accepts (only those
-   * are decoded), up to the stream's end when the scan starts; returns the last
-   * sequence read (or `afterSeq`).
+   * are decoded), in order, up to the stream's end when the scan starts or, when
+   * `until` says more, up to that (re-read as the scan goes, so a scan can chase a
+   * moving point). An empty fetch is not the end: the scan goes on until it reaches
+   * its target or the stream no longer holds anything up to it (aged out, purged).
+   * Returns the sequence up to which everything was considered.
    */
-  async scan(afterSeq: number, wants: (key: string) => boolean, visit: (m: StoredMessage) => void): Promise<number> {
-    const { firstSeq, lastSeq: end } = await this.position();
-    if (end <= afterSeq) return afterSeq;
+  async scan(afterSeq: number, wants: (key: string) => boolean, visit: (m: StoredMessage) => void, until: () => number = () => 0): Promise<number> {
+    const start = await this.position();
+    let target = Math.max(start.lastSeq, until());
+    if (target <= afterSeq) return afterSeq;
     const consumer = await this.js.consumers.get(this.stream, {
       filter_subjects: `${STORED_PREFIX}>`,
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Math.max(afterSeq + 1, firstSeq),
+      opt_start_seq: Math.max(afterSeq + 1, start.firstSeq),
     });
     let last = afterSeq;
+    let progressAt = Date.now();
     try {
-      while (last < end) {
+      while (last < target) {
         const batch = await consumer.fetch({ max_messages: SCAN_BATCH, expires: 2_000 });
         let got = 0;
         for await (const m of batch) {
@@ -79,9 +102,20 @@ export class StreamReader {
           last = m.seq;
           const key = keyOfStoredSubject(m.subject);
           if (wants(key)) visit(decodeStored(m.headers ?? natsHeaders(), key, m.data, m.seq, Math.floor(m.info.timestampNanos / 1e6), undefined));
-          if (m.seq >= end) break;
+          if (last >= target) {
+            target = Math.max(target, until());
+            if (last >= target) break;
+          }
         }
-        if (got === 0) break;
+        target = Math.max(target, until());
+        if (got > 0) {
+          progressAt = Date.now();
+          continue;
+        }
+        const now = await this.position();
+        // Nothing left up to the target: it aged out or was removed meanwhile.
+        if (now.firstSeq > target || now.lastSeq <= last) return Math.max(last, Math.min(target, now.lastSeq));
+        if (Date.now() - progressAt > SCAN_STALL_MS) throw new StreamReadError(`scan made no progress at ${last} of ${target}`);
       }
     } finally {
       await consumer.delete().catch(() => undefined);
@@ -89,9 +123,17 @@ export class StreamReader {
     return last;
   }
 
-  private get(query: { last_by_subj: string } | { seq: number; next_by_subj: string }): Promise<StoredMsg | null> {
+  /**
+   * One message by position. On one server a direct get (cheapest). In a cluster the
+   * stream leader answers (STREAM.MSG.GET): a direct get is answered by whichever
+   * replica is nearest, and a follower that fell behind answers from what it has, which
+   * would hide acknowledged messages from the reads that decide what a client missed.
+   */
+  private get(query: { last_by_subj: string } | { seq: number; next_by_subj?: string }): Promise<StoredMsg | null> {
     this.reads++;
-    // The client's query type is a union its overloads do not accept as such.
+    // The client's query types are unions its signatures do not accept as such;
+    // the server's MSG.GET takes next_by_subj like a direct get does.
+    if (this.opts.replicas > 1) return this.jsm.streams.getMessage(this.stream, query as Parameters<JetStreamManager['streams']['getMessage']>[1]);
     return this.jsm.direct.getMessage(this.stream, query as Parameters<JetStreamManager['direct']['getMessage']>[1]);
   }
 }

@@ -1,7 +1,8 @@
-import { PublishUnavailableError, toClientError } from '../errors/app-error.ts';
+import { createHash } from 'node:crypto';
+import { IdempotencyConflictError, PublishUnavailableError, toClientError } from '../errors/app-error.ts';
 import type { Ack, JetStreamAppender } from '../nats/jetstream-appender.ts';
 import type { NatsLink } from '../nats/connection.ts';
-import { newPublishId, type WriteMeta } from '../nats/stored-message.ts';
+import { newPublishId, type StoredMessage, type WriteMeta } from '../nats/stored-message.ts';
 import { delay } from '../util/deferred.ts';
 import { channelKey } from '../wire/channel-id.ts';
 import { formatMid } from '../wire/mid.ts';
@@ -15,31 +16,48 @@ import type { PublishCommand, PublishResult } from './publish-command.ts';
  * connection holding several of the receivers gets the message once, live and on
  * replay. Every write carries a message id; retries reuse it, so the stream's
  * duplicate window stores each copy once however often it is retried.
+ *
+ * With an idempotency key the message id comes from the caller, so each copy also
+ * carries a digest of the publish: when the stream answers "duplicate", the stored
+ * copy is read back, and a different digest means the key was used for another
+ * message (refused: this one was never stored).
  */
 export class StreamWriter {
   constructor(
     private readonly appender: JetStreamAppender,
     private readonly link: NatsLink,
     private readonly epochSec: () => number,
+    /** The stored message at a sequence (to compare a duplicate with what was stored). */
+    private readonly storedAt: (seq: number) => Promise<StoredMessage | null>,
   ) {}
 
   /** `deadline` (ms since the epoch) bounds the whole write, retries included. */
   async write(cmd: PublishCommand, deadline: number): Promise<PublishResult> {
     const pubId = cmd.idempotencyKey ?? newPublishId();
+    const hash = cmd.idempotencyKey === undefined ? undefined : digest(cmd);
     const epoch = this.epochSec();
     const receivers = cmd.receivers;
     if (receivers.length === 1) {
-      const ack = await this.append(channelKey(receivers[0]!), cmd, pubId, {}, deadline);
+      const ack = await this.append(channelKey(receivers[0]!), cmd, pubId, { hash }, deadline);
+      await this.checkSame(ack, hash);
       return { mids: [formatMid(epoch, ack.seq)] };
     }
-    const first = await this.append(channelKey(receivers[0]!), cmd, `${pubId}.0`, { pubId }, deadline);
+    const first = await this.append(channelKey(receivers[0]!), cmd, `${pubId}.0`, { pubId, hash }, deadline);
+    await this.checkSame(first, hash);
     const rest = await Promise.all(
-      receivers.slice(1).map((r, i) => this.append(channelKey(r), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq }, deadline)),
+      receivers.slice(1).map((r, i) => this.append(channelKey(r), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq, hash }, deadline)),
     );
     return { mids: [first, ...rest].map((ack) => formatMid(epoch, ack.seq)) };
   }
 
-  private async append(key: string, cmd: PublishCommand, msgId: string, copy: Pick<WriteMeta, 'pubId' | 'firstSeq'>, deadline: number): Promise<Ack> {
+  /** A duplicate under an idempotency key must be this very publish. */
+  private async checkSame(ack: Ack, hash: string | undefined): Promise<void> {
+    if (!ack.duplicate || hash === undefined) return;
+    const stored = await this.storedAt(ack.seq);
+    if (stored !== null && stored.hash !== hash) throw new IdempotencyConflictError();
+  }
+
+  private async append(key: string, cmd: PublishCommand, msgId: string, copy: Pick<WriteMeta, 'pubId' | 'firstSeq' | 'hash'>, deadline: number): Promise<Ack> {
     const meta: WriteMeta = { expirySec: cmd.expirySec, senderId: cmd.senderId, ...copy };
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
@@ -60,4 +78,13 @@ export class StreamWriter {
       }
     }
   }
+}
+
+/** What makes two publishes the same message: receivers, expiry, sender and body. */
+function digest(cmd: PublishCommand): string {
+  const h = createHash('sha256');
+  h.update(cmd.receivers.map(channelKey).join('/'));
+  h.update(`\0${cmd.expirySec}\0${cmd.senderId ?? ''}\0`);
+  h.update(cmd.body);
+  return h.digest('hex').slice(0, 32);
 }

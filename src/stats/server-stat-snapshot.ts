@@ -3,13 +3,21 @@ import type { GatewayStats } from '../telemetry/telemetry.ts';
 import type { DailyCounters } from './daily-counters.ts';
 import type { ServerStat } from './server-stats.ts';
 
-/** This process's `/server-stat/` entry now (spec §5.5); a process without a gateway counts no connections. */
-export function serverStatSnapshot(config: Config, gateway: () => GatewayStats | undefined, counters: DailyCounters): () => ServerStat {
+/**
+ * This process's `/server-stat/` entry now (spec §5.5), with the limits in force; a
+ * process without a gateway counts no connections.
+ */
+export function serverStatSnapshot(
+  config: Config,
+  effective: Config['limits'],
+  gateway: () => GatewayStats | undefined,
+  counters: DailyCounters,
+): () => ServerStat {
   const limits = {
-    maxPayload: config.limits.maxPayloadBytes,
-    maxConnPerChannel: config.limits.maxConnPerChannel,
-    maxMessagesPerRequest: config.limits.maxMessagesPerRequest,
-    maxChannelsPerRequest: config.limits.maxChannelsPerRequest,
+    maxPayload: effective.maxPayloadBytes,
+    maxConnPerChannel: effective.maxConnPerChannel,
+    maxMessagesPerRequest: effective.maxMessagesPerRequest,
+    maxChannelsPerRequest: effective.maxChannelsPerRequest,
   };
   return () => {
     const g = gateway();

@@ -77,6 +77,25 @@ for (const t of transports) {
       assert.deepEqual(client.seqs(), [10], 'the sibling copy is not delivered');
     });
 
+    it('never sends a message at or below the mid the client resumed from', async () => {
+      const { session, client } = await t.open(h, { resumeFrom: 10 });
+      session.deliver(delivery(8));
+      session.finishSync([]);
+      session.deliver(delivery(9));
+      session.deliver(delivery(11));
+      assert.deepEqual(await client.waitSeqs(1), [11]);
+    });
+
+    it('does not send again a live copy of a message the replay already sent', async () => {
+      const { session, client } = await t.open(h, { resumeFrom: 4 });
+      session.finishSync([delivery(5), delivery(6)], true, 6);
+      session.deliver(delivery(6));
+      session.deliver(delivery(7));
+      const got = await client.waitSeqs(t.name === 'long poll' ? 2 : 3);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(client.seqs(), t.name === 'long poll' ? [5, 6] : [5, 6, 7], `got ${got.join(', ')}`);
+    });
+
     it('a replay that outgrows the outbox asks the client to resume instead of holding the memory', async () => {
       const { session, client } = await t.open(h, { maxOutboxBytes: 64 });
       const closedOnce: Session[] = [];

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
+import type { CloseCode } from '../../src/errors/close-codes.ts';
 import { Delivery } from '../../src/gateway/delivery.ts';
 import { LongPollSession, type LongPollSessionOptions } from '../../src/gateway/long-poll-session.ts';
 import type { Session } from '../../src/gateway/session.ts';
@@ -54,7 +55,10 @@ export interface SessionPair<S extends Session> {
   readonly client: ClientView;
 }
 
-type Common = Partial<Omit<WsSessionOptions & LongPollSessionOptions, 'log' | 'telemetry'>>;
+type Common = Partial<Omit<WsSessionOptions & LongPollSessionOptions, 'log' | 'telemetry'>> & {
+  /** Closes the WebSocket session with this code before the client's handshake binds its socket. */
+  closeBeforeBind?: CloseCode;
+};
 
 /**
  * Sessions bound to real sockets: an HTTP server on a free loopback port whose
@@ -114,6 +118,7 @@ export class SessionHarness {
   async ws(opts: Common = {}): Promise<SessionPair<WsSession>> {
     const id = String(this.nextId++);
     const session = new WsSession(this.options(opts));
+    if (opts.closeBeforeBind !== undefined) session.close(opts.closeBeforeBind);
     this.pendingWs.set(id, session);
     const ws = new WebSocket(`ws://127.0.0.1:${this.port}/?id=${id}`);
     this.clients.add(ws);
@@ -126,6 +131,8 @@ export class SessionHarness {
     });
     const ended = new Promise<ClientEnd>((resolve) => ws.once('close', (code, reason) => resolve({ kind: 'closed', code, reason: reason.toString() })));
     await within('the WebSocket handshake', new Promise((resolve) => ws.once('open', resolve)), 5_000);
+    // The handshake is done for the client before the server's upgrade callback has run.
+    await new Promise((resolve) => setImmediate(resolve));
     this.pendingWs.delete(id);
     const seqs = (): number[] => parseTextFrames(frames.join('')).map((m) => m.id);
     return { session, client: { seqs, ended, waitSeqs: (count, timeoutMs) => waitFor(seqs, count, waiters, timeoutMs) } };

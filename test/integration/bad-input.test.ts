@@ -25,7 +25,7 @@ let t: TestApp;
 
 before(async () => {
   nats = await startTestNats();
-  t = await startTestApp(nats.url, { gateway: { longPollTimeoutMs: HOLD_MS, maxOutboxBytes: 256 * 1024 } });
+  t = await startTestApp(nats.url, { limits: { maxPayloadBytes: 128 * 1024 }, gateway: { longPollTimeoutMs: HOLD_MS, maxOutboxBytes: 256 * 1024 } });
 });
 after(async () => {
   await t?.stop();

@@ -126,6 +126,13 @@ describe('config', () => {
     );
   });
 
+  it('refuses an outbox too small to replay the largest message', () => {
+    assert.match(
+      problemsOf(() => loadConfig({ argv: [], env: { PUSH_GATEWAY__MAX_OUTBOX_BYTES: '1048576' } })).join('\n'),
+      /gateway\.maxOutboxBytes: must be at least twice limits\.maxPayloadBytes/,
+    );
+  });
+
   it('every env variable name follows PUSH_<SECTION>__<FIELD>', () => {
     for (const [name, path] of envVariables()) {
       assert.match(name, /^PUSH_[A-Z0-9_]+$/);

@@ -68,12 +68,75 @@ describe('hub', () => {
     away = true;
     hub.noteDisconnect();
     const missed = [await f.store(key), await f.store(other), await f.store(key)];
+    await new Promise((r) => setTimeout(r, 100));
     assert.equal(hub.knowsNothingAfter(key, missed[2]!), false, 'after a disconnect nothing is known');
     away = false;
     await hub.catchUp('test');
     const next = await f.store(key);
     assert.deepEqual(await s.client.waitSeqs(4), [first, missed[0], missed[2], next]);
     assert.equal(hub.stats().catchUps, 1);
+    hub.close();
+  });
+
+  it('after a disconnect, holds live messages from that moment, so the catch-up starts where the hub was', async () => {
+    let away = false;
+    const hub = newHub(() => away);
+    hub.startAt(await f.reader.end());
+    const key = `priv.${newId()}`;
+    const shared = `priv.${newId()}`;
+    const s = await liveSession([key, shared]);
+    await hub.attach(s.session);
+    const first = await f.store(key);
+    await s.client.waitSeqs(1);
+    away = true;
+    hub.noteDisconnect();
+    const lost = [await f.store(key), await f.store(key)];
+    await new Promise((r) => setTimeout(r, 100));
+    away = false;
+    // Reconnected: live messages flow again, on another channel, before the catch-up runs.
+    const after = await f.store(shared);
+    await new Promise((r) => setTimeout(r, 100));
+    await hub.catchUp('nats reconnected');
+    assert.deepEqual(await s.client.waitSeqs(4), [first, ...lost, after]);
+    hub.close();
+  });
+
+  it('a catch-up whose held messages overflow ends under steady traffic and loses nothing', async () => {
+    let away = false;
+    const hub = new Hub(f.feed(() => away), f.reader, () => f.epochSec, f.log, { lingerMs: 10_000, maxHeldMessages: 5 });
+    hub.startAt(await f.reader.end());
+    const key = `priv.${newId()}`;
+    const s = await liveSession([key]);
+    await hub.attach(s.session);
+    const stored: number[] = [];
+    away = true;
+    hub.noteDisconnect();
+    for (let i = 0; i < 20; i++) stored.push(await f.store(key));
+    await new Promise((r) => setTimeout(r, 100));
+    away = false;
+    let traffic = true;
+    const publishing = (async () => {
+      const until = Date.now() + 8_000;
+      while (traffic && Date.now() < until) stored.push(...(await Promise.all(Array.from({ length: 20 }, () => f.store(key)))));
+    })();
+    const caughtUp = hub.catchUp('test').then(() => Date.now());
+    const finished = await Promise.race([caughtUp, publishing.then(() => undefined)]);
+    traffic = false;
+    await publishing;
+    assert.ok(finished !== undefined, 'the catch-up ended while messages kept arriving');
+    stored.sort((a, b) => a - b);
+    assert.deepEqual(await s.client.waitSeqs(stored.length, 10_000), stored);
+    hub.close();
+  });
+
+  it('notices when the first live message of a new subscription is lost', async () => {
+    let seen = 0;
+    const hub = newHub(() => ++seen === 1);
+    const key = `priv.${newId()}`;
+    const s = await liveSession([key]);
+    await hub.attach(s.session);
+    const seqs = [await f.store(key), await f.store(key)];
+    assert.deepEqual(await s.client.waitSeqs(2), seqs);
     hub.close();
   });
 

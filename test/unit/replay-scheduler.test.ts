@@ -22,7 +22,7 @@ describe('replay scheduler', () => {
     await f.stop();
   });
 
-  const setup = (opts: { maxConcurrent?: number; pageMessages?: number } = {}) => {
+  const setup = (opts: { maxConcurrent?: number; pageMessages?: number; pageBytes?: number } = {}) => {
     const hub = new Hub(f.feed(), f.reader, () => f.epochSec, f.log, { lingerMs: 10_000, maxHeldMessages: 100_000 });
     const reader = new ReplayReader(f.reader);
     const scheduler = new ReplayScheduler(
@@ -30,7 +30,7 @@ describe('replay scheduler', () => {
       reader,
       f.reader,
       () => f.epochSec,
-      { maxConcurrent: opts.maxConcurrent ?? 4, pageMessages: opts.pageMessages ?? 1_000 },
+      { maxConcurrent: opts.maxConcurrent ?? 4, pageMessages: opts.pageMessages ?? 1_000, pageBytes: opts.pageBytes ?? 1 << 20 },
       h.telemetry,
       f.log,
     );
@@ -106,7 +106,7 @@ describe('replay scheduler', () => {
       Object.assign(Object.create(reader) as ReplayReader, { readPage: () => Promise.reject(new Error('storage gone')) }),
       f.reader,
       () => f.epochSec,
-      { maxConcurrent: 1, pageMessages: 10 },
+      { maxConcurrent: 1, pageMessages: 10, pageBytes: 1 << 20 },
       h.telemetry,
       f.log,
     );
