@@ -38,8 +38,8 @@ export function ciPlan(o: PlanOptions): Step[] {
     step('node-pause', (r) => nodePause(r, r.gateway2, { faultMs: 8_000, settleMs: 10_000 })),
     step('publisher-kill', (r) => publisherKill(r, { faultMs: 3_000, settleMs: 8_000 })),
     step('client-sleep', (r) => clientSleep(r, 1 / 3, { faultMs: 8_000, settleMs: 6_000 })),
-    step('outbox-replay', (r) => outboxReplay(r, { messages: 60, bodyBytes: 2_048, outboxBytes: o.outboxBytes }, { faultMs: 5_000, settleMs: 8_000 })),
-    step('catch-up-overflow', (r) => catchUpOverflow(r, { rate: 200, fillerBytes: o.fillerBytes, heldLimit: o.heldLimit }, { faultMs: 3_000, settleMs: 10_000 })),
+    step('outbox-replay', (r) => outboxReplay(r, { messages: 48, bodyBytes: 64 * 1024, outboxBytes: o.outboxBytes }, { faultMs: 5_000, settleMs: 8_000 })),
+    step('catch-up-overflow', (r) => catchUpOverflow(r, { rate: 400, fillerBytes: 32 * 1024 * 1024, heldLimit: o.heldLimit }, { faultMs: 3_000, settleMs: 10_000 })),
     step('aged-stream', (r) => agedStream(r, { bytes: o.fillerBytes, bodyBytes: 512 * 1024, every: 6 }, { faultMs: 4_000, settleMs: 8_000 })),
     step('combined', (r) => combined(r, { faultMs: 6_000, settleMs: 12_000, stepMs: 2_000 })),
     step('stream-recreate', (r) => streamRecreate(r, 8_000, { faultMs: 0, settleMs: 12_000 })),
@@ -75,12 +75,12 @@ export function randomPlan(rng: Rng, durationMs: number, o: PlanOptions & { recr
     },
     () => {
       const t = { faultMs: ms(3_000, 10_000), settleMs: ms(6_000, 12_000) };
-      const messages = ms(40, 200);
-      return { step: step('outbox-replay', (r) => outboxReplay(r, { messages, bodyBytes: 2_048, outboxBytes: o.outboxBytes }, t), { ...t, messages }), estimateMs: t.faultMs + t.settleMs };
+      const messages = ms(40, 120);
+      return { step: step('outbox-replay', (r) => outboxReplay(r, { messages, bodyBytes: 64 * 1024, outboxBytes: o.outboxBytes }, t), { ...t, messages }), estimateMs: t.faultMs + t.settleMs };
     },
     () => {
       const t = { faultMs: ms(1_000, 8_000), settleMs: ms(6_000, 12_000) };
-      const rate = ms(100, 250);
+      const rate = ms(200, 500);
       return { step: step('catch-up-overflow', (r) => catchUpOverflow(r, { rate, fillerBytes: o.fillerBytes, heldLimit: o.heldLimit }, t), { ...t, rate }), estimateMs: t.faultMs + t.settleMs + 1_000 };
     },
     () => {

@@ -2,8 +2,8 @@ import type { Rng } from './rng.ts';
 
 /**
  * The backend: text publishes through the publisher's `/bitrix/pub/` with
- * `Message-Expiry: 3600`, a unique body each. A 503 or a failed connection is
- * retried with the same `Idempotency-Key` until a `200` or the deadline; only a
+ * `Message-Expiry: 3600`, a unique body each. A 503, a failed connection or no
+ * answer in time is retried with the same `Idempotency-Key` until a `200` or the deadline; only a
  * `200` makes a message acknowledged. Every publish is recorded (send time, ack
  * time, channels, attempts).
  */
@@ -165,8 +165,8 @@ export class PublishLoad {
           return;
         }
         outcome = String(res.status);
-        if (res.status >= 400 && res.status < 500) {
-          // Refused for good (the request itself is wrong): no retry can fix it.
+        if (res.status !== 503) {
+          // Only a 503 says "try again"; anything else is the answer (recorded, not retried).
           rec.refusals[outcome] = (rec.refusals[outcome] ?? 0) + 1;
           rec.failed = true;
           return;

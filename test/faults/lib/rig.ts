@@ -58,8 +58,11 @@ export const SUITE_ENV = {
     PUSH_GATEWAY__MAX_CATCH_UP_HELD_MESSAGES: '50',
   },
   gateway2: {
-    // Gateway 2 closes a connection whose queued bytes pass 64 KiB (4008): the replay-larger-than-outbox case.
-    PUSH_GATEWAY__MAX_OUTBOX_BYTES: '65536',
+    // Gateway 2 queues at most 2 MiB per connection (4008 beyond): the replay-larger-than-outbox
+    // case. jetpull wants the outbox to hold two of the largest message (1 MiB). A lower
+    // limits.maxPayloadBytes here instead would shrink the shared stream's max_msg_size for
+    // every process, since each one applies its limits to PUSH_MESSAGES at start.
+    PUSH_GATEWAY__MAX_OUTBOX_BYTES: '2097152',
   },
 } as const;
 
