@@ -138,6 +138,14 @@ describe('checker rules on hand-made histories', () => {
     assert.match(f.lost[0]!.verdict, /not in the stream/);
   });
 
+  it('reports a mid that reached clients as two different messages', () => {
+    const a = client('a', ['s'], 0, [1]);
+    const b = client('b', ['s'], 0, [2]);
+    b.deliveries[0]!.mid = a.deliveries[0]!.mid;
+    const f = check(base({ publishes: [pub(1, ['s'], 5, 6), pub(2, ['s'], 7, 8)], clients: [a, b] }));
+    assert.deepEqual(f.midConflicts.map((m) => [m.first.n, m.second.n]), [[1, 2]]);
+  });
+
   it('reports a process that exited without being killed, and one not ready at the end', () => {
     const f = check(base({
       processEvents: [

@@ -48,6 +48,11 @@ describe('fault injection: a 200 is never lost', { timeout: 9 * 60_000 }, () => 
     assert.equal(f.totals.midIssues, 0, `${f.totals.midIssues} mids not increasing: ${f.midIssues.slice(0, 3).map((m) => `${m.client} ${m.kind} [${m.phase}]`).join(', ')}`);
   });
 
+  it('a mid names one message', () => {
+    const f = result.findings;
+    assert.equal(f.totals.midConflicts, 0, `${f.totals.midConflicts} mids reached clients as two different messages: ${f.midConflicts.slice(0, 3).map((m) => `${m.mid} n=${m.first.n}/${m.second.n} [${m.phase}]`).join(', ')}`);
+  });
+
   it('no process exits on its own, and every one is ready at the end', () => {
     const f = result.findings;
     assert.deepEqual(f.unexpectedExits.map((e) => `${e.process} ${e.detail}`), [], 'unexpected exits');

@@ -64,6 +64,17 @@ export interface MidIssueRec extends MidIssue {
   phase: string;
 }
 
+/** One mid that reached clients as two different messages. */
+export interface MidConflictRec {
+  mid: string;
+  first: { client: string; n: number; at: number; gateway: string };
+  second: { client: string; n: number; at: number; gateway: string };
+  phase: string;
+  /** Stream sequences the two messages are stored at, when the stream was read. */
+  storedFirst: number[] | undefined;
+  storedSecond: number[] | undefined;
+}
+
 export interface NotReadyRec {
   process: string;
   from: number;
@@ -116,12 +127,14 @@ export interface Findings {
     visibleDuplicates: number;
     hiddenDuplicates: number;
     midIssues: number;
+    midConflicts: number;
     unexpectedExits: number;
     notReadyAtEnd: number;
   };
   lost: LostRec[];
   duplicates: DuplicateRec[];
   midIssues: MidIssueRec[];
+  midConflicts: MidConflictRec[];
   unexpectedExits: ProcessEvent[];
   startFailures: ProcessEvent[];
   notReady: NotReadyRec[];
@@ -192,6 +205,7 @@ export function check(h: History): Findings {
 
   const { unexpectedExits, startFailures, notReady, notReadyAtEnd } = processFindings(h);
   const stuck = stuckClients(h, lost);
+  const midConflicts = findMidConflicts(h);
   const acked = h.publishes.filter((p) => p.ackAt !== undefined);
   const publishLat = acked.map((p) => p.ackAt! - p.sentAt);
   return {
@@ -206,12 +220,14 @@ export function check(h: History): Findings {
       visibleDuplicates: duplicates.reduce((s, d) => s + d.copies.length - 1, 0),
       hiddenDuplicates,
       midIssues: midIssues.length,
+      midConflicts: midConflicts.length,
       unexpectedExits: unexpectedExits.length,
       notReadyAtEnd: notReadyAtEnd.length,
     },
     lost,
     duplicates,
     midIssues,
+    midConflicts,
     unexpectedExits,
     startFailures,
     notReady,
@@ -347,6 +363,43 @@ function stuckClients(h: History, lost: readonly LostRec[]): Findings['stuck'] {
     for (const k of c.conns) if ((k.endedAt ?? 0) >= since && k.end !== undefined) closes[k.end] = (closes[k.end] ?? 0) + 1;
     const visible = c.deliveries.filter((d) => d.visible);
     out.push({ client: c.id, lost: tail, since, lastDelivery: visible.at(-1)?.at, closes });
+  }
+  return out;
+}
+
+/**
+ * A mid names one stored message: the same mid reaching clients with two different
+ * bodies means a sequence was reused (the stream lost its tail and handed the
+ * sequence out again, or a gateway labelled a message with the wrong one).
+ */
+function findMidConflicts(h: History): MidConflictRec[] {
+  const first = new Map<string, { client: string; n: number; at: number; gateway: string }>();
+  const seen = new Set<string>();
+  const out: MidConflictRec[] = [];
+  const storedOf = (c: ClientRec, n: number): number[] | undefined => {
+    if (h.stored === undefined) return undefined;
+    const seqs = c.channels.flatMap((ch) => h.stored!.get(ch)?.get(n) ?? []);
+    return seqs.length > 0 ? seqs : undefined;
+  };
+  const deliveries = h.clients.flatMap((c) => c.deliveries.map((d) => ({ c, d }))).sort((a, b) => a.d.at - b.d.at);
+  for (const { c, d } of deliveries) {
+    if (d.n === undefined) continue;
+    const f = first.get(d.mid);
+    if (f === undefined) {
+      first.set(d.mid, { client: c.id, n: d.n, at: d.at, gateway: d.gateway });
+      continue;
+    }
+    if (f.n === d.n || seen.has(`${d.mid}/${d.n}`)) continue;
+    seen.add(`${d.mid}/${d.n}`);
+    const fc = h.clients.find((x) => x.id === f.client)!;
+    out.push({
+      mid: d.mid,
+      first: f,
+      second: { client: c.id, n: d.n, at: d.at, gateway: d.gateway },
+      phase: phaseAt(h.phases, d.at),
+      storedFirst: storedOf(fc, f.n),
+      storedSecond: storedOf(c, d.n),
+    });
   }
   return out;
 }

@@ -28,7 +28,7 @@ export function formatReport(h: History, f: Findings, ctx: ReportContext): strin
   );
   out.push(
     `LOST ${t.lost} | VISIBLE DUPLICATES ${t.visibleDuplicates} (dropped by the client's de-duplication: ${t.hiddenDuplicates}) | ` +
-      `MIDS NOT INCREASING ${t.midIssues} | UNEXPECTED EXITS ${t.unexpectedExits} | NOT READY AT END ${t.notReadyAtEnd}`,
+      `MIDS NOT INCREASING ${t.midIssues} | MIDS NAMING TWO MESSAGES ${t.midConflicts} | UNEXPECTED EXITS ${t.unexpectedExits} | NOT READY AT END ${t.notReadyAtEnd}`,
   );
   out.push(
     `delivery latency (send → first visible delivery) p50 ${fmtMs(f.deliveryLatency.p50)} p99 ${fmtMs(f.deliveryLatency.p99)} max ${fmtMs(f.deliveryLatency.max)}; ` +
@@ -92,6 +92,16 @@ export function formatReport(h: History, f: Findings, ctx: ReportContext): strin
     out.push(`mids not increasing (first ${ctx.detailLimit * 2}):`);
     for (const m of f.midIssues.slice(0, ctx.detailLimit * 2)) {
       out.push(`  ${m.client} [${m.phase}] ${rel(m.at, o)} ${m.kind}: ${m.mid} after ${m.previous} (conn ${m.conn}, ${m.gateway})`);
+    }
+  }
+  if (f.midConflicts.length > 0) {
+    out.push('');
+    out.push('mids that reached clients as two different messages by phase: ' + [...groupBy(f.midConflicts, (m) => m.phase)].map(([k, l]) => `${k} ${l.length}`).join(', '));
+    for (const m of f.midConflicts.slice(0, ctx.detailLimit * 2)) {
+      out.push(
+        `  ${m.mid}: n=${m.first.n} to ${m.first.client} via ${m.first.gateway} at ${rel(m.first.at, o)}, then n=${m.second.n} to ${m.second.client} via ${m.second.gateway} at ${rel(m.second.at, o)} [${m.phase}]; ` +
+          `stream holds n=${m.first.n} at seq ${m.storedFirst?.join(',') ?? '?'} and n=${m.second.n} at seq ${m.storedSecond?.join(',') ?? '?'}`,
+      );
     }
   }
   out.push('');
