@@ -1,4 +1,4 @@
-import { logsNear, type Findings, type History, type LostRec } from './checker.ts';
+import { logsNear, phaseAt, type Findings, type History, type LostRec } from './checker.ts';
 import { fmtMs } from './stats.ts';
 import { rel } from './time.ts';
 
@@ -104,6 +104,14 @@ export function formatReport(h: History, f: Findings, ctx: ReportContext): strin
       );
     }
   }
+  const problems = h.logs.filter((l) => l.level >= 40 && !['nats disconnected', 'nats reconnected'].includes(l.msg));
+  if (problems.length > 0) {
+    out.push('');
+    out.push('warnings and errors the processes logged (by process, message and error):');
+    for (const [k, list] of groupBy(problems, (l) => `${l.process}: ${l.msg}${errorText(l.fields) ? ` (${errorText(l.fields)})` : ''}`)) {
+      out.push(`  ${list.length} × ${k} [${[...new Set(list.map((l) => phaseAt(h.phases, l.at)))].join(', ')}]`);
+    }
+  }
   out.push('');
   out.push('processes:');
   for (const e of f.unexpectedExits) out.push(`  UNEXPECTED EXIT ${e.process} ${rel(e.at, o)} ${e.detail ?? ''}`);
@@ -135,6 +143,13 @@ function lostDetail(h: History, l: LostRec): string[] {
     if (lines.length > 0) out.push(`    ${gw} logged: ` + lines.map((x) => `${rel(x.at, o)} ${x.msg} ${JSON.stringify(x.fields).slice(0, 160)}`).join(' | '));
   }
   return out;
+}
+
+/** The error message of a log line, shortened, without the numbers that differ per request. */
+function errorText(fields: Record<string, unknown>): string {
+  const err = fields.err as { message?: unknown } | undefined;
+  const text = typeof err?.message === 'string' ? err.message : '';
+  return text.replace(/\d+/g, 'N').slice(0, 120);
 }
 
 /** The verdict without the numbers, to group lost messages by cause. */
