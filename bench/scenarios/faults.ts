@@ -48,6 +48,7 @@ export const faultsScenario: Scenario = {
       ['lost', String(t.lost)],
       ['visible duplicates', String(t.visibleDuplicates)],
       ['mids not increasing', String(t.midIssues)],
+      ['mids naming two messages', String(t.midConflicts)],
       ['unexpected exits / not ready at end', `${t.unexpectedExits} / ${t.notReadyAtEnd}`],
       ['delivery latency p50 / p99', `${fmtMs(f.deliveryLatency.p50)} / ${fmtMs(f.deliveryLatency.p99)}`],
       ...f.phases
@@ -61,6 +62,7 @@ export const faultsScenario: Scenario = {
     if (t.lost > 0) problems.push(`${t.lost} acknowledged deliveries lost`);
     if (t.visibleDuplicates > 0) problems.push(`${t.visibleDuplicates} visible duplicates`);
     if (t.midIssues > 0) problems.push(`${t.midIssues} mids not increasing`);
+    if (t.midConflicts > 0) problems.push(`${t.midConflicts} mids naming two messages`);
     if (t.unexpectedExits > 0) problems.push(`${t.unexpectedExits} unexpected process exits`);
     if (t.notReadyAtEnd > 0) problems.push(`${t.notReadyAtEnd} processes not ready at the end`);
     return {

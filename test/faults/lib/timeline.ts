@@ -21,8 +21,11 @@ export class Timeline {
 
   constructor(private readonly log: (line: string) => void = () => undefined) {}
 
-  begin(name: string): PhaseRec {
+  begin(phase: string): PhaseRec {
     this.end();
+    // A phase that runs again gets a number, so findings are counted once per run of it.
+    const runs = this.phases.filter((p) => p.name === phase || p.name.startsWith(`${phase} #`)).length;
+    const name = runs === 0 ? phase : `${phase} #${runs + 1}`;
     const p: PhaseRec = { name, startAt: Date.now(), faultAt: undefined, clearedAt: undefined, endAt: Infinity, notes: [] };
     this.phases.push(p);
     this.current = p;
