@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
-import { declarations, MESSAGE_STREAM, PRESENCE_BUCKET, STATS_BUCKET, STATS_REPORT_INTERVAL_MS } from '../streams/index.ts';
+import { MESSAGE_STREAM, PRESENCE_BUCKET, STATS_BUCKET, STATS_REPORT_INTERVAL_MS } from '../streams/index.ts';
 import { natsPublishHandler } from './api/nats-publish-api.ts';
 import { ProtobufRequests } from './api/protobuf-requests.ts';
+import { effectiveLimits, streamDeclarations, ttlPolicy } from './config/derived.ts';
 import type { Config } from './config/schema.ts';
 import { GatewayActor } from './gateway/gateway-actor.ts';
 import { AdminListener } from './http/admin.ts';
@@ -10,11 +11,13 @@ import { Listener, type RouteHandlers } from './http/server.ts';
 import type { Logger } from './log/logger.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { NatsAccess } from './nats/nats-access.ts';
+import { StreamWatch } from './nats/stream-watch.ts';
 import { PUBLISH_QUEUE_GROUP } from './nats/subjects.ts';
 import { Presence } from './presence/presence.ts';
 import { PublisherActor } from './publisher/publisher-actor.ts';
 import { StreamWriter } from './publisher/stream-writer.ts';
 import { DailyCounters } from './stats/daily-counters.ts';
+import { ReplayWindowWatch, type ReplayWindow } from './stats/replay-window.ts';
 import { serverStatSnapshot } from './stats/server-stat-snapshot.ts';
 import { ServerStatsReporter } from './stats/server-stats.ts';
 import { ChannelIdParser, createSigner } from './wire/channel-id.ts';
@@ -37,8 +40,9 @@ export interface App {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Room for jetpull's headers on top of a body, when checking the server's max_payload. */
-const HEADER_ALLOWANCE_BYTES = 4096;
+/** How often the message stream's position and identity are checked. */
+const STREAM_CHECK_INTERVAL_MS = 2_000;
+
 
 /**
  * The composition root: builds every actor and entry point from the config and wires
@@ -49,48 +53,103 @@ const HEADER_ALLOWANCE_BYTES = 4096;
  * client requests (`rest`, binary WebSocket frames) and answer `stat`.
  */
 export async function startApp(config: Config, rootLog: Logger, natsUrl: string): Promise<App> {
-  const nats = await NatsAccess.open(config.nats, natsUrl, rootLog.child({ actor: 'nats' }));
-  const undo: Array<() => Promise<void> | void> = [() => nats.close()];
+  const undo: Array<() => Promise<void> | void> = [];
+  // Readiness while starting says what the process waits for; undefined once started.
+  let starting: string | undefined = 'starting';
+  let stopping: Promise<void> | undefined;
+  let shuttingDown = false;
+  let nats: NatsAccess | undefined;
+  let gateway: GatewayActor | undefined;
+  let publisher: PublisherActor | undefined;
+  let watch: StreamWatch | undefined;
+  let replayWindow: (() => ReplayWindow) | undefined;
+  const metrics: Metrics = new Metrics(
+    {
+      nats: () => nats?.link ?? { connected: false, reconnects: 0 },
+      publisher: () => publisher?.stats(),
+      gateway: () => gateway?.stats(),
+      stream: () => watch?.position && { replayWindowSec: replayWindow?.().seconds, messages: watch.position.messages, bytes: watch.position.bytes },
+    },
+    { role: config.role, process: config.processUniqueId },
+  );
+  // The admin listener comes first: /healthz answers and /readyz says why not yet while NATS is awaited.
+  const admin =
+    config.admin.port === -1
+      ? undefined
+      : new AdminListener(
+          config.admin.hostname,
+          config.admin.port,
+          {
+            registry: metrics.registry,
+            notReady: readinessRule({
+              starting: () => starting,
+              stopping: () => shuttingDown || stopping !== undefined,
+              natsConnected: () => nats?.link.connected ?? false,
+              gatewayAccepting: () => gateway?.accepting,
+            }),
+          },
+          rootLog.child({ actor: 'admin' }),
+        );
+  await admin?.listen();
   try {
-    const decl = streamDeclarations(config);
-    const messages = (await nats.ensure(decl, rootLog.child({ actor: 'streams' }))).get(MESSAGE_STREAM)!;
-    const epochSec = (): number => messages.createdSec;
-    const limits = effectiveLimits(config, nats.serverMaxPayloadBytes, rootLog);
+    undo.push(() => admin?.close());
+    const natsLog = rootLog.child({ actor: 'nats' });
+    const waiting = (reason: string): void => {
+      starting = `starting: ${reason}`;
+    };
+    const access = await NatsAccess.open(config.nats, natsUrl, natsLog, waiting);
+    nats = access;
+    undo.push(() => access.close());
+    // Per-message TTL came with nats-server 2.11; the echo of the stream config decides in the end.
+    const decl = streamDeclarations(config, access.serverAtLeast(2, 11));
+    const streamsLog = rootLog.child({ actor: 'streams' });
+    const messages = (await access.ensure(decl, streamsLog, waiting)).get(MESSAGE_STREAM)!;
+    const storedReader = access.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas, batchDirectGet: access.serverAtLeast(2, 11) });
+    const streamWatch = new StreamWatch(
+      storedReader,
+      async () => (await access.ensureStream(messages.spec, streamsLog)).createdSec,
+      messages.createdSec,
+      STREAM_CHECK_INTERVAL_MS,
+      streamsLog,
+    );
+    watch = streamWatch;
+    streamWatch.start();
+    undo.push(() => streamWatch.stop());
+    const windowWatch = new ReplayWindowWatch(config.storage.messageTtlSec, streamsLog);
+    streamWatch.onPosition((pos) => pos !== undefined && windowWatch.of(pos));
+    replayWindow = () => windowWatch.of(streamWatch.position);
+    const epochSec = (): number => streamWatch.epochSec;
+    const limits = effectiveLimits(config, access.serverMaxPayloadBytes, rootLog);
 
     const signer = createSigner(config.security.key, config.security.algo);
     const parser = new ChannelIdParser(signer);
     const counters = new DailyCounters();
-    const presence = Presence.fromConfig(await nats.bucket(PRESENCE_BUCKET), config.storage, config.processUniqueId, rootLog.child({ actor: 'presence' }));
+    const presence = Presence.fromConfig(await access.bucket(PRESENCE_BUCKET), config.storage, config.processUniqueId, rootLog.child({ actor: 'presence' }));
 
-    let gateway: GatewayActor | undefined;
-    const metrics: Metrics = new Metrics(
-      { nats: () => nats.link, publisher: () => publisher.stats(), gateway: () => gateway?.stats() },
-      { role: config.role, process: config.processUniqueId },
-    );
-    const appender = nats.appender();
-    const storedReader = nats.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas });
+    const appender = access.appender();
     undo.push(() => appender.close());
-    const publisher: PublisherActor = new PublisherActor(
+    const publishing = new PublisherActor(
       rootLog.child({ actor: 'publisher' }),
-      new StreamWriter(appender, nats.link, epochSec, (seq) => storedReader.at(seq)),
+      new StreamWriter(appender, access.link, streamWatch, (seq) => storedReader.at(seq), messages.perMessageTtl ? ttlPolicy(config.storage) : () => undefined),
       config.publisher.mailboxCapacity,
       config.publisher.maxInFlight,
       config.publisher.publishTimeoutMs,
       metrics,
     );
-    await publisher.start();
-    undo.push(() => publisher.stop());
+    publisher = publishing;
+    await publishing.start();
+    undo.push(() => publishing.stop());
 
     const reporter = new ServerStatsReporter(
-      await nats.bucket(STATS_BUCKET),
+      await access.bucket(STATS_BUCKET),
       config.processUniqueId,
-      serverStatSnapshot(config, limits, () => gateway?.stats(), counters),
+      serverStatSnapshot(config, limits, () => gateway?.stats(), counters, () => windowWatch.of(streamWatch.position)),
       STATS_REPORT_INTERVAL_MS,
       decl.buckets.find((b) => b.bucket === STATS_BUCKET)!.ttlMs,
       rootLog.child({ actor: 'stats' }),
     );
     const requests = new ProtobufRequests({
-      publisher,
+      publisher: publishing,
       presence,
       signer,
       limits,
@@ -103,22 +162,23 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     if (config.role !== 'gateway') {
       const apiLog = rootLog.child({ actor: 'nats-publish-api' });
       const handler = natsPublishHandler({
-        publisher,
+        publisher: publishing,
         parser,
         messageTtlSec: config.storage.messageTtlSec,
         maxChannelsPerRequest: limits.maxChannelsPerRequest,
         maxPayloadBytes: limits.maxPayloadBytes,
         log: apiLog,
       });
-      natsApi = nats.serve(config.publisher.natsSubject, PUBLISH_QUEUE_GROUP, handler, apiLog);
+      natsApi = access.serve(config.publisher.natsSubject, PUBLISH_QUEUE_GROUP, handler, apiLog);
       undo.push(() => natsApi?.stop());
     }
     if (config.role !== 'publisher') {
       const gatewayLog = rootLog.child({ actor: 'gateway' });
       gateway = new GatewayActor(gatewayLog, epochSec, config.gateway, limits, {
-        link: nats.link,
-        feed: nats.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' })),
+        link: access.link,
+        feed: access.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' })),
         reader: storedReader,
+        watch: streamWatch,
         presence,
         clientRequests: { handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }) },
         telemetry: metrics,
@@ -129,33 +189,12 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     await reporter.start();
     undo.push(() => reporter.stop());
 
-    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher, parser, requests, presence, counters, reporter });
+    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, requests, presence, counters, reporter });
     const listeners = config.servers.map((s) => new Listener(s, handlers, rootLog.child({ actor: 'http' })));
     const addresses: AddressInfo[] = [];
     for (const l of listeners) {
       addresses.push(await l.listen());
       undo.push(() => l.close());
-    }
-
-    let stopping: Promise<void> | undefined;
-    let shuttingDown = false;
-    let admin: AdminListener | undefined;
-    if (config.admin.port !== -1) {
-      admin = new AdminListener(
-        config.admin.hostname,
-        config.admin.port,
-        {
-          registry: metrics.registry,
-          notReady: readinessRule({
-            stopping: () => shuttingDown || stopping !== undefined,
-            natsConnected: () => nats.link.connected,
-            gatewayAccepting: () => gateway?.accepting,
-          }),
-        },
-        rootLog.child({ actor: 'admin' }),
-      );
-      await admin.listen();
-      undo.push(() => admin!.close());
     }
 
     const stop = (): Promise<void> =>
@@ -164,12 +203,13 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         const closing = listeners.map((l) => l.close());
         await gateway?.stop();
         natsApi?.stop();
-        await publisher.stop();
+        await publishing.stop();
         await reporter.stop();
         for (const l of listeners) l.destroyConnections();
         await Promise.all(closing);
         appender.close();
-        await nats.close();
+        streamWatch.stop();
+        await access.close();
         await admin?.close();
         rootLog.info('stopped');
       })());
@@ -178,25 +218,13 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       await gateway?.drain();
       await stop();
     };
+    starting = undefined;
     rootLog.info({ role: config.role, stream: MESSAGE_STREAM, epoch: epochSec() }, 'started');
-    return { addresses, adminAddress: admin?.address, gateway, publisher, stop, shutdown, [Symbol.asyncDispose]: stop };
+    return { addresses, adminAddress: admin?.address, gateway, publisher: publishing, stop, shutdown, [Symbol.asyncDispose]: stop };
   } catch (err) {
     for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => undefined);
     throw err;
   }
-}
-
-/** The JetStream resources this configuration needs (streams/). */
-function streamDeclarations(config: Config): ReturnType<typeof declarations> {
-  return declarations({
-    messageTtlSec: config.storage.messageTtlSec,
-    duplicateWindowMs: config.storage.duplicateWindowMs,
-    replicas: config.storage.streamReplicas,
-    maxBytes: config.storage.streamMaxBytes,
-    maxPayloadBytes: config.limits.maxPayloadBytes,
-    onlineTtlSec: config.storage.onlineTtlSec,
-    onlineDeltaSec: config.storage.onlineDeltaSec,
-  });
 }
 
 interface RouteParts {
@@ -238,19 +266,4 @@ function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHan
       },
     }),
   };
-}
-
-/**
- * limits.maxPayloadBytes, lowered to what the NATS server stores (its max_payload less
- * room for jetpull's headers): a body over it is answered 413 at once instead of being
- * retried into a 503 it could never leave.
- */
-function effectiveLimits(config: Config, serverMax: number | undefined, log: Logger): Config['limits'] {
-  if (serverMax === undefined || config.limits.maxPayloadBytes + HEADER_ALLOWANCE_BYTES <= serverMax) return config.limits;
-  const effective = serverMax - HEADER_ALLOWANCE_BYTES;
-  log.warn(
-    { maxPayloadBytes: config.limits.maxPayloadBytes, serverMaxPayloadBytes: serverMax, effectiveMaxPayloadBytes: effective },
-    'nats max_payload is smaller than limits.maxPayloadBytes; the limit is lowered to fit',
-  );
-  return { ...config.limits, maxPayloadBytes: effective };
 }

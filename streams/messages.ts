@@ -9,6 +9,10 @@ import type { StreamSpec } from './schema.ts';
  * twice, and the republish headers carry the stream sequence (the mid) and the
  * channel's previous sequence (gap detection).
  *
+ * On servers with per-message TTL (2.11+) each message may carry its own shorter
+ * lifetime: live-only messages leave after storage.liveOnlyTtlSec and short expiries
+ * are honoured by the server, instead of everything staying for the whole window.
+ *
  * File storage: memory storage with republish slowed down as the stream grew.
  * No per-subject limit: `max_msgs_per_subject` made writes ~20x slower; replay
  * caps what it reads instead.
@@ -19,6 +23,8 @@ export interface MessageStreamParams {
   replicas: number;
   maxBytes: number;
   maxPayloadBytes: number;
+  /** The server supports per-message TTL (nats-server 2.11 or newer). */
+  perMessageTtl: boolean;
 }
 
 export const MESSAGE_STREAM = 'PUSH_MESSAGES';
@@ -37,6 +43,7 @@ export function messageStream(p: MessageStreamParams): StreamSpec {
     replicas: p.replicas,
     discard: 'old',
     allowDirect: true,
+    allowMsgTtl: p.perMessageTtl,
     republish: { src: 'push.msg.>', dest: 'push.live.>' },
   };
 }

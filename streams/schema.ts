@@ -17,6 +17,8 @@ export const StreamSpecSchema = z.strictObject({
   replicas: z.number().int().min(1).max(5),
   discard: z.enum(['old', 'new']),
   allowDirect: z.boolean(),
+  /** Per-message TTL (`Nats-TTL` header, nats-server 2.11+); older servers ignore the field. */
+  allowMsgTtl: z.boolean(),
   republish: z.strictObject({ src: z.string(), dest: z.string() }).optional(),
 });
 export type StreamSpec = z.infer<typeof StreamSpecSchema>;

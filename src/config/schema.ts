@@ -75,6 +75,7 @@ const Security = z.strictObject({
 
 const Storage = z.strictObject({
   messageTtlSec: positiveInt.default(86_400).describe('Longest time a message is kept for replay; publish expiries are capped to it.'),
+  liveOnlyTtlSec: positiveInt.default(300).describe('On nats-server 2.11+ (per-message TTL): how long a live-only message (no expiry) stays in the stream, long enough for gateways to catch up after a reconnect; it is never replayed. Older servers keep it for messageTtlSec.'),
   channelTtlSec: positiveInt.default(86_400).describe('Accepted for Push server 2.0 compatibility; per-channel history lives as long as its messages.'),
   onlineTtlSec: positiveInt.default(120).describe('Presence lifetime after the last sign of a connection.'),
   onlineDeltaSec: z.coerce.number().int().min(0).default(10).describe('Slack added to onlineTtlSec.'),

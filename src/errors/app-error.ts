@@ -65,6 +65,14 @@ export class StreamReadError extends AppError {
   }
 }
 
+/** The message stream does not exist (deleted under the running process). */
+export class StreamMissingError extends StreamReadError {
+  constructor(stream: string, options?: ErrorOptions) {
+    super(`stream ${stream} not found`, options);
+    this.name = 'StreamMissingError';
+  }
+}
+
 /** JetStream refused the write for a reason a retry will not fix. */
 export class PublishRejectedError extends AppError {
   constructor(message: string, options?: ErrorOptions) {

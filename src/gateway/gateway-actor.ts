@@ -6,6 +6,7 @@ import type { Logger } from '../log/logger.ts';
 import type { NatsLink } from '../nats/connection.ts';
 import type { LiveFeed } from '../nats/live-feed.ts';
 import type { StreamReader } from '../nats/stream-reader.ts';
+import type { StreamWatch } from '../nats/stream-watch.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { GatewayStats, Refusal, Telemetry } from '../telemetry/telemetry.ts';
 import { channelKey, firstPublicId, receiversOf, type ChannelToken } from '../wire/channel-id.ts';
@@ -38,6 +39,8 @@ export interface GatewayDeps {
   link: NatsLink;
   feed: LiveFeed;
   reader: StreamReader;
+  /** The stream's position (catch-up starting point) and re-creation (new epoch). */
+  watch: Pick<StreamWatch, 'onPosition' | 'onRecreated'>;
   presence: Presence;
   /** Answers protobuf requests clients send on binary WebSockets. */
   clientRequests: ClientRequests;
@@ -205,7 +208,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
   }
 
   protected override async onStart(): Promise<void> {
-    const { link, feed, reader } = this.deps;
+    const { link, feed, reader, watch } = this.deps;
     this.hub.startAt(await reader.end());
     const ping = setInterval(() => this.tell({ type: 'ping-tick' }), this.cfg.pingIntervalMs);
     const sweep = setInterval(() => this.tell({ type: 'sweep-tick' }), SWEEP_INTERVAL_MS);
@@ -221,6 +224,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
         this.hub.suspectLoss('stream leader elected');
         void this.hub.catchUp('stream leader elected');
       }),
+      watch.onPosition((pos) => (pos === undefined ? this.hub.forgetPosition() : this.hub.notePosition(pos.lastSeq))),
+      watch.onRecreated(() => this.newEpoch()),
     ];
   }
 
@@ -242,16 +247,25 @@ export class GatewayActor extends Actor<GatewayMsg> {
       case 'sweep-tick':
         this.hub.sweep();
         this.deps.presence.sweep();
-        this.deps.reader.end().then(
-          (end) => this.hub.notePosition(end),
-          () => this.hub.forgetPosition(),
-        );
         return;
       default: {
         const never: never = msg;
         throw new TypeError(`unhandled message ${JSON.stringify(never)}`);
       }
     }
+  }
+
+  /**
+   * The stream was re-created: sequences start again, so what the hub knew no longer
+   * holds and every open connection's resume point is of the old epoch. Connections
+   * are asked to come back (1012); with their old-epoch mid they replay the new stream
+   * from its start.
+   */
+  private newEpoch(): void {
+    this.hub.resetEpoch();
+    const open = [...this.sessions];
+    this.log.warn({ count: open.length }, 'new stream epoch, connections asked to reconnect');
+    for (const s of open) s.close(CloseCode.ServiceRestart);
   }
 
   private refuse(session: Session, reason: Refusal): void {

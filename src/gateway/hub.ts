@@ -155,6 +155,23 @@ export class Hub {
     this.notedPosition = undefined;
   }
 
+  /**
+   * The stream was re-created: its sequences start again. Every channel now receives
+   * all of the new stream live, nothing delivered counts any more, and a catch-up
+   * under way starts over from the new stream's beginning.
+   */
+  resetEpoch(): void {
+    for (const e of this.channels.values()) {
+      e.lastSeq = 0;
+      e.completeFrom = 0;
+    }
+    this.maxSeenSeq = 0;
+    this.notedPosition = undefined;
+    this.droppedUpTo = 0;
+    this.held = [];
+    if (this.catchUpFrom !== undefined) this.catchUpFrom = 0;
+  }
+
   /** At start nothing is subscribed, so the stream's current end is a safe starting point. */
   startAt(streamLastSeq: number): void {
     this.advanceSeen(streamLastSeq);

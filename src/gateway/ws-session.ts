@@ -14,8 +14,12 @@ interface ClientFrame {
   readonly isBinary: boolean;
 }
 
-/** Time a slow client gets to take its close frame before the socket is destroyed. */
-const SLOW_CLOSE_GRACE_MS = 1_000;
+/**
+ * Time a client gets to answer a close frame before its socket is destroyed: a client
+ * that never answers must not hold a shutdown (upgraded sockets are not the HTTP
+ * server's to close) or memory.
+ */
+const CLOSE_GRACE_MS = 1_000;
 /** The coalescing window batches small messages; once this much waits, it is sent at once. */
 const COALESCE_FLUSH_BYTES = 64 * 1024;
 
@@ -62,7 +66,7 @@ export class WsSession extends Session {
       // Closed between admission and the end of the handshake (drain, limit, stop): never leave the socket unowned.
       const { code, reason } = this.closedBeforeBind;
       if (code === CloseCode.AbnormalClosure) ws.terminate();
-      else ws.close(code, reason);
+      else closeWithin(ws, code, reason);
       return;
     }
     this.ws = ws;
@@ -159,7 +163,7 @@ export class WsSession extends Session {
     }
     // 1006 is never sent in a close frame: the socket is dropped.
     if (code === CloseCode.AbnormalClosure) ws.terminate();
-    else if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+    else if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) closeWithin(ws, code, reason);
   }
 
   protected emit(list: readonly Delivery[], grouping: 'live' | 'replay'): void {
@@ -194,8 +198,7 @@ export class WsSession extends Session {
       this.markClosed();
       return;
     }
-    ws.close(CloseCode.SlowClient, closeText(CloseCode.SlowClient));
-    setTimeout(() => ws.terminate(), SLOW_CLOSE_GRACE_MS).unref();
+    closeWithin(ws, CloseCode.SlowClient, closeText(CloseCode.SlowClient));
     this.markClosed();
   }
 
@@ -227,6 +230,12 @@ export class WsSession extends Session {
       this.windowTimer = undefined;
     }
   }
+}
+
+/** Starts the close handshake and destroys the socket if the client has not finished it in time. */
+function closeWithin(ws: WebSocket, code: number, reason: string): void {
+  ws.close(code, reason);
+  setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
 }
 
 function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {

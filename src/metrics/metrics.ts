@@ -1,11 +1,13 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { GatewayStats, NatsStats, PublisherStats, Refusal, Telemetry } from '../telemetry/telemetry.ts';
+import type { GatewayStats, NatsStats, PublisherStats, Refusal, StreamStats, Telemetry } from '../telemetry/telemetry.ts';
 
 /** Where the exporter reads state when scraped; an absent role answers undefined. */
 export interface MetricsSources {
   nats(): NatsStats;
   publisher(): PublisherStats | undefined;
   gateway(): GatewayStats | undefined;
+  /** The message stream as last seen; undefined before the first check. */
+  stream(): StreamStats | undefined;
 }
 
 /**
@@ -127,6 +129,22 @@ export class Metrics implements Telemetry {
       },
     });
     total('jetpull_nats_reconnects_total', 'NATS reconnections since start.', () => sources.nats().reconnects);
+    const streamGauge = (name: string, help: string, pick: (s: StreamStats) => number | undefined): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          const s = sources.stream();
+          const v = s === undefined ? undefined : pick(s);
+          if (v === undefined) this.reset();
+          else this.set(v);
+        },
+      });
+    };
+    streamGauge('jetpull_replay_window_seconds', 'Age of the oldest message in the stream: how far back a sleeping client can resume (compare with storage.messageTtlSec).', (s) => s.replayWindowSec);
+    streamGauge('jetpull_stream_messages', 'Messages held by the message stream.', (s) => s.messages);
+    streamGauge('jetpull_stream_bytes', 'Bytes held by the message stream.', (s) => s.bytes);
   }
 
   publishDone(path: string, ok: boolean, durationMs: number): void {

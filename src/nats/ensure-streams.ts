@@ -42,6 +42,8 @@ export interface EnsuredStream {
   readonly info: StreamInfo;
   /** Creation time in unix seconds: the epoch of message ids. */
   readonly createdSec: number;
+  /** Messages may carry their own TTL: the server kept `allow_msg_ttl`. */
+  readonly perMessageTtl: boolean;
 }
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -60,6 +62,7 @@ export function toStreamConfig(spec: StreamSpec): Partial<StreamConfig> & { name
     num_replicas: spec.replicas,
     discard: spec.discard === 'old' ? DiscardPolicy.Old : DiscardPolicy.New,
     allow_direct: spec.allowDirect,
+    ...(spec.allowMsgTtl ? { allow_msg_ttl: true } : {}),
     ...(spec.republish ? { republish: { src: spec.republish.src, dest: spec.republish.dest } } : {}),
   };
 }
@@ -69,7 +72,7 @@ const FIXED_FIELDS = ['storage', 'retention'] as const;
 /** Fields compared to decide whether an update is needed. */
 const COMPARED_FIELDS = [
   'description', 'subjects', 'max_age', 'max_bytes', 'max_msg_size', 'duplicate_window',
-  'num_replicas', 'discard', 'allow_direct', 'republish',
+  'num_replicas', 'discard', 'allow_direct', 'republish', 'allow_msg_ttl',
 ] as const;
 
 export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, log: Logger): Promise<EnsuredStream> {
@@ -89,7 +92,9 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, log:
     }
   }
   checkEcho(spec.name, wanted, info);
-  return { spec, info, createdSec: Math.floor(Date.parse(info.created) / 1000) };
+  const perMessageTtl = info.config.allow_msg_ttl === true;
+  if (spec.allowMsgTtl && !perMessageTtl) log.warn({ stream: spec.name }, 'the server ignored allow_msg_ttl; messages keep the stream age limit');
+  return { spec, info, createdSec: Math.floor(Date.parse(info.created) / 1000), perMessageTtl };
 }
 
 /**

@@ -1,9 +1,11 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import type { Declarations } from '../../streams/schema.ts';
+import { backoffMs } from '../util/backoff.ts';
+import { delay } from '../util/deferred.ts';
+import type { Declarations, StreamSpec } from '../../streams/schema.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import { NatsLink } from './connection.ts';
-import { ensureAll, type EnsuredStream } from './ensure-streams.ts';
+import { ensureAll, ensureStream, StreamDriftError, StreamFeatureError, type EnsuredStream } from './ensure-streams.ts';
 import { JetStreamAppender } from './jetstream-appender.ts';
 import { KvStore } from './kv-store.ts';
 import { LiveFeed } from './live-feed.ts';
@@ -23,14 +25,31 @@ export class NatsAccess {
     private readonly cfg: Config['nats'],
   ) {}
 
-  static async open(cfg: Config['nats'], url: string, log: Logger): Promise<NatsAccess> {
-    const link = await NatsLink.open(cfg, url, log);
-    try {
-      return new NatsAccess(link, await jetstreamManager(link.nc, { timeout: cfg.requestTimeoutMs }), cfg);
-    } catch (err) {
-      await link.close();
-      throw err;
+  /**
+   * Connects, waiting as long as it takes: NATS may start after jetpull (compose, a
+   * rolling restart). Each failed attempt is logged with the reason and the next try
+   * comes after a growing, jittered pause; `waiting` tells the caller why it is not ready.
+   */
+  static async open(cfg: Config['nats'], url: string, log: Logger, waiting: (reason: string) => void = () => undefined): Promise<NatsAccess> {
+    for (let attempt = 1; ; attempt++) {
+      let link: NatsLink | undefined;
+      try {
+        link = await NatsLink.open(cfg, url, log);
+        return new NatsAccess(link, await jetstreamManager(link.nc, { timeout: cfg.requestTimeoutMs }), cfg);
+      } catch (err) {
+        await link?.close().catch(() => undefined);
+        const retryInMs = backoffMs(attempt);
+        waiting(link === undefined ? 'nats not reachable' : 'jetstream not available');
+        log.warn({ err, attempt, retryInMs, servers: url.split(',').length }, link === undefined ? 'nats not reachable, retrying' : 'jetstream not available, retrying');
+        await delay(retryInMs);
+      }
     }
+  }
+
+  /** The connected server's release is at least `major.minor` (features of newer servers are used only then). */
+  serverAtLeast(major: number, minor: number): boolean {
+    const [maj = 0, min = 0] = (this.link.nc.info?.version ?? '0.0.0').split('.').map((p) => Number.parseInt(p, 10));
+    return maj > major || (maj === major && min >= minor);
   }
 
   /** Largest message the server accepts (bytes), as it announced on connect. */
@@ -38,9 +57,29 @@ export class NatsAccess {
     return this.link.nc.info?.max_payload;
   }
 
-  /** Creates or brings in line every declared stream and bucket. */
-  ensure(decl: Declarations, log: Logger): Promise<Map<string, EnsuredStream>> {
-    return ensureAll(this.link.nc, this.jsm, decl, log);
+  /**
+   * Creates or brings in line every declared stream and bucket. A cluster that is still
+   * forming ("no suitable peers for placement", "JetStream system temporarily
+   * unavailable", timeouts) is waited for, with the reason logged; a declaration that
+   * conflicts with the server's stream is not and fails.
+   */
+  async ensure(decl: Declarations, log: Logger, waiting: (reason: string) => void = () => undefined): Promise<Map<string, EnsuredStream>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ensureAll(this.link.nc, this.jsm, decl, log);
+      } catch (err) {
+        if (err instanceof StreamDriftError || err instanceof StreamFeatureError) throw err;
+        const retryInMs = backoffMs(attempt);
+        waiting('waiting for jetstream');
+        log.warn({ err, attempt, retryInMs }, 'jetstream not ready for the streams, retrying');
+        await delay(retryInMs);
+      }
+    }
+  }
+
+  /** Creates or brings in line one declared stream. */
+  ensureStream(spec: StreamSpec, log: Logger): Promise<EnsuredStream> {
+    return ensureStream(this.jsm, spec, log);
   }
 
   appender(): JetStreamAppender {

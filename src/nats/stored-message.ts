@@ -18,6 +18,8 @@ export const H_SENDER = 'Jp-Sender';
 export const H_PUB = 'Jp-Pub';
 export const H_FIRST = 'Jp-First';
 export const H_HASH = 'Jp-Hash';
+/** The server's per-message TTL header (nats-server 2.11+). */
+export const H_TTL = 'Nats-TTL';
 
 export interface StoredMessage {
   /** Stream sequence: the counter part of the mid. */
@@ -45,16 +47,21 @@ export interface WriteMeta {
   pubId?: string | undefined;
   firstSeq?: number | undefined;
   hash?: string | undefined;
+  /** Seconds the server keeps this message (per-message TTL); undefined: the stream's age limit. */
+  ttlSec?: number | undefined;
 }
 
 export function encodeHeaders(meta: WriteMeta): MsgHdrs | undefined {
-  if (meta.expirySec === 0 && meta.senderId === undefined && meta.pubId === undefined && meta.hash === undefined) return undefined;
+  if (meta.expirySec === 0 && meta.senderId === undefined && meta.pubId === undefined && meta.hash === undefined && meta.ttlSec === undefined) {
+    return undefined;
+  }
   const h = natsHeaders();
   if (meta.expirySec > 0) h.set(H_EXPIRY, String(meta.expirySec));
   if (meta.senderId !== undefined) h.set(H_SENDER, meta.senderId);
   if (meta.pubId !== undefined) h.set(H_PUB, meta.pubId);
   if (meta.firstSeq !== undefined) h.set(H_FIRST, String(meta.firstSeq));
   if (meta.hash !== undefined) h.set(H_HASH, meta.hash);
+  if (meta.ttlSec !== undefined) h.set(H_TTL, `${meta.ttlSec}s`);
   return h;
 }
 

@@ -1,6 +1,6 @@
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
-import { StreamReadError } from '../errors/app-error.ts';
+import { StreamMissingError, StreamReadError } from '../errors/app-error.ts';
 import { decodeStored, type StoredMessage } from './stored-message.ts';
 import { keyOfStoredSubject, STORED_PREFIX, storedSubject } from './subjects.ts';
 
@@ -12,12 +12,23 @@ export interface StreamPosition {
   readonly createdMs: number;
   /** Server name of the stream's leader, in a cluster. */
   readonly leader: string | undefined;
+  /** When the oldest message still held was stored (ms since the epoch); undefined when empty. */
+  readonly firstStoredMs: number | undefined;
+  readonly messages: number;
+  readonly bytes: number;
+  /** The stream's byte limit, -1 for none. */
+  readonly maxBytes: number;
 }
 
 export interface StreamReaderOptions {
   /** Replicas of the stream: with more than one, reads go to the leader. */
   replicas: number;
+  /** The server answers batched direct gets (nats-server 2.11+): a walk reads many messages per request. */
+  batchDirectGet?: boolean;
 }
+
+/** Messages asked for per batched direct get. */
+const WALK_BATCH = 256;
 
 /** Messages read per fetch while scanning the stream. */
 const SCAN_BATCH = 5_000;
@@ -41,9 +52,23 @@ export class StreamReader {
     private readonly opts: StreamReaderOptions = { replicas: 1 },
   ) {}
 
+  /** Rejects with StreamMissingError when the stream does not exist. */
   async position(): Promise<StreamPosition> {
-    const info = await this.jsm.streams.info(this.stream);
-    return { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, createdMs: Date.parse(info.created), leader: info.cluster?.leader };
+    const info = await this.jsm.streams.info(this.stream).catch((err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) throw new StreamMissingError(this.stream, { cause: err });
+      throw err;
+    });
+    const s = info.state;
+    return {
+      firstSeq: s.first_seq,
+      lastSeq: s.last_seq,
+      createdMs: Date.parse(info.created),
+      leader: info.cluster?.leader,
+      firstStoredMs: s.messages > 0 ? Date.parse(s.first_ts) : undefined,
+      messages: s.messages,
+      bytes: s.bytes,
+      maxBytes: info.config.max_bytes,
+    };
   }
 
   /** The stream's last sequence now. */
@@ -63,9 +88,17 @@ export class StreamReader {
     return m === null ? null : toStored(m);
   }
 
-  /** A channel's messages after `afterSeq`, oldest first, one direct get each; stop iterating to stop reading. */
+  /**
+   * A channel's messages after `afterSeq`, oldest first: one direct get each, or
+   * batches of them where the server can (one server only: in a cluster every read
+   * goes to the leader); stop iterating to stop reading.
+   */
   async *after(key: string, afterSeq: number): AsyncGenerator<StoredMessage> {
     const subject = storedSubject(key);
+    if (this.opts.batchDirectGet === true && this.opts.replicas === 1) {
+      yield* this.afterInBatches(subject, afterSeq);
+      return;
+    }
     for (let seq = afterSeq; ; ) {
       const m = await this.get({ seq: seq + 1, next_by_subj: subject });
       if (m === null) return;
@@ -121,6 +154,20 @@ export class StreamReader {
       await consumer.delete().catch(() => undefined);
     }
     return last;
+  }
+
+  private async *afterInBatches(subject: string, afterSeq: number): AsyncGenerator<StoredMessage> {
+    for (let seq = afterSeq; ; ) {
+      this.reads++;
+      const batch = await this.jsm.direct.getBatch(this.stream, { seq: seq + 1, next_by_subj: subject, batch: WALK_BATCH });
+      let got = 0;
+      for await (const m of batch) {
+        got++;
+        seq = m.seq;
+        yield toStored(m);
+      }
+      if (got < WALK_BATCH) return;
+    }
   }
 
   /**

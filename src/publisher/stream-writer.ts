@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { IdempotencyConflictError, PublishUnavailableError, toClientError } from '../errors/app-error.ts';
 import type { Ack, JetStreamAppender } from '../nats/jetstream-appender.ts';
 import type { NatsLink } from '../nats/connection.ts';
+import type { StreamWatch } from '../nats/stream-watch.ts';
 import { newPublishId, type StoredMessage, type WriteMeta } from '../nats/stored-message.ts';
 import { delay } from '../util/deferred.ts';
 import { channelKey } from '../wire/channel-id.ts';
@@ -26,28 +27,35 @@ export class StreamWriter {
   constructor(
     private readonly appender: JetStreamAppender,
     private readonly link: NatsLink,
-    private readonly epochSec: () => number,
+    /** The epoch of mids: now, and for a write the stream acknowledged with a sequence. */
+    private readonly epoch: Pick<StreamWatch, 'epochSec' | 'epochOf'>,
     /** The stored message at a sequence (to compare a duplicate with what was stored). */
     private readonly storedAt: (seq: number) => Promise<StoredMessage | null>,
+    /** Seconds the server keeps a message of this expiry, or undefined for the stream's age limit. */
+    private readonly ttlFor: (expirySec: number) => number | undefined,
   ) {}
 
   /** `deadline` (ms since the epoch) bounds the whole write, retries included. */
   async write(cmd: PublishCommand, deadline: number): Promise<PublishResult> {
     const pubId = cmd.idempotencyKey ?? newPublishId();
     const hash = cmd.idempotencyKey === undefined ? undefined : digest(cmd);
-    const epoch = this.epochSec();
     const receivers = cmd.receivers;
     if (receivers.length === 1) {
       const ack = await this.append(channelKey(receivers[0]!), cmd, pubId, { hash }, deadline);
       await this.checkSame(ack, hash);
-      return { mids: [formatMid(epoch, ack.seq)] };
+      return { mids: [await this.midOf(ack)] };
     }
     const first = await this.append(channelKey(receivers[0]!), cmd, `${pubId}.0`, { pubId, hash }, deadline);
     await this.checkSame(first, hash);
     const rest = await Promise.all(
       receivers.slice(1).map((r, i) => this.append(channelKey(r), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq, hash }, deadline)),
     );
-    return { mids: [first, ...rest].map((ack) => formatMid(epoch, ack.seq)) };
+    return { mids: await Promise.all([first, ...rest].map((ack) => this.midOf(ack))) };
+  }
+
+  /** A duplicate names an earlier write of this epoch; a new write is checked against the stream. */
+  private async midOf(ack: Ack): Promise<string> {
+    return formatMid(ack.duplicate ? this.epoch.epochSec : await this.epoch.epochOf(ack.seq), ack.seq);
   }
 
   /** A duplicate under an idempotency key must be this very publish. */
@@ -58,7 +66,7 @@ export class StreamWriter {
   }
 
   private async append(key: string, cmd: PublishCommand, msgId: string, copy: Pick<WriteMeta, 'pubId' | 'firstSeq' | 'hash'>, deadline: number): Promise<Ack> {
-    const meta: WriteMeta = { expirySec: cmd.expirySec, senderId: cmd.senderId, ...copy };
+    const meta: WriteMeta = { expirySec: cmd.expirySec, senderId: cmd.senderId, ttlSec: this.ttlFor(cmd.expirySec), ...copy };
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {

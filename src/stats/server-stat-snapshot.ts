@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.ts';
 import type { GatewayStats } from '../telemetry/telemetry.ts';
+import type { ReplayWindow } from './replay-window.ts';
 import type { DailyCounters } from './daily-counters.ts';
 import type { ServerStat } from './server-stats.ts';
 
@@ -12,6 +13,7 @@ export function serverStatSnapshot(
   effective: Config['limits'],
   gateway: () => GatewayStats | undefined,
   counters: DailyCounters,
+  replayWindow: () => ReplayWindow,
 ): () => ServerStat {
   const limits = {
     maxPayload: effective.maxPayloadBytes,
@@ -31,6 +33,13 @@ export function serverStatSnapshot(
       websockets: g?.websockets ?? 0,
       pollings: g?.pollings ?? 0,
       daily: counters.snapshot(),
+      jetpull: extras(replayWindow(), config),
     };
   };
+}
+
+function extras(window: ReplayWindow, config: Config): NonNullable<ServerStat['jetpull']> {
+  const warnings: string[] = [];
+  if (window.shortened) warnings.push(`replay window ${window.seconds} s is shorter than storage.messageTtlSec ${config.storage.messageTtlSec} s (stream byte limit)`);
+  return { replayWindowSec: window.seconds ?? null, warnings };
 }

@@ -12,6 +12,8 @@ export interface ServerStat {
   websockets: number;
   pollings: number;
   daily: { requests: Record<string, number>; messages: Record<string, number> };
+  /** jetpull's own additions: the replay window held, and what an operator should know. */
+  jetpull?: { replayWindowSec: number | null; warnings: string[] };
 }
 
 /**

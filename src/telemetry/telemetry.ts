@@ -54,3 +54,10 @@ export interface NatsStats {
   readonly connected: boolean;
   readonly reconnects: number;
 }
+
+export interface StreamStats {
+  /** Age of the oldest message held: how far back a client can resume; undefined while empty. */
+  readonly replayWindowSec: number | undefined;
+  readonly messages: number;
+  readonly bytes: number;
+}

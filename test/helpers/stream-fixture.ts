@@ -42,6 +42,7 @@ export class StreamFixture {
       maxPayloadBytes: config.limits.maxPayloadBytes,
       onlineTtlSec: config.storage.onlineTtlSec,
       onlineDeltaSec: config.storage.onlineDeltaSec,
+      perMessageTtl: false,
     });
     const messages = (await nats.ensure(decl, log)).get(MESSAGE_STREAM)!;
     return new StreamFixture(server, nats, config, messages.createdSec, nats.streamReader(MESSAGE_STREAM), nats.appender());

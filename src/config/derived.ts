@@ -1,0 +1,49 @@
+import { declarations } from '../../streams/index.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Config } from './schema.ts';
+
+/**
+ * Settings derived from the configuration and from what the NATS server supports,
+ * decided once at start.
+ */
+
+/** Room for jetpull's headers on top of a body, when checking the server's max_payload. */
+const HEADER_ALLOWANCE_BYTES = 4096;
+
+/** The JetStream resources this configuration needs (streams/). */
+export function streamDeclarations(config: Config, perMessageTtl: boolean): ReturnType<typeof declarations> {
+  return declarations({
+    perMessageTtl,
+    messageTtlSec: config.storage.messageTtlSec,
+    duplicateWindowMs: config.storage.duplicateWindowMs,
+    replicas: config.storage.streamReplicas,
+    maxBytes: config.storage.streamMaxBytes,
+    maxPayloadBytes: config.limits.maxPayloadBytes,
+    onlineTtlSec: config.storage.onlineTtlSec,
+    onlineDeltaSec: config.storage.onlineDeltaSec,
+  });
+}
+
+/**
+ * How long the server keeps a message, on servers with per-message TTL: a live-only
+ * message (expiry 0) only as long as gateways may still need it for a catch-up, a
+ * message with a short expiry until it expires; the rest for the stream's age limit.
+ */
+export function ttlPolicy(storage: Config['storage']): (expirySec: number) => number | undefined {
+  return (expirySec) => (expirySec === 0 ? storage.liveOnlyTtlSec : expirySec < storage.messageTtlSec ? expirySec : undefined);
+}
+
+/**
+ * limits.maxPayloadBytes, lowered to what the NATS server stores (its max_payload less
+ * room for jetpull's headers): a body over it is answered 413 at once instead of being
+ * retried into a 503 it could never leave.
+ */
+export function effectiveLimits(config: Config, serverMax: number | undefined, log: Logger): Config['limits'] {
+  if (serverMax === undefined || config.limits.maxPayloadBytes + HEADER_ALLOWANCE_BYTES <= serverMax) return config.limits;
+  const effective = serverMax - HEADER_ALLOWANCE_BYTES;
+  log.warn(
+    { maxPayloadBytes: config.limits.maxPayloadBytes, serverMaxPayloadBytes: serverMax, effectiveMaxPayloadBytes: effective },
+    'nats max_payload is smaller than limits.maxPayloadBytes; the limit is lowered to fit',
+  );
+  return { ...config.limits, maxPayloadBytes: effective };
+}
