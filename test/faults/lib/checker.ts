@@ -153,6 +153,7 @@ export function phaseAt(phases: readonly PhaseRec[], t: number): string {
 }
 
 const seqOf = (mid: string): number => Number(mid.slice(10));
+const epochOf = (mid: string): string => mid.slice(0, 10);
 
 export function check(h: History): Findings {
   const byN = new Map<number, PublishRec>();
@@ -310,17 +311,19 @@ function verdictFor(c: ClientRec, p: PublishRec, storedSeqs: number[] | undefine
   // what happened after it was sent counts: sequences restart when the stream is recreated.
   for (const k of c.conns) {
     if (k.endedAt !== undefined && k.endedAt < p.sentAt) continue;
-    const startSeq = k.startMid === undefined ? undefined : seqOf(k.startMid);
     const past = c.deliveries.find((d) => d.conn === k.conn && d.at >= p.sentAt && seqOf(d.mid) > seq);
+    // A mid of another epoch (a recreated stream) asks for everything retained: it starts before any sequence.
+    const otherEpoch = k.startMid !== undefined && past !== undefined && epochOf(k.startMid) !== epochOf(past.mid);
+    const startSeq = k.startMid === undefined ? undefined : otherEpoch ? 0 : seqOf(k.startMid);
     if (past !== undefined) {
       const before = startSeq !== undefined && startSeq < seq;
       if (c.transport === 'longpoll') {
         return before
-          ? `long-poll answer skipped it: poll ${k.conn} on ${k.gateway} with mid …${k.startMid!.slice(-8)} (seq ${startSeq}) answered seq ${seqOf(past.mid)} but not seq ${seq}${slept ? ' (after a sleep)' : ''}`
+          ? `long-poll answer skipped it: poll ${k.conn} on ${k.gateway} with mid …${k.startMid!.slice(-8)} (${otherEpoch ? 'another epoch' : `seq ${startSeq}`}) answered seq ${seqOf(past.mid)} but not seq ${seq}${slept ? ' (after a sleep)' : ''}`
           : `long-poll resumed past it: poll ${k.conn} on ${k.gateway} started at seq ${startSeq ?? 'none'} > ${seq}`;
       }
       if (past.frame === 0 && before) {
-        return `gateway replay skipped it: connection ${k.conn} to ${k.gateway} opened with mid seq ${startSeq} and replayed up to seq ${seqOf(past.mid)} without seq ${seq}${slept ? ' (after a sleep)' : ''}`;
+        return `gateway replay skipped it: connection ${k.conn} to ${k.gateway} opened with ${otherEpoch ? 'a mid of another epoch' : `mid seq ${startSeq}`} and replayed up to seq ${seqOf(past.mid)} without seq ${seq}${slept ? ' (after a sleep)' : ''}`;
       }
       if (before || startSeq === undefined) {
         return `live delivery skipped it: connection ${k.conn} to ${k.gateway} (open since ${startSeq === undefined ? 'the start' : `mid seq ${startSeq}`}) delivered seq ${seqOf(past.mid)} in frame ${past.frame} but never seq ${seq} (hub live feed / catch-up / gap fill)`;
