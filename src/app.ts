@@ -103,7 +103,8 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     // Per-message TTL came with nats-server 2.11; the echo of the stream config decides in the end.
     const decl = streamDeclarations(config, access.serverAtLeast(2, 11));
     const streamsLog = rootLog.child({ actor: 'streams' });
-    const messages = (await access.ensure(decl, streamsLog, waiting)).get(MESSAGE_STREAM)!;
+    // Publishing processes own the streams' settings; gateways only create what is missing.
+    const messages = (await access.ensure(decl, streamsLog, { updateExisting: config.role !== 'gateway', waiting })).get(MESSAGE_STREAM)!;
     const storedReader = access.streamReader(MESSAGE_STREAM, { replicas: config.storage.streamReplicas, batchDirectGet: access.serverAtLeast(2, 11) });
     const streamWatch = new StreamWatch(
       storedReader,

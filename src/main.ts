@@ -4,6 +4,7 @@ import { ConfigError, loadConfig, WORKER_INDEX_ENV, workerIndex as workerIndexOf
 import type { Config } from './config/schema.ts';
 import { createRootLogger, type Logger } from './log/logger.ts';
 import { guardProcess } from './log/process-guards.ts';
+import { ListenError } from './http/listen-error.ts';
 import { NatsBinaryMissingError, startLocalNats, type LocalNats } from './nats/local-server.ts';
 import { VERSION } from './version.ts';
 
@@ -93,6 +94,7 @@ async function main(): Promise<void> {
   try {
     app = await startApp(effective, log, natsUrl);
   } catch (err) {
+    if (err instanceof ListenError) process.stderr.write(`jetpull: ${err.message}\n`);
     log.fatal({ err }, 'start-up failed');
     await localNats?.stop();
     process.exit(1);

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import { ConfigSchema, DEFAULT_ROUTES, type Config, type ConfigInput } from './schema.ts';
+import { ADMIN_PORT_OFFSET, ConfigSchema, DEFAULT_ROUTES, type Config, type ConfigInput } from './schema.ts';
 import { readPushConfigFile } from './push-config-file.ts';
 
 /**
@@ -59,7 +59,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     problems.push(...crossFieldProblems(parsed.data));
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  return { config: deepFreeze(parsed.data), ...(file ? { file } : {}) };
+  return { config: deepFreeze(withDerivedDefaults(parsed.data)), ...(file ? { file } : {}) };
 }
 
 /** Environment variable the cluster primary sets for each worker it forks. */
@@ -77,7 +77,21 @@ export function parseConfig(input: ConfigInput): Config {
   if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => describeIssue(i)));
   const problems = crossFieldProblems(parsed.data);
   if (problems.length > 0) throw new ConfigError(problems);
-  return deepFreeze(parsed.data);
+  return deepFreeze(withDerivedDefaults(parsed.data));
+}
+
+/**
+ * Defaults that follow from the listeners, so that several instances on one host
+ * (BitrixVM runs one per config file) each get their own admin port and local store.
+ */
+function withDerivedDefaults(parsed: z.infer<typeof ConfigSchema>): Config {
+  const first = parsed.servers[0]!.port;
+  const derivedAdmin = first === 0 ? 0 : first + ADMIN_PORT_OFFSET <= 65_535 ? first + ADMIN_PORT_OFFSET : 0;
+  return {
+    ...parsed,
+    admin: { ...parsed.admin, port: parsed.admin.port ?? derivedAdmin },
+    nats: { ...parsed.nats, localDataDir: parsed.nats.localDataDir ?? (first === 8010 ? 'data/nats' : `data/nats-${first}`) },
+  };
 }
 
 function configFileArg(argv: readonly string[], problems: string[]): string | undefined {
@@ -198,7 +212,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${path.join('.') || '(root)'} (env ${env}): ${issue.message}`;
 }
 
-function crossFieldProblems(config: Config): string[] {
+function crossFieldProblems(config: z.infer<typeof ConfigSchema>): string[] {
   const problems: string[] = [];
   const routeOwners = new Map<string, string>();
   config.servers.forEach((server, i) => {

@@ -63,7 +63,7 @@ const Nats = z.strictObject({
   credsFile: z.string().optional().describe('Path to a NATS .creds file.'),
   connectTimeoutMs: positiveInt.default(5_000).describe('Time allowed for the first connection before start-up fails.'),
   requestTimeoutMs: positiveInt.default(5_000).describe('Time allowed for one JetStream API request (stream info, direct get).'),
-  localDataDir: z.string().default('data/nats').describe('Store directory of the child nats-server started when url is unset.'),
+  localDataDir: z.string().optional().describe('Store directory of the child nats-server started when url is unset. Default: data/nats, or data/nats-<port> when the first listener is not on 8010, so instances side by side keep apart.'),
   localPort: z.coerce.number().int().min(-1).max(65_535).default(4222).describe('Client port of the child nats-server (on 127.0.0.1); when taken, a free port is used and logged. -1: always a free port.'),
   localBinary: z.string().default('nats-server').describe('Executable started when url is unset.'),
 });
@@ -125,7 +125,7 @@ export const ConfigSchema = z.strictObject({
   publisher: Publisher.prefault({}),
   admin: z
     .strictObject({
-      port: z.coerce.number().int().min(-1).max(65_535).default(9180).describe('Port of the internal listener for /healthz, /readyz and /metrics; -1 turns it off, 0 picks a free one. With several workers, worker n listens on port + n.'),
+      port: z.coerce.number().int().min(-1).max(65_535).optional().describe('Port of the internal listener for /healthz, /readyz and /metrics; -1 turns it off, 0 picks a free one. Default: the first listener\'s port + 1170 (9180 for 8010), so instances side by side get their own. With several workers, worker n listens on port + n.'),
       hostname: z.string().default('127.0.0.1').describe('Bind address of the internal listener.'),
     })
     .prefault({}),
@@ -135,5 +135,13 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
 });
 
-export type Config = z.infer<typeof ConfigSchema>;
+type Parsed = z.infer<typeof ConfigSchema>;
+/** The configuration with the defaults that depend on other settings filled in (config/load.ts). */
+export type Config = Parsed & {
+  readonly admin: Parsed['admin'] & { readonly port: number };
+  readonly nats: Parsed['nats'] & { readonly localDataDir: string };
+};
+
+/** The admin port is the first listener's port plus this (8010 → 9180). */
+export const ADMIN_PORT_OFFSET = 1170;
 export type ConfigInput = z.input<typeof ConfigSchema>;

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.ts';
 import type { Registry } from 'prom-client';
+import { ListenError } from './listen-error.ts';
 
 export interface AdminChecks {
   /** Why the process should not get traffic now, or undefined when ready. */
@@ -59,7 +60,9 @@ export class AdminListener {
 
   async listen(): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      this.server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(err.code === 'EADDRINUSE' ? new ListenError(`admin listener: ${this.hostname}:${this.port} is in use; set admin.port (PUSH_ADMIN__PORT) to a free port, 0 for any, or -1 to turn it off`, err) : err),
+      );
       this.server.listen({ port: this.port, host: this.hostname }, () => {
         this.server.off('error', reject);
         resolve();

@@ -8,6 +8,7 @@ import { DEFAULT_ROUTES, type ListenerConfig } from '../config/schema.ts';
 import { SessionSocket } from '../gateway/ws-session.ts';
 import type { Logger } from '../log/logger.ts';
 import { sendNotFound, sendPlain, sendPreflight } from '../wire/http-replies.ts';
+import { ListenError } from './listen-error.ts';
 import { BodyTooLargeError, parseUrl, readBody, type ParsedUrl } from './request.ts';
 import { handleChannelStats, type ChannelStatsDeps } from './routes/channel-stats.ts';
 import { handleProtobufRequest } from './routes/protobuf.ts';
@@ -91,7 +92,9 @@ export class Listener {
 
   async listen(): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      this.server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(err.code === 'EADDRINUSE' ? new ListenError(`listener ${this.cfg.name ?? ''} ${this.cfg.hostname}:${this.cfg.port} is in use; change its port in servers[] (PUSH_PORT, PUSH_PUB_PORT)`, err) : err),
+      );
       this.server.listen({ port: this.cfg.port, host: this.cfg.hostname, backlog: this.cfg.backlog }, () => {
         this.server.off('error', reject);
         resolve();

@@ -75,7 +75,13 @@ const COMPARED_FIELDS = [
   'num_replicas', 'discard', 'allow_direct', 'republish', 'allow_msg_ttl',
 ] as const;
 
-export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, log: Logger): Promise<EnsuredStream> {
+/**
+ * `updateExisting` false: a stream that exists is left as it is, differences only
+ * logged. Processes with other settings (BitrixVM's sub and pub config files differ in
+ * their TTLs) would otherwise rewrite the stream back and forth on every start: the
+ * publishing processes own it.
+ */
+export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, log: Logger, updateExisting = true): Promise<EnsuredStream> {
   const wanted = toStreamConfig(spec);
   let info = await streamInfo(jsm, spec.name);
   if (info === null) {
@@ -86,9 +92,11 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, log:
       if (info.config[field] !== wanted[field]) throw new StreamDriftError(spec.name, field, wanted[field], info.config[field]);
     }
     const changed = COMPARED_FIELDS.filter((f) => !sameValue(info!.config[f], wanted[f]));
-    if (changed.length > 0) {
+    if (changed.length > 0 && updateExisting) {
       info = await jsm.streams.update(spec.name, wanted);
       log.info({ stream: spec.name, fields: changed }, 'stream updated');
+    } else if (changed.length > 0) {
+      log.info({ stream: spec.name, fields: changed }, 'stream settings differ from this process\'s; left to the publishing processes');
     }
   }
   checkEcho(spec.name, wanted, info);
@@ -101,7 +109,7 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, log:
  * Creates a KV bucket, or brings an existing one's age limit and replicas in line
  * with the declaration (the bucket's other settings belong to the KV layer).
  */
-export async function ensureBucket(nc: NatsConnection, jsm: JetStreamManager, spec: BucketSpec, log: Logger): Promise<void> {
+export async function ensureBucket(nc: NatsConnection, jsm: JetStreamManager, spec: BucketSpec, log: Logger, updateExisting = true): Promise<void> {
   const streamName = `KV_${spec.bucket}`;
   const info = await streamInfo(jsm, streamName);
   if (info === null) {
@@ -118,7 +126,7 @@ export async function ensureBucket(nc: NatsConnection, jsm: JetStreamManager, sp
   const wantedStorage = spec.storage === 'file' ? StorageType.File : StorageType.Memory;
   if (info.config.storage !== wantedStorage) throw new StreamDriftError(streamName, 'storage', wantedStorage, info.config.storage);
   const maxAge = nanos(spec.ttlMs);
-  if (info.config.max_age !== maxAge || info.config.num_replicas !== spec.replicas) {
+  if (updateExisting && (info.config.max_age !== maxAge || info.config.num_replicas !== spec.replicas)) {
     const duplicateWindow = Math.min(info.config.duplicate_window, maxAge);
     await jsm.streams.update(streamName, { ...info.config, max_age: maxAge, duplicate_window: duplicateWindow, num_replicas: spec.replicas });
     log.info({ bucket: spec.bucket, fields: ['max_age', 'num_replicas'] }, 'bucket updated');
@@ -130,10 +138,11 @@ export async function ensureAll(
   jsm: JetStreamManager,
   decl: Declarations,
   log: Logger,
+  updateExisting = true,
 ): Promise<Map<string, EnsuredStream>> {
   const out = new Map<string, EnsuredStream>();
-  for (const spec of decl.streams) out.set(spec.name, await ensureStream(jsm, spec, log));
-  for (const bucket of decl.buckets) await ensureBucket(nc, jsm, bucket, log);
+  for (const spec of decl.streams) out.set(spec.name, await ensureStream(jsm, spec, log, updateExisting));
+  for (const bucket of decl.buckets) await ensureBucket(nc, jsm, bucket, log, updateExisting);
   return out;
 }
 

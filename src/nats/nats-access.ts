@@ -63,10 +63,11 @@ export class NatsAccess {
    * unavailable", timeouts) is waited for, with the reason logged; a declaration that
    * conflicts with the server's stream is not and fails.
    */
-  async ensure(decl: Declarations, log: Logger, waiting: (reason: string) => void = () => undefined): Promise<Map<string, EnsuredStream>> {
+  async ensure(decl: Declarations, log: Logger, opts: { updateExisting: boolean; waiting?: (reason: string) => void }): Promise<Map<string, EnsuredStream>> {
+    const waiting = opts.waiting ?? (() => undefined);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await ensureAll(this.link.nc, this.jsm, decl, log);
+        return await ensureAll(this.link.nc, this.jsm, decl, log, opts.updateExisting);
       } catch (err) {
         if (err instanceof StreamDriftError || err instanceof StreamFeatureError) throw err;
         const retryInMs = backoffMs(attempt);

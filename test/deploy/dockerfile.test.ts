@@ -57,13 +57,16 @@ describe('deploy: deploy/Dockerfile', () => {
     assert.ok(copies(final, 'package.json'), 'package.json ("type": "module") is copied');
   });
 
-  it('has a HEALTHCHECK that needs no curl and follows PUSH_PORT', () => {
+  it('has a HEALTHCHECK that needs no curl and asks /readyz on the admin port the image sets', () => {
     const hc = last('HEALTHCHECK');
     assert.ok(hc, 'the final stage has a HEALTHCHECK');
     const script = nodeScript(execForm(hc), 'HEALTHCHECK');
-    assert.equal(healthcheckRequest(script, {}).port, DEFAULTS.servers[0]!.port, 'PUSH_PORT unset: the default listener port');
-    assert.equal(healthcheckRequest(script, { PUSH_PORT: '18010', PUSH_HOSTNAME: '0.0.0.0' }).port, 18010, 'the healthcheck follows PUSH_PORT');
-    assert.equal(healthcheckRequest(script, { PUSH_HOSTNAME: '0.0.0.0' }).host, '127.0.0.1', 'a wildcard bind address is asked on the loopback');
+    const imageEnv = stageEnv(final).get('PUSH_ADMIN__PORT') ?? '';
+    assert.equal(imageEnv, String(DEFAULTS.admin.port), 'the image fixes the admin port at the default');
+    assert.equal(healthcheckRequest(script, { PUSH_ADMIN__PORT: imageEnv }).port, Number(imageEnv));
+    assert.equal(healthcheckRequest(script, { PUSH_ADMIN__PORT: '19180', PUSH_ADMIN__HOSTNAME: '0.0.0.0' }).port, 19180, 'the healthcheck follows PUSH_ADMIN__PORT');
+    assert.equal(healthcheckRequest(script, { PUSH_ADMIN__HOSTNAME: '0.0.0.0' }).host, '127.0.0.1', 'a wildcard bind address is asked on the loopback');
+    assert.equal(healthcheckRequest(script, {}).path, '/readyz');
   });
 
   it('compiles every file tsconfig.build.json includes, and the build context does not exclude them', () => {

@@ -24,19 +24,30 @@ export interface JetpullProcess {
 export async function spawnJetpull(natsUrl: string, env: Record<string, string> = {}): Promise<JetpullProcess> {
   const port = await freePort();
   const adminPort = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  return start([], port, adminPort, {
+    NATS_URL: natsUrl,
+    PUSH_PORT: String(port),
+    PUSH_HOSTNAME: '127.0.0.1',
+    PUSH_SECURITY__KEY: TEST_KEY,
+    PUSH_ADMIN__PORT: String(adminPort),
+    PUSH_LOG__LEVEL: 'info',
+    ...env,
+  });
+}
+
+/**
+ * jetpull started as BitrixVM starts Push server 2.0: `--config <file>` and nothing
+ * else but NATS_URL; its listener and admin port come from the file (the admin port
+ * derived from the first listener's).
+ */
+export function spawnJetpullWithConfig(natsUrl: string, file: string, port: number, adminPort: number): Promise<JetpullProcess> {
+  return start(['--config', file], port, adminPort, { NATS_URL: natsUrl });
+}
+
+async function start(args: string[], port: number, adminPort: number, env: Record<string, string>): Promise<JetpullProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
     cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      NATS_URL: natsUrl,
-      PUSH_PORT: String(port),
-      PUSH_HOSTNAME: '127.0.0.1',
-      PUSH_SECURITY__KEY: TEST_KEY,
-      PUSH_ADMIN__PORT: String(adminPort),
-      PUSH_LOG__LEVEL: 'info',
-      ...env,
-    },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];

@@ -44,7 +44,7 @@ export class StreamFixture {
       onlineDeltaSec: config.storage.onlineDeltaSec,
       perMessageTtl: false,
     });
-    const messages = (await nats.ensure(decl, log)).get(MESSAGE_STREAM)!;
+    const messages = (await nats.ensure(decl, log, { updateExisting: true })).get(MESSAGE_STREAM)!;
     return new StreamFixture(server, nats, config, messages.createdSec, nats.streamReader(MESSAGE_STREAM), nats.appender());
   }
 

@@ -34,7 +34,7 @@ before(async () => {
     onlineDeltaSec: 10,
     perMessageTtl: false,
   });
-  await writer.ensure(decl, log);
+  await writer.ensure(decl, log, { updateExisting: true });
 });
 after(async () => {
   await writer?.close();

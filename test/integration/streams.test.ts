@@ -63,6 +63,13 @@ describe('ensure streams', () => {
     assert.equal((await jsm.streams.info('T_UPDATE')).config.max_age, 3_600 * 1e9);
   });
 
+  it('leaves an existing stream as it is when told not to update it (a gateway with other TTLs than the publishers)', async () => {
+    await ensureStream(jsm, spec('T_KEEP'), log);
+    const kept = await ensureStream(jsm, spec('T_KEEP', { maxAgeMs: 3_600_000 }), log, false);
+    assert.equal(kept.info.config.max_age, 86_400 * 1e9);
+    assert.equal((await jsm.streams.info('T_KEEP')).config.max_age, 86_400 * 1e9);
+  });
+
   it('refuses to start on drift that cannot be changed, naming the field', async () => {
     await ensureStream(jsm, spec('T_DRIFT', { storage: 'memory' }), log);
     await assert.rejects(ensureStream(jsm, spec('T_DRIFT'), log), (err: unknown) => {
