@@ -7,6 +7,7 @@ import { log, nowMs } from './lib/util.ts';
 import { binaryScenario } from './scenarios/binary.ts';
 import { ceilingScenario } from './scenarios/ceiling.ts';
 import { fanoutScenario } from './scenarios/fanout.ts';
+import { faultsScenario } from './scenarios/faults.ts';
 import { idleScenario } from './scenarios/idle.ts';
 import { longpollScenario } from './scenarios/longpoll.ts';
 import { publishScenario } from './scenarios/publish.ts';
@@ -28,6 +29,7 @@ const SCENARIOS: Scenario[] = [
   replayScenario,
   longpollScenario,
   binaryScenario,
+  faultsScenario,
 ];
 
 function specsOf(s: Scenario): OptSpecs {
