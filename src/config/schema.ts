@@ -109,7 +109,7 @@ const Gateway = z.strictObject({
 const Publisher = z.strictObject({
   mailboxCapacity: positiveInt.default(10_000).describe('Publish commands waiting for a write slot; beyond it publishes are answered 503.'),
   maxInFlight: positiveInt.default(1_024).describe('JetStream writes awaiting acknowledgement at once.'),
-  publishTimeoutMs: positiveInt.default(5_000).describe('Time from a publish request to its acknowledgement (queueing and retries included); past it the answer is 503.'),
+  publishTimeoutMs: positiveInt.default(10_000).describe('Time from a publish request to its acknowledgement (queueing and retries included); past it the answer is 503. Long enough to ride out a stream leader election (4–9 s).'),
   natsSubject: z.string().min(1).default('push.publish').describe('Request/reply subject of the native NATS publish API.'),
 });
 

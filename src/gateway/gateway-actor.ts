@@ -40,7 +40,7 @@ export interface GatewayDeps {
   feed: LiveFeed;
   reader: StreamReader;
   /** The stream's position (catch-up starting point) and re-creation (new epoch). */
-  watch: Pick<StreamWatch, 'onPosition' | 'onRecreated'>;
+  watch: Pick<StreamWatch, 'onPosition' | 'onRecreated' | 'check'>;
   presence: Presence;
   /** Answers protobuf requests clients send on binary WebSockets. */
   clientRequests: ClientRequests;
@@ -82,6 +82,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
     this.hub = new Hub(deps.feed, deps.reader, epochSec, log.child({ component: 'hub' }), {
       lingerMs: Math.max(cfg.longPollTimeoutMs, 10_000),
       maxHeldMessages: cfg.maxCatchUpHeldMessages,
+      // A stream re-created under the gateway shows first as sequences going back: look now, not at the next check.
+      onSequenceBehind: () => void deps.watch.check(),
     });
     this.reader = new ReplayReader(deps.reader);
     this.replays = new ReplayScheduler(

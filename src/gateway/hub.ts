@@ -33,9 +33,18 @@ export interface HubStats {
 export interface HubOptions {
   /** Idle channels keep their subscription this long, so a long poll's next request finds it. */
   lingerMs: number;
+  /**
+   * A live message came with a sequence the channel is already past: a duplicate of
+   * what a gap fill or catch-up delivered, or a stream re-created under us. Called at
+   * most every half second; the gateway checks the stream at once.
+   */
+  onSequenceBehind?: () => void;
   /** Live messages held during a catch-up or a gap fill; beyond it they are read again from the stream. */
   maxHeldMessages: number;
 }
+
+/** Pause between catch-up attempts while the stream cannot be read. */
+const CATCH_UP_RETRY_MS = 250;
 
 /** How long a replay waits for live delivery to reach its horizon before handing over anyway. */
 const SEEN_WAIT_MS = 2_000;
@@ -78,6 +87,8 @@ export class Hub {
   private closed = false;
   /** Stream position noted at the previous check, trusted once a check interval passed without a loss. */
   private notedPosition: number | undefined;
+  /** When onSequenceBehind was last called. */
+  private behindAt = 0;
 
   constructor(
     private readonly feed: LiveFeed,
@@ -282,7 +293,8 @@ export class Hub {
           if (this.closed) return;
           this.log.warn({ err, reason }, 'catch-up failed, retrying');
           this.catchUpAgain = true;
-          await delay(1_000);
+          // Usually the stream has no leader yet: try again soon, live delivery is held meanwhile.
+          await delay(CATCH_UP_RETRY_MS);
         }
       } while (this.catchUpAgain && !this.closed);
       this.counters.catchUps++;
@@ -333,6 +345,7 @@ export class Hub {
   }
 
   private onStored(entry: ChannelEntry, msg: StoredMessage): void {
+    if (msg.seq <= Math.max(entry.lastSeq, entry.completeFrom ?? 0)) this.sequenceBehind();
     if (msg.seq <= entry.lastSeq) return; // delivered already (by a gap fill or a catch-up)
     // What this channel has delivered, or the point from which everything arrives live.
     const upTo = entry.completeFrom === undefined ? (entry.lastSeq > 0 ? entry.lastSeq : undefined) : Math.max(entry.lastSeq, entry.completeFrom);
@@ -386,6 +399,13 @@ export class Hub {
     const d = new Delivery(msg, this.epochSec(), Date.now());
     for (const s of entry.sessions) s.deliver(d);
     this.counters.deliveries += entry.sessions.size;
+  }
+
+  private sequenceBehind(): void {
+    const now = Date.now();
+    if (this.opts.onSequenceBehind === undefined || now - this.behindAt < 500) return;
+    this.behindAt = now;
+    this.opts.onSequenceBehind();
   }
 
   private advanceSeen(seq: number): void {

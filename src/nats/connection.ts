@@ -29,7 +29,9 @@ export class NatsLink {
       reconnectTimeWait: 500,
       reconnectJitter: 250,
       timeout: cfg.connectTimeoutMs,
-      pingInterval: 10_000,
+      // A server that stops answering (a partition, a frozen node) is left within ~6 s,
+      // for another node of the cluster; the default (2 min) would hold clients that long.
+      pingInterval: 2_000,
       maxPingOut: 3,
       ...(cfg.user === undefined ? {} : { user: cfg.user, pass: cfg.password ?? '' }),
       ...(cfg.token === undefined ? {} : { token: cfg.token }),

@@ -23,6 +23,11 @@ interface Queued {
 }
 
 const SWEEP_MS = 50;
+/**
+ * nats-server 2.11+: an earlier attempt with the same message id is still being
+ * stored (a retry after a slow acknowledgement). A later retry gets "duplicate".
+ */
+const DUPLICATE_IN_PROCESS = 10158;
 
 /**
  * Appends messages to JetStream and collects their acknowledgements, built for the
@@ -116,7 +121,7 @@ export class JetStreamAppender {
       };
       if (r.error) {
         const err =
-          r.error.code === 503
+          r.error.code === 503 || r.error.err_code === DUPLICATE_IN_PROCESS
             ? new PublishUnavailableError('nats-unavailable', { cause: new Error(r.error.description ?? 'unavailable') })
             : new PublishRejectedError(`stream refused the message (${r.error.err_code ?? 0}: ${r.error.description ?? 'refused'})`);
         p.reject(err);

@@ -13,6 +13,9 @@ import { LiveFeed } from './live-feed.ts';
 import { serveRequests, type RequestHandler } from './request-server.ts';
 import { StreamReader, type StreamReaderOptions } from './stream-reader.ts';
 
+/** Time allowed for one read of the message stream (a position, a direct get). */
+const READ_TIMEOUT_MS = 2_000;
+
 /**
  * Everything the rest of the process gets from NATS, built on its one connection:
  * the stream resources applied from streams/, the appender that writes messages, the
@@ -23,6 +26,8 @@ export class NatsAccess {
   private constructor(
     readonly link: NatsLink,
     private readonly jsm: JetStreamManager,
+    /** For the stream reader: reads and positions fail fast while a stream has no leader, and are retried. */
+    private readonly readJsm: JetStreamManager,
     private readonly cfg: Config['nats'],
   ) {}
 
@@ -36,7 +41,9 @@ export class NatsAccess {
       let link: NatsLink | undefined;
       try {
         link = await NatsLink.open(cfg, url, log);
-        return new NatsAccess(link, await jetstreamManager(link.nc, { timeout: cfg.requestTimeoutMs }), cfg);
+        const jsm = await jetstreamManager(link.nc, { timeout: cfg.requestTimeoutMs });
+        const readJsm = await jetstreamManager(link.nc, { timeout: Math.min(cfg.requestTimeoutMs, READ_TIMEOUT_MS), checkAPI: false });
+        return new NatsAccess(link, jsm, readJsm, cfg);
       } catch (err) {
         await link?.close().catch(() => undefined);
         // Wrong credentials do not heal by waiting: say so and stop.
@@ -91,7 +98,7 @@ export class NatsAccess {
   }
 
   streamReader(stream: string, opts?: StreamReaderOptions): StreamReader {
-    return new StreamReader(jetstream(this.link.nc, { timeout: this.cfg.requestTimeoutMs }), this.jsm, stream, opts);
+    return new StreamReader(jetstream(this.link.nc, { timeout: this.cfg.requestTimeoutMs }), this.readJsm, stream, opts);
   }
 
   liveFeed(stream: string, log: Logger): LiveFeed {

@@ -79,7 +79,9 @@ export class StreamWriter {
         continue;
       }
       try {
-        return await this.appender.append(key, cmd.body, msgId, meta, Math.min(remaining, 2_000));
+        // A retry follows a timeout or "no leader", most likely a leader election: ask
+        // more often then, so the first write after the election is acknowledged soon.
+        return await this.appender.append(key, cmd.body, msgId, meta, Math.min(remaining, attempt === 0 ? 2_000 : 1_000));
       } catch (err) {
         if (!toClientError(err).temporary) throw err;
         // Timed out or no leader yet: the same message id makes the retry safe.
