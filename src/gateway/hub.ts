@@ -43,6 +43,9 @@ export interface HubOptions {
   maxHeldMessages: number;
 }
 
+/** Channels checked for missed messages at once during a catch-up. */
+const HOLE_CHECKS_AT_ONCE = 32;
+
 /** Pause between catch-up attempts while the stream cannot be read. */
 const CATCH_UP_RETRY_MS = 250;
 
@@ -274,18 +277,17 @@ export class Hub {
         this.catchUpAgain = false;
         const from = this.catchUpFrom!;
         try {
-          const last = await this.reader.scan(
-            from,
-            (key) => this.channels.has(key),
-            (m) => {
-              const entry = this.channels.get(m.key);
-              if (entry !== undefined && m.seq > entry.lastSeq) {
-                this.deliver(entry, m);
-                delivered++;
-              }
-            },
-            () => this.droppedUpTo,
-          );
+          const found: StoredMessage[] = [];
+          const last = await this.reader.scan(from, (key) => this.channels.has(key), (m) => found.push(m), () => this.droppedUpTo);
+          const holes = await this.holesBefore(from, found);
+          const all = holes.length > 0 ? [...holes, ...found].sort((a, b) => a.seq - b.seq) : found;
+          for (const m of all) {
+            const entry = this.channels.get(m.key);
+            if (entry !== undefined && m.seq > entry.lastSeq) {
+              this.deliver(entry, m);
+              delivered++;
+            }
+          }
           this.catchUpFrom = Math.max(this.catchUpFrom!, last);
           // Held messages dropped after the scan stopped reading: read on.
           if (this.droppedUpTo > this.catchUpFrom) this.catchUpAgain = true;
@@ -306,6 +308,38 @@ export class Hub {
         this.release();
       }
     }
+  }
+
+  /**
+   * Messages a channel may have lost before `from` without any event (a route that
+   * dropped republished messages, interest still on its way to the stream leader):
+   * the scan starts at `from`, and delivering its newer messages first would hide them
+   * for good. Checked for the channels the scan found something for, from what each
+   * had delivered (or its subscription's start); one read each when nothing is missing.
+   */
+  private async holesBefore(from: number, found: readonly StoredMessage[]): Promise<StoredMessage[]> {
+    const starts = new Map<string, number>();
+    for (const m of found) {
+      if (starts.has(m.key)) continue;
+      const e = this.channels.get(m.key);
+      if (e === undefined || e.completeFrom === undefined) continue;
+      const start = Math.max(e.lastSeq, e.completeFrom);
+      if (start < from) starts.set(m.key, start);
+    }
+    const holes: StoredMessage[] = [];
+    const keys = [...starts.keys()];
+    for (let i = 0; i < keys.length; i += HOLE_CHECKS_AT_ONCE) {
+      await Promise.all(
+        keys.slice(i, i + HOLE_CHECKS_AT_ONCE).map(async (key) => {
+          for await (const m of this.reader.after(key, starts.get(key)!)) {
+            if (m.seq > from) break;
+            holes.push(m);
+          }
+        }),
+      );
+    }
+    if (holes.length > 0) this.log.warn({ count: holes.length, channels: keys.length, fromSeq: from }, 'live delivery had missed messages before the catch-up point');
+    return holes;
   }
 
   private subscribe(key: string): ChannelEntry {

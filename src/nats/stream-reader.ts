@@ -32,8 +32,14 @@ const WALK_BATCH = 256;
 
 /** Messages read per fetch while scanning the stream. */
 const SCAN_BATCH = 5_000;
-/** A scan that reads nothing for this long while messages remain before its target fails (and is retried). */
-const SCAN_STALL_MS = 15_000;
+/**
+ * A consumer that delivers nothing for this long while messages remain before the
+ * target (placed on a replica that is still catching up, typically): the rest is read
+ * by sequence from the stream (the leader in a cluster), or the scan fails and is retried.
+ */
+const SCAN_STALL_MS = 3_000;
+/** The most messages finished by sequence after a stall; beyond it the scan is retried. */
+const STALL_FINISH_MAX = 5_000;
 
 /**
  * Every read of the message stream, in domain terms: positions, one channel's
@@ -148,12 +154,26 @@ export class StreamReader {
         const now = await this.position();
         // Nothing left up to the target: it aged out or was removed meanwhile.
         if (now.firstSeq > target || now.lastSeq <= last) return Math.max(last, Math.min(target, now.lastSeq));
-        if (Date.now() - progressAt > SCAN_STALL_MS) throw new StreamReadError(`scan made no progress at ${last} of ${target}`);
+        if (Date.now() - progressAt > SCAN_STALL_MS) {
+          if (target - last > STALL_FINISH_MAX) throw new StreamReadError(`scan made no progress at ${last} of ${target}`);
+          return await this.finishBySequence(last, target, wants, visit);
+        }
       }
     } finally {
       await consumer.delete().catch(() => undefined);
     }
     return last;
+  }
+
+  /** The scan's rest, one message at a time by sequence (gaps in the sequence are deleted messages). */
+  private async finishBySequence(last: number, target: number, wants: (key: string) => boolean, visit: (m: StoredMessage) => void): Promise<number> {
+    for (let seq = last + 1; seq <= target; seq++) {
+      const m = await this.get({ seq });
+      if (m === null) continue;
+      const stored = toStored(m);
+      if (wants(stored.key)) visit(stored);
+    }
+    return target;
   }
 
   private async *afterInBatches(subject: string, afterSeq: number): AsyncGenerator<StoredMessage> {

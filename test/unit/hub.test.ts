@@ -129,6 +129,36 @@ describe('hub', () => {
     hub.close();
   });
 
+  it('a catch-up finds what a channel lost before the catch-up point, without any event, instead of hiding it', async () => {
+    let dropNext = false;
+    let away = false;
+    const hub = newHub(() => {
+      if (away) return true;
+      if (!dropNext) return false;
+      dropNext = false;
+      return true;
+    });
+    hub.startAt(await f.reader.end());
+    const a = `priv.${newId()}`;
+    const b = `priv.${newId()}`;
+    const s = await liveSession([a, b]);
+    await hub.attach(s.session);
+    dropNext = true;
+    const a1 = await f.store(a);
+    const b1 = await f.store(b);
+    await s.client.waitSeqs(1);
+    away = true;
+    hub.noteDisconnect();
+    const a2 = await f.store(a);
+    await new Promise((r) => setTimeout(r, 100));
+    away = false;
+    await hub.catchUp('test');
+    const got = await s.client.waitSeqs(3);
+    assert.deepEqual([...got].sort((x, y) => x - y), [a1, b1, a2]);
+    assert.ok(got.indexOf(a1) < got.indexOf(a2), 'the older message of the channel first');
+    hub.close();
+  });
+
   it('notices when the first live message of a new subscription is lost', async () => {
     let seen = 0;
     const hub = newHub(() => ++seen === 1);

@@ -1,3 +1,5 @@
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TEST_KEY } from '../../helpers/channels.ts';
@@ -135,7 +137,10 @@ export class JetpullProcess {
     this.child = child;
     registerGroup(child.pid!, this.name);
     let partial = '';
+    // JETPULL_FAULTS_LOG_DIR keeps every line each process wrote, to read a finding against.
+    const logFile = process.env.JETPULL_FAULTS_LOG_DIR ? join(process.env.JETPULL_FAULTS_LOG_DIR, `${this.name}.log`) : undefined;
     const onData = (chunk: Buffer): void => {
+      if (logFile !== undefined) appendFileSync(logFile, chunk);
       partial += chunk.toString('utf8');
       const lines = partial.split('\n');
       partial = lines.pop() ?? '';
