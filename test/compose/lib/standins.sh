@@ -54,8 +54,8 @@ build_standins() {
   STANDIN_NODE="jetpull-standin/node:$("$node" --version | tr -d v)"
   build_standin node "$STANDIN_NODE" "$bookworm" "$ctx" || return 1
 
-  # nats: Debian's nats-server; trixie's 2.10 matches the production image's minor.
-  local nats_suite="${JETPULL_COMPOSE_NATS_SUITE:-trixie}" nats_pkg
+  # nats: Debian's nats-server; sid's current release matches the production image (nats:2.15).
+  local nats_suite="${JETPULL_COMPOSE_NATS_SUITE:-sid}" nats_pkg
   nats_pkg=$(debian_pkg nats-server "$nats_suite") || return 1
   ctx="$RUN_DIR/ctx/nats"
   mkdir -p "$ctx"
