@@ -15,7 +15,7 @@ export interface SuiteContext {
   /** Restart counts of the jetpull containers right after the first `up`. */
   firstUpRestarts?: Record<string, number>;
   /** Figures of the leader kill, judged against the tighter bounds of the known defect. */
-  leaderKill?: { recoveryMs: number; maxLatenessMs: number };
+  leaderKill?: { recoveryMs: number; maxLatenessMs: number; electionMs: number; afterElectionMs: number; latenessAfterElectionMs: number };
   /** Every request sent through nginx while a gateway stopped and was stopped. */
   probes: Probe[];
 }

@@ -34,6 +34,21 @@ export async function waitDelivered(subs: Subscriber[], acked: PublishResult[], 
   }
 }
 
+/**
+ * The longest a message took to reach a subscriber once it could: counted from its
+ * 200, or from `sinceMs` (the new stream leader) for the ones acknowledged before.
+ */
+export function latenessSince(subs: Subscriber[], acked: PublishResult[], sinceMs: number): number {
+  let worst = 0;
+  for (const s of subs) {
+    for (const p of acked) {
+      const at = s.firstSeen.get(p.n);
+      if (at !== undefined) worst = Math.max(worst, at - Math.max(p.answeredAt, sinceMs));
+    }
+  }
+  return worst;
+}
+
 export function describeMissing(d: Delivery): string {
   return d.missing.map((m) => `${m.client} lacks ${m.ns.length} (${m.ns.slice(0, 8).join(', ')}${m.ns.length > 8 ? ', …' : ''})`).join('; ');
 }

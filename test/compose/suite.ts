@@ -16,8 +16,7 @@ import { printTimings, record, recordPreparation } from './timings.ts';
  * checked end to end (run by test/compose/run.sh, which prepares the engine). The
  * checks run in order and some leave state for the next (a stopped gateway is started
  * again by the check after it); the fresh starts come last because they recreate the
- * stack. Checks marked todo are known defects of jetpull itself: they report, and do
- * not fail the run.
+ * stack.
  */
 
 const ctx = createContext();
