@@ -1,6 +1,6 @@
 import { newUser } from '../helpers/channels.ts';
 import type { Probe } from './context.ts';
-import { SilentWsClient } from './silent-ws.ts';
+import { SilentWsClient } from '../helpers/silent-ws-client.ts';
 
 /**
  * Short requests through nginx's public port that must never wait on a gateway that

@@ -32,7 +32,7 @@ describe('shutdown', () => {
       const tookMs = Date.now() - started;
       assert.equal(code, 0, JSON.stringify(gw.logs.slice(-5)));
       assert.ok(tookMs < DRAIN_MS + 3_000, `exited after ${tookMs} ms`);
-      assert.ok(clients.every((c) => c.dropped), 'every socket was dropped');
+      assert.ok(clients.every((c) => c.closed), 'every socket was dropped');
     } finally {
       for (const c of clients) c.destroy();
       gw.kill('SIGKILL');

@@ -5,7 +5,7 @@ import { describeMissing, waitDelivered } from '../delivery.ts';
 import { resolverDrops, droppedDuringAttempt } from '../nginx-log.ts';
 import { badProbes, probeLoop, probeOnce } from '../probes.ts';
 import { PublishLoop } from '../publisher.ts';
-import { SilentWsClient } from '../silent-ws.ts';
+import { SilentWsClient } from '../../helpers/silent-ws-client.ts';
 import { LongPollSubscriber, WsSubscriber, type Subscriber } from '../subscribers.ts';
 import { note, record } from '../timings.ts';
 
