@@ -44,10 +44,16 @@ export class StreamWatch {
    * means the stream is not the one the epoch belongs to: the stream is checked (and
    * the epoch moved on) before the mid is formed. Also waits for a check in progress.
    */
-  async epochOf(seq: number): Promise<number> {
-    if (seq <= this.highestAcked || this.checking !== undefined) await this.check();
-    this.highestAcked = Math.max(this.highestAcked, seq);
-    return this.epoch;
+  epochOf(seq: number): number | Promise<number> {
+    if (seq > this.highestAcked && this.checking === undefined) {
+      // The common case, on the publish hot path: no promise.
+      this.highestAcked = seq;
+      return this.epoch;
+    }
+    return this.check().then(() => {
+      this.highestAcked = Math.max(this.highestAcked, seq);
+      return this.epoch;
+    });
   }
 
   start(): void {

@@ -55,8 +55,10 @@ export class StreamWriter {
   }
 
   /** A duplicate names an earlier write of this epoch; a new write is checked against the stream. */
-  private async midOf(ack: Ack): Promise<string> {
-    return formatMid(ack.duplicate ? this.epoch.epochSec : await this.epoch.epochOf(ack.seq), ack.seq);
+  private midOf(ack: Ack): string | Promise<string> {
+    if (ack.duplicate) return formatMid(this.epoch.epochSec, ack.seq);
+    const epoch = this.epoch.epochOf(ack.seq);
+    return typeof epoch === 'number' ? formatMid(epoch, ack.seq) : epoch.then((e) => formatMid(e, ack.seq));
   }
 
   /** A duplicate under an idempotency key must be this very publish. */
