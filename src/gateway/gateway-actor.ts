@@ -227,7 +227,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
         void this.hub.catchUp('stream leader elected');
       }),
       watch.onPosition((pos) => (pos === undefined ? this.hub.forgetPosition() : this.hub.notePosition(pos.lastSeq))),
-      watch.onRecreated(() => this.newEpoch()),
+      watch.onRecreated((_epoch, lastSeq) => this.newEpoch(lastSeq)),
     ];
   }
 
@@ -263,8 +263,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
    * are asked to come back (1012); with their old-epoch mid they replay the new stream
    * from its start.
    */
-  private newEpoch(): void {
-    this.hub.resetEpoch();
+  private newEpoch(streamLastSeq: number): void {
+    this.hub.resetEpoch(streamLastSeq);
     const open = [...this.sessions];
     this.log.warn({ count: open.length }, 'new stream epoch, connections asked to reconnect');
     for (const s of open) s.close(CloseCode.ServiceRestart);

@@ -170,14 +170,15 @@ export class Hub {
   }
 
   /**
-   * The stream was re-created: its sequences start again. Every channel now receives
-   * all of the new stream live, nothing delivered counts any more, and a catch-up
-   * under way starts over from the new stream's beginning.
+   * The stream was re-created: its sequences start again. Nothing delivered counts any
+   * more; what the new stream got before this was noticed may have been taken for
+   * duplicates, so channels count as complete only after `streamLastSeq` (a replay from
+   * the start reads them), and a catch-up under way starts over from the beginning.
    */
-  resetEpoch(): void {
+  resetEpoch(streamLastSeq: number): void {
     for (const e of this.channels.values()) {
       e.lastSeq = 0;
-      e.completeFrom = 0;
+      e.completeFrom = streamLastSeq;
     }
     this.maxSeenSeq = 0;
     this.notedPosition = undefined;

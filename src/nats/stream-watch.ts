@@ -16,7 +16,7 @@ export class StreamWatch {
   /** Highest sequence acknowledged in this epoch: acknowledgements on one connection come in stream order. */
   private highestAcked = 0;
   private checking: Promise<void> | undefined;
-  private readonly recreatedListeners = new Set<(epochSec: number) => void>();
+  private readonly recreatedListeners = new Set<(epochSec: number, lastSeq: number) => void>();
   private readonly positionListeners = new Set<(pos: StreamPosition | undefined) => void>();
 
   constructor(
@@ -65,8 +65,8 @@ export class StreamWatch {
     clearInterval(this.timer);
   }
 
-  /** Called with the new epoch after the stream was re-created. */
-  onRecreated(listener: (epochSec: number) => void): () => void {
+  /** Called with the new epoch, and the new stream's last sequence when known (0 for a fresh one), after the stream was re-created. */
+  onRecreated(listener: (epochSec: number, lastSeq: number) => void): () => void {
     this.recreatedListeners.add(listener);
     return () => this.recreatedListeners.delete(listener);
   }
@@ -92,25 +92,29 @@ export class StreamWatch {
     } catch (err) {
       if (err instanceof StreamMissingError) {
         this.log.warn({ epoch: this.epoch }, 'message stream missing, re-creating it');
-        await this.recreate().then(
-          (created) => this.changed(created),
-          (createErr: unknown) => this.log.error({ err: createErr }, 'message stream could not be re-created'),
-        );
+        try {
+          const created = await this.recreate();
+          // Messages may already be stored in the new stream: where it ends now, as far as known.
+          const now = await this.reader.position().catch(() => undefined);
+          this.changed(created, now?.lastSeq ?? Number.MAX_SAFE_INTEGER);
+        } catch (createErr) {
+          this.log.error({ err: createErr }, 'message stream could not be re-created');
+        }
       }
       for (const l of this.positionListeners) l(undefined);
       return;
     }
     this.last = pos;
     const created = Math.floor(pos.createdMs / 1000);
-    if (created !== this.epoch) this.changed(created);
+    if (created !== this.epoch) this.changed(created, pos.lastSeq);
     for (const l of this.positionListeners) l(pos);
   }
 
-  private changed(created: number): void {
+  private changed(created: number, lastSeq: number): void {
     if (created === this.epoch) return;
     this.log.warn({ fromEpoch: this.epoch, toEpoch: created }, 'message stream was re-created, mids start a new epoch');
     this.epoch = created;
     this.highestAcked = 0;
-    for (const l of this.recreatedListeners) l(created);
+    for (const l of this.recreatedListeners) l(created, lastSeq);
   }
 }
