@@ -53,7 +53,8 @@ describe('reads in an R3 cluster', () => {
       const reader = onFollower.streamReader(MESSAGE_STREAM, { replicas: 3 });
       const key = `priv.${newId()}`;
       const appender = writer.appender();
-      await appender.append(key, Buffer.from('{}'), newPublishId(), { expirySec: 3600 }, 5_000);
+      const firstId = newPublishId();
+      await eventually('a first write', () => appender.append(key, Buffer.from('{}'), firstId, { expirySec: 3600 }, 5_000).then(() => true), 20_000, 250);
       await follower.pause();
       paused = true;
       let last = 0;
@@ -82,8 +83,12 @@ describe('reads in an R3 cluster', () => {
         if (m !== 'failed' && (m?.seq ?? 0) < last) stale.push(m?.seq ?? 0);
       }
       assert.deepEqual(stale, [], `acknowledged up to ${last}, read older newest messages`);
-      let walked = 0;
-      for await (const m of reader.after(key, last - 50)) walked += m.seq <= last ? 1 : 0;
+      // Retried like the reads above while the cluster settles; a walk that answers must be whole.
+      const walked = await eventually('a walk to answer', async () => {
+        let n = 0;
+        for await (const m of reader.after(key, last - 50)) n += m.seq <= last ? 1 : 0;
+        return n;
+      }, 20_000, 250);
       assert.equal(walked, 50, 'a walk from a position sees every message after it');
     } finally {
       if (paused) await follower.resume();
