@@ -68,9 +68,20 @@ const Nats = z.strictObject({
   localBinary: z.string().default('nats-server').describe('Executable started when url is unset.'),
 });
 
+/** A list in a config file, or comma separated in an environment variable. */
+const commaList = <T extends z.ZodType>(item: T) =>
+  z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v), z.array(item));
+
+const origin = z
+  .string()
+  .regex(/^https?:\/\/(\*\.)?[a-z0-9.-]+(:[0-9]{1,5})?$/i, 'an origin is scheme://host[:port], such as https://portal.example.com or https://*.example.com');
+
 const Security = z.strictObject({
   key: z.string().min(1).optional().describe('HMAC key shared with the portal (pull module "signature_key"). Unset: unsigned private ids are accepted and public ids are unusable.'),
   algo: z.string().default('sha1').describe('HMAC hash (pull module "signature_algo").'),
+  allowedOrigins: commaList(origin)
+    .default([])
+    .describe('Browser origins (https://portal.example.com, https://*.example.com) whose pages may subscribe and send client requests; another Origin gets 403 (the official client backs off 15 s and more). Requests without an Origin (same-origin pages, desktop and mobile apps) are allowed. Empty: every origin.'),
 });
 
 const Storage = z.strictObject({

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -9,6 +8,8 @@ import { SessionSocket } from '../gateway/ws-session.ts';
 import type { Logger } from '../log/logger.ts';
 import { sendNotFound, sendPlain, sendPreflight } from '../wire/http-replies.ts';
 import { ListenError } from './listen-error.ts';
+import type { OriginPolicy } from './origin-policy.ts';
+import { readTlsOptions } from './tls.ts';
 import { BodyTooLargeError, parseUrl, readBody, type ParsedUrl } from './request.ts';
 import { handleChannelStats, type ChannelStatsDeps } from './routes/channel-stats.ts';
 import { handleProtobufRequest } from './routes/protobuf.ts';
@@ -35,6 +36,8 @@ export interface RouteHandlers {
   /** `stat`: server statistics. */
   stat?: { reporter: ServerStatsReporter; counters: DailyCounters };
   maxPayloadBytes: number;
+  /** Origins whose pages may use `sub` and `rest` (security.allowedOrigins). */
+  origins: OriginPolicy;
 }
 
 /** Long polling through nginx arrives as /bitrix/sub/; served directly too, so no proxy is needed. */
@@ -67,19 +70,7 @@ export class Listener {
       maxPayload: handlers.maxPayloadBytes,
     });
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
-    this.server = cfg.ssl
-      ? createHttpsServer(
-          {
-            key: readFileSync(cfg.ssl.key),
-            cert: readFileSync(cfg.ssl.cert),
-            ...(cfg.ssl.ca ? { ca: readFileSync(cfg.ssl.ca) } : {}),
-            ...(cfg.ssl.dhparam ? { dhparam: readFileSync(cfg.ssl.dhparam) } : {}),
-            ...(cfg.ssl.ciphers ? { ciphers: cfg.ssl.ciphers } : {}),
-            ...(cfg.ssl.honorCipherOrder === undefined ? {} : { honorCipherOrder: cfg.ssl.honorCipherOrder }),
-          },
-          onRequest,
-        )
-      : createHttpServer(onRequest);
+    this.server = cfg.ssl ? createHttpsServer(readTlsOptions(cfg.ssl), onRequest) : createHttpServer(onRequest);
     this.server.keepAliveTimeout = 65_000;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -114,6 +105,20 @@ export class Listener {
     this.wss.close();
   }
 
+  /**
+   * Reads the TLS files again (SIGHUP): new connections get the renewed certificate,
+   * open ones keep theirs. Unreadable or mismatched files leave the current one in use.
+   */
+  reloadTls(): void {
+    if (!this.cfg.ssl) return;
+    try {
+      (this.server as import('node:https').Server).setSecureContext(readTlsOptions(this.cfg.ssl));
+      this.log.info({ cert: this.cfg.ssl.cert }, 'tls certificate reloaded');
+    } catch (err) {
+      this.log.error({ err, cert: this.cfg.ssl.cert }, 'tls certificate reload failed, the previous one stays in use');
+    }
+  }
+
   /** Ends connections still open (after the owners had their chance). */
   destroyConnections(): void {
     this.server.closeAllConnections();
@@ -127,7 +132,10 @@ export class Listener {
     const method = req.method;
     if (subscribe && this.matchesSub(raw)) {
       if (method === 'OPTIONS') return sendPreflight(res);
-      if (method === 'GET') return this.run(handleLongPoll(req, res, url, { ...subscribe, wss: this.wss }), res);
+      if (method === 'GET') {
+        if (!this.originAllowed(req)) return sendPlain(res, 403, 'origin not allowed');
+        return this.run(handleLongPoll(req, res, url, { ...subscribe, wss: this.wss }), res);
+      }
     }
     if (publish && routes.pub !== undefined && raw.startsWith(routes.pub)) {
       if (method === 'POST') {
@@ -144,6 +152,7 @@ export class Listener {
       if (method === 'GET') return this.run(handleChannelStats(res, url, publish.channelStats), res);
     }
     if (rest && routes.rest !== undefined && raw.startsWith(routes.rest) && method === 'POST') {
+      if (!this.originAllowed(req)) return this.refuseBody(req, res);
       return this.run(this.withBody(req, res, (body) => this.clientRequest(res, url, body, rest)), res);
     }
     if (stat && routes.stat !== undefined && raw.startsWith(routes.stat) && method === 'GET') {
@@ -168,10 +177,26 @@ export class Listener {
       refuse(socket, 400, 'Bad Request', 'Bad Request');
       return;
     }
+    if (!this.originAllowed(req)) {
+      refuse(socket, 403, 'Forbidden', 'origin not allowed');
+      return;
+    }
     handleUpgrade(req, socket, head, url, { ...subscribe, wss: this.wss }).catch((err: unknown) => {
       this.log.error({ err }, 'upgrade failed');
       refuse(socket, 500, 'Internal Server Error', 'Internal Server Error');
     });
+  }
+
+  private originAllowed(req: IncomingMessage): boolean {
+    if (this.handlers.origins.allows(req.headers.origin)) return true;
+    this.log.info({ origin: req.headers.origin }, 'origin refused');
+    return false;
+  }
+
+  /** 403 for a request whose body is not wanted: the connection is closed rather than the body read. */
+  private refuseBody(req: IncomingMessage, res: ServerResponse): void {
+    sendPlain(res, 403, 'origin not allowed', { Connection: 'close' });
+    res.once('finish', () => req.socket.destroy());
   }
 
   private matchesSub(rawUrl: string): boolean {
