@@ -90,6 +90,7 @@ const Storage = z.strictObject({
   channelTtlSec: positiveInt.default(86_400).describe('Accepted for Push server 2.0 compatibility; per-channel history lives as long as its messages.'),
   onlineTtlSec: positiveInt.default(120).describe('Presence lifetime after the last sign of a connection.'),
   onlineDeltaSec: z.coerce.number().int().min(0).default(10).describe('Slack added to onlineTtlSec.'),
+  presenceWritesInFlight: positiveInt.default(64).describe('Presence writes (KV puts) one process has outstanding at once; the rest wait in a queue of one entry per channel, so the pongs of a ping round cannot flood NATS. A long queue makes presence late, never wrong for longer than it.'),
   streamReplicas: z.coerce.number().int().min(1).max(5).default(1).describe('Replicas of every stream and bucket: 1 for one NATS server, 3 for a cluster.'),
   streamMaxBytes: z.coerce.number().int().default(-1).describe('Upper bound of the message stream on disk (bytes); the oldest messages go first. -1: unbounded.'),
   duplicateWindowMs: positiveInt.default(120_000).describe('Window in which a retried publish with the same id is stored once.'),
