@@ -10,6 +10,8 @@ export interface AdminChecks {
   registry: Registry;
 }
 
+const ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
 /** More routes on the internal listener (the demo): answers and returns true when the request is theirs. */
 export interface AdminRoutes {
   handle(req: IncomingMessage, res: ServerResponse, path: string): boolean;
@@ -34,8 +36,12 @@ export class AdminListener {
     this.server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0]!;
       if (extra?.handle(req, res, path)) return;
+      if (!ROUTES.has(path)) {
+        res.writeHead(404).end();
+        return;
+      }
       if (req.method !== 'GET') {
-        res.writeHead(405).end();
+        res.writeHead(405, { Allow: 'GET' }).end();
         return;
       }
       if (path === '/healthz') {
@@ -55,9 +61,7 @@ export class AdminListener {
             res.writeHead(500).end();
           },
         );
-        return;
       }
-      res.writeHead(404).end();
     });
   }
 

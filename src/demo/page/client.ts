@@ -101,6 +101,8 @@ async function publish(event: Event): Promise<void> {
   const text = el<HTMLInputElement>('text').value;
   const body = JSON.stringify({ module_id: MODULE, command: 'message', params: { text, sent_at: Date.now() } });
   const out = el('published');
+  delete out.dataset.ok;
+  out.textContent = 'publishing…';
   const res = await fetch(`/demo/publish?user=${userId}`, { method: 'POST', body, headers: { 'Message-Expiry': el<HTMLInputElement>('expiry').value } }).catch(() => undefined);
   out.dataset.ok = String(res?.ok === true);
   if (res === undefined) out.textContent = 'not stored: jetpull unreachable';
