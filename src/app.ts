@@ -206,8 +206,12 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       undo.push(() => l.close());
     }
 
-    demo?.attach({ publisher: publishing, presence, signer, listeners: config.servers.map((cfg, i) => ({ cfg, address: addresses[i]! })), messageTtlSec: config.storage.messageTtlSec, maxPayloadBytes: limits.maxPayloadBytes });
-    if (demo && admin?.address) demoLog.info({ url: `http://${config.admin.hostname}:${admin.address.port}/demo` }, 'demo page served');
+    if (demo && admin?.address) {
+      const listening = config.servers.map((cfg, i) => ({ cfg, address: addresses[i]! }));
+      const origins = new OriginPolicy(config.security.allowedOrigins);
+      demo.attach({ publisher: publishing, presence, signer, origins, listeners: listening, messageTtlSec: config.storage.messageTtlSec, maxPayloadBytes: limits.maxPayloadBytes });
+      demoLog.info({ url: `http://${config.admin.hostname}:${admin.address.port}/demo` }, 'demo page served');
+    }
 
     const stop = (): Promise<void> =>
       (stopping ??= (async () => {

@@ -20,6 +20,8 @@ export interface DemoParts {
   readonly publisher: Publisher;
   readonly presence: { online(keys: readonly string[]): Promise<boolean[]> };
   readonly signer: Signer;
+  /** security.allowedOrigins, as the public listeners apply it to the page's requests. */
+  readonly origins: { allows(origin: string): boolean };
   readonly listeners: readonly BoundListener[];
   readonly messageTtlSec: number;
   readonly maxPayloadBytes: number;
@@ -100,11 +102,15 @@ export class DemoRoutes {
     if (sub === undefined) return send(res, 503, 'text/plain', 'this process serves no subscription route (role publisher)');
     const base = (l: BoundListener, scheme: 'http' | 'ws'): string => `${scheme}${l.cfg.ssl ? 's' : ''}://${hostOf(l, req)}:${l.address.port}`;
     const pub = parts.listeners.find((l) => l.cfg.routes.pub !== undefined);
+    const pageOrigin = `http://${req.headers.host ?? ''}`;
     sendJson(res, {
       config: pullConfig(user, version, transport, { httpBase: base(sub, 'http'), wsBase: base(sub, 'ws'), subPath: sub.cfg.routes.sub! }),
       user: { userId: user.userId, privateId: user.privateId },
       // What a portal's backend would call instead of the demo's form.
       backendPublishUrl: pub === undefined ? null : `${base(pub, 'http')}${pub.cfg.routes.pub}?CHANNEL_ID=${user.privateId}`,
+      // An allow-list without the page's origin refuses the client (403): the page says so instead of a silent back-off.
+      pageOrigin,
+      pageOriginAllowed: parts.origins.allows(pageOrigin),
     });
   }
 

@@ -20,27 +20,32 @@ interface DemoConfig {
   };
   user: { userId: number; privateId: string };
   backendPublishUrl: string | null;
+  pageOrigin: string;
+  pageOriginAllowed: boolean;
 }
 
 let nats: TestNats;
 let off: TestApp;
 let on: TestApp;
+let restricted: TestApp;
 const admin = (t: TestApp): string => `http://127.0.0.1:${t.app.adminAddress!.port}`;
 
 before(async () => {
   nats = await startTestNats();
   off = await startTestApp(nats.url);
   on = await startTestApp(nats.url, { admin: { port: 0, demo: true } });
+  restricted = await startTestApp(nats.url, { admin: { port: 0, demo: true }, security: { key: 'testkey', allowedOrigins: ['https://portal.example.com'] } });
 });
 
 after(async () => {
   await off?.stop();
   await on?.stop();
+  await restricted?.stop();
   await nats?.stop();
 });
 
-async function demoConfig(query: string): Promise<DemoConfig> {
-  const res = await fetch(`${admin(on)}/demo/config?${query}`);
+async function demoConfig(query: string, t = on): Promise<DemoConfig> {
+  const res = await fetch(`${admin(t)}/demo/config?${query}`);
   assert.equal(res.status, 200, await res.clone().text());
   return (await res.json()) as DemoConfig;
 }
@@ -79,9 +84,19 @@ describe('demo routes', () => {
     assert.equal(again.config.server.websocket_enabled, true);
     assert.notEqual((await demoConfig('user=8')).user.privateId, user.privateId, 'another user another channel');
 
+    assert.equal((await demoConfig('user=7')).pageOrigin, admin(on));
+    assert.equal((await demoConfig('user=7')).pageOriginAllowed, true, 'no allow-list: every origin');
+
     for (const bad of ['version=5', 'version=2', 'transport=sse', 'user=0', 'user=x']) {
       assert.equal((await fetch(`${admin(on)}/demo/config?${bad}`)).status, 400, bad);
     }
+  });
+
+  it('say so when security.allowedOrigins leaves out the page, whose subscriptions it then refuses', async () => {
+    const { config, pageOrigin, pageOriginAllowed } = await demoConfig('user=7', restricted);
+    assert.equal(pageOriginAllowed, false);
+    const poll = await fetch(`${restricted.base}/bitrix/subws/?CHANNEL_ID=${encodeURIComponent(config.channels.private.id)}`, { headers: { Origin: pageOrigin } });
+    assert.equal(poll.status, 403, 'the public listener refuses the page as the config said');
   });
 
   it('publish to the demo user as /bitrix/pub/ does, and report the channel online while it is subscribed', async () => {

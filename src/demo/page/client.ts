@@ -12,6 +12,8 @@ interface DemoConfig {
   config: Record<string, unknown>;
   user: { userId: number; privateId: string };
   backendPublishUrl: string | null;
+  pageOrigin: string;
+  pageOriginAllowed: boolean;
 }
 
 const el = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -73,6 +75,7 @@ async function connect(): Promise<void> {
   const first = await loadConfig();
   el('user').textContent = `${userId} (channel ${first.user.privateId})`;
   el('curl').textContent = curlExamples(first);
+  el('warning').textContent = first.pageOriginAllowed ? '' : `jetpull refuses this page: its origin ${first.pageOrigin} is not in security.allowedOrigins (PUSH_SECURITY__ALLOWED_ORIGINS); add it there to subscribe from here.`;
   const ok = (result: unknown) => ({ getData: () => ({ result }) });
   // The portal's REST API as far as the client uses it: its config, asked again on each restart.
   const b24 = {
