@@ -4,6 +4,8 @@ import { natsPublishHandler } from './api/nats-publish-api.ts';
 import { ProtobufRequests } from './api/protobuf-requests.ts';
 import { effectiveLimits, streamDeclarations, ttlPolicy } from './config/derived.ts';
 import type { Config } from './config/schema.ts';
+import { DemoAssets } from './demo/assets.ts';
+import { DemoRoutes } from './demo/demo-routes.ts';
 import { GatewayActor } from './gateway/gateway-actor.ts';
 import { AdminListener } from './http/admin.ts';
 import { readinessRule } from './http/readiness.ts';
@@ -75,6 +77,8 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     },
     { role: config.role, process: config.processUniqueId },
   );
+  const demoLog = rootLog.child({ actor: 'demo' });
+  const demo = config.admin.demo && config.admin.port !== -1 ? new DemoRoutes(new DemoAssets(demoLog), demoLog) : undefined;
   // The admin listener comes first: /healthz answers and /readyz says why not yet while NATS is awaited.
   const admin =
     config.admin.port === -1
@@ -92,6 +96,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
             }),
           },
           rootLog.child({ actor: 'admin' }),
+          demo,
         );
   await admin?.listen();
   try {
@@ -199,6 +204,13 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     for (const l of listeners) {
       addresses.push(await l.listen());
       undo.push(() => l.close());
+    }
+
+    if (demo && admin?.address) {
+      const listening = config.servers.map((cfg, i) => ({ cfg, address: addresses[i]! }));
+      const origins = new OriginPolicy(config.security.allowedOrigins);
+      demo.attach({ publisher: publishing, presence, signer, origins, listeners: listening, messageTtlSec: config.storage.messageTtlSec, maxPayloadBytes: limits.maxPayloadBytes });
+      demoLog.info({ url: `http://${config.admin.hostname}:${admin.address.port}/demo` }, 'demo page served');
     }
 
     const stop = (): Promise<void> =>

@@ -139,6 +139,11 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       port: z.coerce.number().int().min(-1).max(65_535).optional().describe('Port of the internal listener for /healthz, /readyz and /metrics; -1 turns it off, 0 picks a free one. Default: the first listener\'s port + 1170 (9180 for 8010), so instances side by side get their own. With several workers, worker n listens on port + n.'),
       hostname: z.string().default('127.0.0.1').describe('Bind address of the internal listener.'),
+      // A JSON config file gives a boolean, the environment a string.
+      demo: z
+        .union([z.boolean(), z.stringbool()])
+        .default(false)
+        .describe('Serve a demo page at /demo on the internal listener: the official pull client subscribed to a demo user, and a form that publishes to it. Anyone who can reach the internal listener can then publish to the demo channels; npm start turns it on.'),
     })
     .prefault({}),
   workers: positiveInt.default(1).describe('Processes started by one jetpull command, sharing the listening ports (node:cluster); each is a full jetpull process.'),

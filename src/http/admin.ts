@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.ts';
 import type { Registry } from 'prom-client';
@@ -10,10 +10,18 @@ export interface AdminChecks {
   registry: Registry;
 }
 
+const ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** More routes on the internal listener (the demo): answers and returns true when the request is theirs. */
+export interface AdminRoutes {
+  handle(req: IncomingMessage, res: ServerResponse, path: string): boolean;
+}
+
 /**
  * The internal listener (admin.hostname:admin.port): `/healthz` answers while the
  * process runs, `/readyz` while it should get traffic (NATS connected, streams
- * ensured, not draining), `/metrics` in Prometheus text format.
+ * ensured, not draining), `/metrics` in Prometheus text format; `extra` routes
+ * (admin.demo) are asked first.
  */
 export class AdminListener {
   private readonly server: Server;
@@ -23,11 +31,17 @@ export class AdminListener {
     private readonly port: number,
     checks: AdminChecks,
     private readonly log: Logger,
+    extra?: AdminRoutes,
   ) {
     this.server = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
+      const path = (req.url ?? '/').split('?')[0]!;
+      if (extra?.handle(req, res, path)) return;
+      if (!ROUTES.has(path)) {
+        res.writeHead(404).end();
+        return;
+      }
       if (req.method !== 'GET') {
-        res.writeHead(405).end();
+        res.writeHead(405, { Allow: 'GET' }).end();
         return;
       }
       if (path === '/healthz') {
@@ -47,9 +61,7 @@ export class AdminListener {
             res.writeHead(500).end();
           },
         );
-        return;
       }
-      res.writeHead(404).end();
     });
   }
 

@@ -21,9 +21,15 @@ export interface JetpullProcess {
   stop(): Promise<void>;
 }
 
-export async function spawnJetpull(natsUrl: string, env: Record<string, string> = {}): Promise<JetpullProcess> {
-  const port = await freePort();
-  const adminPort = await freePort();
+/** Listener and admin ports; free ones when left out (given: a restart on the same ports). */
+export interface JetpullPorts {
+  port: number;
+  adminPort: number;
+}
+
+export async function spawnJetpull(natsUrl: string, env: Record<string, string> = {}, ports?: JetpullPorts): Promise<JetpullProcess> {
+  const port = ports?.port ?? (await freePort());
+  const adminPort = ports?.adminPort ?? (await freePort());
   return start([], port, adminPort, {
     NATS_URL: natsUrl,
     PUSH_PORT: String(port),

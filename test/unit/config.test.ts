@@ -104,6 +104,17 @@ describe('config', () => {
     assert.equal(config.gateway.coalesceWindowMs, 100);
   });
 
+  it('admin.demo is off unless asked for: "true"/"false" from the environment, a boolean from a file', () => {
+    assert.equal(loadConfig({ argv: [], env: {} }).config.admin.demo, false);
+    assert.equal(loadConfig({ argv: [], env: { PUSH_ADMIN__DEMO: 'true' } }).config.admin.demo, true);
+    assert.equal(loadConfig({ argv: [], env: { PUSH_ADMIN__DEMO: 'false' } }).config.admin.demo, false, 'the string "false" is false');
+    assert.deepEqual(problemsOf(() => loadConfig({ argv: [], env: { PUSH_ADMIN__DEMO: 'yes please' } })).length, 1);
+    const dir = mkdtempSync(join(tmpdir(), 'jetpull-config-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ jetpull: { admin: { demo: true } } }));
+    assert.equal(loadConfig({ argv: ['--config', file], env: {} }).config.admin.demo, true);
+  });
+
   it('refuses a file with wrong types, naming the path in the file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'jetpull-config-'));
     const file = join(dir, 'config.json');
