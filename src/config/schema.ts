@@ -101,6 +101,9 @@ const Limits = z.strictObject({
   maxConnPerChannel: positiveInt.default(100).describe('Connections per channel with a public id; the oldest is closed with 4029.'),
   maxMessagesPerRequest: positiveInt.default(100).describe('Messages in one protobuf request (4016).'),
   maxChannelsPerRequest: positiveInt.default(100).describe('Receivers of one message, or channels of one stats request (4018).'),
+  maxClientMessageBytes: positiveInt.default(65_536).describe('Largest body of one message a client publishes (binary WebSocket, /bitrix/rest/); a larger one refuses the request with 4013. The backend\'s /bitrix/pub/ is bounded by maxPayloadBytes only.'),
+  maxClientCopiesPerRequest: positiveInt.default(100).describe('Copies one client request may store: its messages\' receivers added up (each receiver is one stored copy); more refuses the request with 4018. Without it one frame could store maxMessagesPerRequest × maxChannelsPerRequest copies.'),
+  maxClientExpirySec: z.coerce.number().int().min(0).default(600).describe('Longest expiry (seconds) a client publish may ask for; a longer one is cut to it, 0 makes every client message live only. Bounds how long client messages take stream space.'),
 });
 
 const Gateway = z.strictObject({

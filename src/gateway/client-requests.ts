@@ -30,7 +30,7 @@ export async function answerClientFrame(session: WsSession, data: Buffer, isBina
   } catch (err) {
     const e = toClientError(err);
     if (e instanceof ProtocolError) {
-      log.info({ connId: session.id, closeCode: e.closeCode }, 'client request refused');
+      log.info({ connId: session.id, closeCode: e.closeCode, detail: e.detail }, 'client request refused');
       session.close(e.closeCode);
     } else if (e.temporary) {
       session.close(CloseCode.TryAgainLater);

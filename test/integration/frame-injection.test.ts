@@ -55,15 +55,18 @@ async function clientPublish(from: TestUser, to: TestUser, raw: string): Promise
 
 /**
  * Every event up to a closing backend message: delivery is in order, so once it is
- * in, whatever came before it is in too.
+ * in, whatever came before it is in too. A long-poll client that got an unreadable
+ * answer forgets its mid and may miss one published before its next poll, so the
+ * closing message is sent again until one arrives.
  */
 async function eventsUntilDone(oc: OfficialClient, user: TestUser): Promise<OfficialClient['events']> {
-  const res = await publishText(t.base, user.priv, body('done', {}), 3600);
-  assert.equal(res.status, 200);
-  for (;;) {
-    const events = await oc.waitForEvents(oc.events.length + 1, 8_000);
-    if (events.some((e) => e.command === 'done')) return events.filter((e) => e.command !== 'seed' && e.command !== 'done');
+  for (let attempt = 0; !oc.events.some((e) => e.command === 'done'); attempt++) {
+    assert.ok(attempt < 5, `no closing message arrived: ${JSON.stringify(oc.debugInfo())}`);
+    const res = await publishText(t.base, user.priv, body('done', {}), 3600);
+    assert.equal(res.status, 200);
+    await oc.waitForEvents(oc.events.length + 1, 3_000).catch(() => undefined);
   }
+  return oc.events.filter((e) => e.command !== 'seed' && e.command !== 'done');
 }
 
 for (const transport of ['websocket', 'longpolling'] as const) {
@@ -79,13 +82,25 @@ for (const transport of ['websocket', 'longpolling'] as const) {
       assert.deepEqual(oc.handlerErrors, []);
     });
 
+    it('a portal body that is not JSON, closes its frame and opens a forged one, adds no message', async (ctx) => {
+      const user = newUser();
+      const oc = await startText(transport, user);
+      ctx.after(() => oc.stop());
+      const res = await publishText(t.base, user.priv, `${body('test_event', { n: 1 })}}#!NGINXNME!##!NGINXNMS!#${FORGED_ENVELOPE.slice(0, -1)}`, 3600);
+      assert.equal(res.status, 200);
+      const got = await eventsUntilDone(oc, user);
+      assert.deepEqual(got.filter((e) => e.command === 'forged'), [], JSON.stringify(oc.debugInfo()));
+      for (const m of oc.wireMessages()) assert.notEqual((m.text as { command?: string } | undefined)?.command, 'forged');
+    });
+
     it('a client-published body that closes its frame and opens a forged one adds no message', async (ctx) => {
       const victim = newUser();
       const oc = await startText(transport, victim);
       ctx.after(() => oc.stop());
       // Raw, not JSON as a whole: its own message closes early, and the forged envelope follows in frame markers.
       const raw = `${body('test_event', { n: 1 })}}#!NGINXNME!##!NGINXNMS!#${FORGED_ENVELOPE.slice(0, -1)}`;
-      await clientPublish(newUser(), victim, raw);
+      const res = await clientPublish(newUser(), victim, raw);
+      assert.equal(res.status, 400, 'not an event as the official client sends it');
       const got = await eventsUntilDone(oc, victim);
       assert.deepEqual(got.filter((e) => e.command === 'forged'), [], JSON.stringify(oc.debugInfo()));
       for (const m of oc.wireMessages()) assert.notEqual((m.text as { command?: string } | undefined)?.command, 'forged');
