@@ -117,6 +117,7 @@ const Gateway = z.strictObject({
   maxConcurrentReplays: positiveInt.default(64).describe('Replays read from JetStream at once per gateway; further ones wait their turn.'),
   maxQueuedReplays: positiveInt.default(20_000).describe('Replays waiting for a slot; beyond it new connections with a mid are refused with 503 so a reconnect storm cannot starve live delivery.'),
   maxNewConnectionsPerSec: positiveInt.default(5_000).describe('New connections (WebSocket upgrades and long polls) a gateway accepts per second, with a burst of the same size; beyond it 503.'),
+  repollGraceMs: z.coerce.number().int().min(0).default(10_000).describe('A long poll that comes back to the same gateway within this time after its answer, for the same channels and with the mid that answer gave it, is not counted against maxNewConnectionsPerSec (one such poll per answer; the replay-queue bound still applies). So one broadcast answering many held polls does not get their next polls refused. 0: every poll is counted.'),
   maxCatchUpHeldMessages: positiveInt.default(100_000).describe('Live messages held while a catch-up reads the stream after a NATS reconnect or a stream leader change; past it the held ones are dropped and read from the stream instead (a slower catch-up, nothing lost).'),
   drainWindowMs: positiveInt.default(10_000).describe('On SIGTERM, connections are closed (1012) in batches spread over this window, so clients reconnect elsewhere without a herd.'),
 });
