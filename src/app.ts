@@ -130,7 +130,10 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     const epochSec = (): number => streamWatch.epochSec;
     const limits = effectiveLimits(config, access.serverMaxPayloadBytes, rootLog);
 
-    const signer = createSigner(config.security.key, config.security.algo);
+    const signer = createSigner(signatureKeys(config), config.security.algo);
+    if (!signer.hasKey) {
+      rootLog.warn({ setting: 'security.key', env: 'PUSH_SECURITY__KEY' }, 'no security key: unsigned private channel ids are accepted');
+    }
     const parser = new ChannelIdParser(signer);
     const counters = new DailyCounters();
     const presence = Presence.fromConfig(await access.bucket(PRESENCE_BUCKET), config.storage, config.processUniqueId, rootLog.child({ actor: 'presence' }));
@@ -152,7 +155,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     const reporter = new ServerStatsReporter(
       await access.bucket(STATS_BUCKET),
       config.processUniqueId,
-      serverStatSnapshot(config, limits, () => gateway?.stats(), counters, () => windowWatch.of(streamWatch.position)),
+      serverStatSnapshot(config, limits, () => gateway?.stats(), counters, () => windowWatch.of(streamWatch.position), signer.keyCount),
       STATS_REPORT_INTERVAL_MS,
       decl.buckets.find((b) => b.bucket === STATS_BUCKET)!.ttlMs,
       rootLog.child({ actor: 'stats' }),
@@ -244,6 +247,11 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => undefined);
     throw err;
   }
+}
+
+/** The key that signs, then the previous ones that still verify. */
+function signatureKeys(config: Config): string[] {
+  return config.security.key === undefined ? [] : [config.security.key, ...(config.security.previousKeys ?? [])];
 }
 
 interface RouteParts {

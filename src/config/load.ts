@@ -226,6 +226,9 @@ function crossFieldProblems(config: z.infer<typeof ConfigSchema>): string[] {
       problems.push(`${where}.routes: serves no route`);
     }
   });
+  if (config.security.key === undefined && (config.security.previousKeys?.length ?? 0) > 0) {
+    problems.push('security.previousKeys: needs security.key (the key that signs now)');
+  }
   if (config.security.key !== undefined) {
     try {
       hmacProbe(config.security.algo);

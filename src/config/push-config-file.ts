@@ -26,7 +26,8 @@ const LegacyFile = z.looseObject({
     .optional(),
   processUniqueId: z.string().optional(),
   publishMode: z.boolean().optional(),
-  security: z.looseObject({ key: z.string().optional(), algo: z.string().optional() }).optional(),
+  // previousKeys is jetpull's (Push server 2.0 has one key); 2.0 ignores it if the file goes back.
+  security: z.looseObject({ key: z.string().optional(), algo: z.string().optional(), previousKeys: z.array(z.string()).optional() }).optional(),
   storage: z
     .looseObject({
       messageTTL: num.optional(),
@@ -52,7 +53,7 @@ const LegacyFile = z.looseObject({
 /** Top-level and nested keys that are read; anything else is listed as ignored. */
 const READ_KEYS = new Set([
   'servers', 'processUniqueId', 'publishMode', 'security', 'storage', 'limits', 'jetpull',
-  'security.key', 'security.algo',
+  'security.key', 'security.algo', 'security.previousKeys',
   'storage.messageTTL', 'storage.messageTLL', 'storage.channelTTL', 'storage.channelTLL',
   'storage.onlineTTL', 'storage.onlineTLL', 'storage.onlineDelta',
   'limits.maxPayload', 'limits.maxConnPerChannel', 'limits.maxMessagesPerRequest', 'limits.maxChannelsPerRequest',
@@ -103,7 +104,7 @@ function toConfigInput(file: z.infer<typeof LegacyFile>): ConfigInput {
   }
   if (file.processUniqueId !== undefined) input.processUniqueId = file.processUniqueId;
   if (file.publishMode === true && own.role === undefined) input.role = 'publisher';
-  const security = { ...(own.security as object), ...definedOnly({ key: file.security?.key, algo: file.security?.algo }) };
+  const security = { ...(own.security as object), ...definedOnly({ key: file.security?.key, algo: file.security?.algo, previousKeys: file.security?.previousKeys }) };
   if (Object.keys(security).length > 0) input.security = security;
   const st = file.storage ?? {};
   const storage = {

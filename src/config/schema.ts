@@ -77,7 +77,8 @@ const origin = z
   .regex(/^https?:\/\/(\*\.)?[a-z0-9.-]+(:[0-9]{1,5})?$/i, 'an origin is scheme://host[:port], such as https://portal.example.com or https://*.example.com');
 
 const Security = z.strictObject({
-  key: z.string().min(1).optional().describe('HMAC key shared with the portal (pull module "signature_key"). Unset: unsigned private ids are accepted and public ids are unusable.'),
+  key: z.string().min(1).optional().describe('HMAC key shared with the portal (pull module "signature_key"); it signs and verifies. Unset: unsigned private ids are accepted, so anyone who knows a channel id can subscribe to it, and public ids are unusable; a warning is logged at start and shown in /server-stat/.'),
+  previousKeys: commaList(z.string().min(1)).optional().describe('Keys the portal used before (comma separated here, a JSON array in a config file): signatures made with them are still accepted, so changing "signature_key" does not disconnect every client. Drop a key once the channels it signed have expired (12 h after the change). Needs key.'),
   algo: z.string().default('sha1').describe('HMAC hash (pull module "signature_algo").'),
   allowedOrigins: commaList(origin)
     .default([])
