@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { MESSAGE_STREAM, PRESENCE_BUCKET, STATS_BUCKET, STATS_REPORT_INTERVAL_MS } from '../streams/index.ts';
 import { natsPublishHandler } from './api/nats-publish-api.ts';
+import { ClientRate } from './api/client-rate.ts';
 import { ProtobufRequests } from './api/protobuf-requests.ts';
 import { effectiveLimits, streamDeclarations, ttlPolicy } from './config/derived.ts';
 import type { Config } from './config/schema.ts';
@@ -170,6 +171,8 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       serverStats: () => reporter.readAll(),
     });
 
+    const clientRate = new ClientRate(limits, metrics);
+
     let natsApi: { stop(): void } | undefined;
     if (config.role !== 'gateway') {
       const apiLog = rootLog.child({ actor: 'nats-publish-api' });
@@ -192,7 +195,10 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         reader: storedReader,
         watch: streamWatch,
         presence,
-        clientRequests: { handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }) },
+        clientRequests: {
+          handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }),
+          waitTurn: (publicId, gone) => clientRate.waitTurn(publicId, gone),
+        },
         telemetry: metrics,
       });
       await gateway.start();
@@ -201,7 +207,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     await reporter.start();
     undo.push(() => reporter.stop());
 
-    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, requests, presence, counters, reporter });
+    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, requests, clientRate, presence, counters, reporter });
     const listeners = config.servers.map((s) => new Listener(s, handlers, rootLog.child({ actor: 'http' })));
     const addresses: AddressInfo[] = [];
     for (const l of listeners) {
@@ -260,6 +266,7 @@ interface RouteParts {
   publisher: PublisherActor;
   parser: ChannelIdParser;
   requests: ProtobufRequests;
+  clientRate: ClientRate;
   presence: Presence;
   counters: DailyCounters;
   reporter: ServerStatsReporter;
@@ -267,11 +274,11 @@ interface RouteParts {
 
 /** Which routes this process serves, by role, and what each needs. */
 function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHandlers {
-  const { limits, gateway, publisher, parser, requests, presence, counters, reporter } = p;
+  const { limits, gateway, publisher, parser, requests, clientRate, presence, counters, reporter } = p;
   return {
     maxPayloadBytes: limits.maxPayloadBytes,
     origins: new OriginPolicy(config.security.allowedOrigins),
-    rest: { requests, parser },
+    rest: { requests, parser, rate: clientRate, ipHeader: limits.clientIpHeader },
     stat: { reporter, counters },
     ...(gateway && {
       subscribe: {

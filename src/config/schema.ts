@@ -104,6 +104,10 @@ const Limits = z.strictObject({
   maxChannelsPerRequest: positiveInt.default(100).describe('Receivers of one message, or channels of one stats request (4018).'),
   maxClientMessageBytes: positiveInt.default(65_536).describe('Largest body of one message a client publishes (binary WebSocket, /bitrix/rest/); a larger one refuses the request with 4013. The backend\'s /bitrix/pub/ is bounded by maxPayloadBytes only.'),
   maxClientCopiesPerRequest: positiveInt.default(100).describe('Copies one client request may store: its messages\' receivers added up (each receiver is one stored copy); more refuses the request with 4018. Without it one frame could store maxMessagesPerRequest × maxChannelsPerRequest copies.'),
+  clientRequestsPerSec: positiveInt.default(50).describe('Untrusted requests (binary WebSocket frames, POST /bitrix/rest/) one public id may make per second on one process, with clientRequestBurst saved up. Over it a WebSocket is read more slowly (nothing refused or closed), a POST is answered 429 with Retry-After.'),
+  clientRequestBurst: positiveInt.default(200).describe('Requests a public id may make at once before clientRequestsPerSec applies.'),
+  restRequestsPerIpPerSec: z.coerce.number().int().min(0).default(0).describe('POST /bitrix/rest/ requests one client address may make per second on one process (burst the same), checked before the CHANNEL_ID; over it 429 with Retry-After. 0: not limited. The address is the TCP peer, or clientIpHeader: behind a proxy without it every client shares the proxy\'s address.'),
+  clientIpHeader: z.string().min(1).optional().describe('Request header that carries the client address set by a trusted proxy, e.g. x-real-ip (deploy/nginx sets it); only for restRequestsPerIpPerSec. Unset: the TCP peer address. Set it only when every request comes through that proxy, or clients choose their own address.'),
   maxClientExpirySec: z.coerce.number().int().min(0).default(600).describe('Longest expiry (seconds) a client publish may ask for; a longer one is cut to it, 0 makes every client message live only. Bounds how long client messages take stream space.'),
 });
 

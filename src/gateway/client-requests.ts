@@ -10,6 +10,8 @@ import type { WsSession } from './ws-session.ts';
  */
 export interface ClientRequests {
   handle(bytes: Uint8Array, publicId: string | undefined): Promise<Buffer | undefined>;
+  /** Resolves once the sender may make its next request (limits.clientRequestsPerSec), or once `gone()`. */
+  waitTurn?(publicId: string, gone: () => boolean): Promise<void>;
 }
 
 /**
@@ -23,6 +25,10 @@ export async function answerClientFrame(session: WsSession, data: Buffer, isBina
   if (!isBinary) {
     session.close(CloseCode.WrongRequestData);
     return;
+  }
+  if (session.publicId !== undefined && requests.waitTurn !== undefined) {
+    await requests.waitTurn(session.publicId, () => session.isClosed);
+    if (session.isClosed) return;
   }
   try {
     const reply = await requests.handle(data, session.publicId);
