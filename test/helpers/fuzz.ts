@@ -7,7 +7,8 @@ import fc from 'fast-check';
  * - Each property first replays its entries of `test/fuzz/corpus/<suite>.json` (every
  *   input that ever failed, as fast-check `examples`), then `runs` random inputs.
  * - The seed is random; a failure prints it with the path of the shrunk counterexample.
- *   `JETPULL_FUZZ_SEED=<seed>` (and `JETPULL_FUZZ_PATH=<path>`) replays exactly that run.
+ *   `JETPULL_FUZZ_SEED=<seed>` (and `JETPULL_FUZZ_PATH=<path>`) replays exactly that run;
+ *   pick the one property with `--test-name-pattern`, as a path only fits its own property.
  * - `JETPULL_FUZZ_RUNS=<n>` multiplies every property's runs by n, for a long local run.
  *
  * A corpus file is `{ "<property>": [{ "found": "<what went wrong>", "input": [<args>] }] }`;
@@ -19,17 +20,17 @@ export interface CorpusEntry {
   readonly input: unknown;
 }
 
-function envNumber(name: string): number | undefined {
+function envInteger(name: string, min: number): number | undefined {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be an integer of at least ${min}, got "${raw}"`);
   return n;
 }
 
 /** A property's run count, scaled by JETPULL_FUZZ_RUNS. */
 export function scaledRuns(runs: number): number {
-  return runs * (envNumber('JETPULL_FUZZ_RUNS') ?? 1);
+  return runs * (envInteger('JETPULL_FUZZ_RUNS', 1) ?? 1);
 }
 
 function corpus(suite: string): Record<string, CorpusEntry[]> {
@@ -61,7 +62,7 @@ export async function fuzz<Ts extends [unknown, ...unknown[]]>(
 ): Promise<void> {
   const decode = opts.decode ?? ((input: unknown) => input as Ts);
   const examples = corpusEntries(suite, property).map((e) => decode(e.input));
-  const seed = envNumber('JETPULL_FUZZ_SEED');
+  const seed = envInteger('JETPULL_FUZZ_SEED', -(2 ** 31));
   const path = process.env.JETPULL_FUZZ_PATH;
   await fc.assert(prop, {
     numRuns: scaledRuns(opts.runs),
