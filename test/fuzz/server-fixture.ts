@@ -62,12 +62,12 @@ export class Witness {
     return parseTextFrames(this.ws.text());
   }
 
-  async check(): Promise<void> {
+  /** `publish` stores a body on the witness's private id, by default through the backend's text publish. */
+  async check(publish: (priv: string, body: string) => Promise<void> = this.httpPublish): Promise<void> {
     const n = this.sent.length;
     const body = JSON.stringify({ module_id: 'witness', command: 'check', params: { n } });
     this.sent.push(body);
-    const res = await publishText(this.app.base, this.user.priv, body, 0);
-    assert.equal(res.status, 200, 'the witness publish was not stored');
+    await publish(this.user.priv, body);
     const mine = (): unknown[] => this.received().map((m) => m.text).filter((t) => (t as { module_id?: unknown })?.module_id === 'witness');
     await eventually(`witness message ${n}`, () => mine().length > n, 5_000, 2);
     assert.deepEqual(mine(), this.sent.map((b) => JSON.parse(b)), 'the witness lost, repeated or reordered a message');
@@ -76,6 +76,11 @@ export class Witness {
   close(): void {
     this.ws.close();
   }
+
+  private readonly httpPublish = async (priv: string, body: string): Promise<void> => {
+    const res = await publishText(this.app.base, priv, body, 0);
+    assert.equal(res.status, 200, 'the witness publish was not stored');
+  };
 }
 
 export interface RawResponse {
