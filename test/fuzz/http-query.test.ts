@@ -175,7 +175,7 @@ describe('query strings and headers (property)', () => {
         await s.witness.check();
         return true;
       }),
-      { runs: 700 },
+      { runs: 500 },
     );
     assert.deepEqual(faults(s.app), []);
   });
@@ -210,7 +210,7 @@ describe('query strings and headers (property)', () => {
         assert.equal(new Set(tags()).size, tags().length, 'a publish was delivered twice');
         return true;
       }),
-      { runs: 300 },
+      { runs: 200 },
     );
     assert.deepEqual(faults(s.app), []);
   });

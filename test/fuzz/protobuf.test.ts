@@ -164,7 +164,7 @@ describe('protobuf requests (property)', () => {
         await s.witness.check();
         return true;
       }),
-      { runs: 600, decode: decodeHexArgs },
+      { runs: 400, decode: decodeHexArgs },
     );
     assert.deepEqual(faults(s.app), []);
   });
@@ -179,7 +179,7 @@ describe('protobuf requests (property)', () => {
         await s.witness.check();
         return true;
       }),
-      { runs: 600, decode: decodeHexArgs },
+      { runs: 400, decode: decodeHexArgs },
     );
     assert.deepEqual(faults(s.app), []);
   });
