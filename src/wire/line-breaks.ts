@@ -16,7 +16,10 @@ const SPACE = Uint8Array.of(0x20);
 /** The body itself when it has no line terminator (the common case, no copy), else a one-line copy. */
 export function withoutLineBreaks(body: Uint8Array): Uint8Array {
   const b = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  if (b.indexOf(0x0a) === -1 && b.indexOf(0x0d) === -1 && b.indexOf(LS) === -1 && b.indexOf(PS) === -1) return body;
+  // Byte searches (memchr) first: most bodies have no 0xE2, the lead byte of U+2028/U+2029.
+  const lead = b.indexOf(0xe2);
+  const separators = lead !== -1 && (b.indexOf(LS, lead) !== -1 || b.indexOf(PS, lead) !== -1);
+  if (!separators && b.indexOf(0x0a) === -1 && b.indexOf(0x0d) === -1) return body;
   const parts: Uint8Array[] = [];
   let start = 0;
   for (let i = 0; i < b.length; i++) {
