@@ -1,3 +1,5 @@
+import { withoutLineBreaks } from './line-breaks.ts';
+
 /**
  * Text-mode message framing (spec §3.2), byte-exact:
  *
@@ -8,8 +10,9 @@
  * /#!NGINXNMS!#(.*?)#!NGINXNME!#/, so a marker in a body would end its message early
  * and could add forged ones. In valid JSON a `#` stands only inside a string, where
  * `\u0023` is the same character, so JSON.parse gives the client the same value; a
- * body that is not JSON was unreadable anyway. Several messages in one frame or body
- * are simply concatenated. `tag` and `time` come from the moment the frame is built,
+ * body that is not JSON was unreadable anyway. Line terminators, which the official
+ * client cannot read across, become spaces or escapes first (line-breaks.ts). Several
+ * messages in one frame or body are simply concatenated. `tag` and `time` come from the moment the frame is built,
  * which is once per message per gateway, not per connection.
  */
 
@@ -19,7 +22,8 @@ const TAIL = '}#!NGINXNME!#';
 const MARKER_PREFIX = Buffer.from('#!NGINXNM', 'latin1');
 const ESCAPED_HASH = Buffer.from('\\u0023', 'latin1');
 
-export function encodeTextMessage(seq: number, mid: string, body: Uint8Array, nowMs: number): Buffer {
+export function encodeTextMessage(seq: number, mid: string, published: Uint8Array, nowMs: number): Buffer {
+  const body = withoutLineBreaks(published);
   const tag = String(nowMs % 1000).padStart(3, '0');
   const time = new Date(nowMs).toUTCString();
   const head = `${HEAD}${seq},"mid":"${mid}","channel":"-","tag":"${tag}","time":"${time}","text":`;
