@@ -48,7 +48,8 @@ export function issuesFromZod(error: z.ZodError, root: z.ZodType): ConfigIssue[]
 function fixFor(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'invalid_type':
-      if (issue.input === undefined) return `it is required: add a ${issue.expected}`;
+      // Parsed with reportInput, so a missing value shows as an undefined input.
+      if ('input' in issue && issue.input === undefined) return `it is required: add a ${issue.expected}`;
       return issue.expected === 'number' ? 'use a number (no quotes needed, no units)' : `use a ${issue.expected}`;
     case 'too_small':
       if (issue.origin === 'string') return 'must not be empty: set a value or remove the setting';
@@ -59,6 +60,9 @@ function fixFor(issue: z.core.$ZodIssue): string {
       return `use a value ${issue.inclusive === false ? 'below' : 'of at most'} ${String(issue.maximum)}`;
     case 'invalid_value':
       return `use one of: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_union':
+      // The only unions are the numbers of a Push server 2.0 file (a number or a string of digits).
+      return 'write a whole number, without units (e.g. 86400)';
     case 'invalid_format':
       return 'prefix' in issue && typeof issue.prefix === 'string' ? `start it with "${issue.prefix}"` : `use the ${issue.format} format`;
     default:

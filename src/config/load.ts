@@ -68,7 +68,7 @@ export type Validation = { config: Config } | { problems: string[]; issues: Conf
 
 /** The schema, then the rules across settings; the frozen Config or every problem found. */
 export function validateConfigInput(input: unknown): Validation {
-  const parsed = ConfigSchema.safeParse(input);
+  const parsed = ConfigSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) {
     return { problems: parsed.error.issues.map((i) => describeIssue(i)), issues: issuesFromZod(parsed.error, ConfigSchema) };
   }

@@ -11,7 +11,7 @@ import type { ConfigInput } from './schema.ts';
  * optional `jetpull` key, in the shape of the runtime schema.
  */
 
-const num = z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]);
+const num = z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)], { error: 'expected a number (or a string of digits)' });
 
 const LegacyFile = z.looseObject({
   servers: z
@@ -99,7 +99,12 @@ export function readPushConfigFile(file: string): PushConfigFile {
     const fix = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'check the path' : 'fix the JSON syntax (no comments, no trailing commas)';
     throw new ConfigFileError(file, [{ path: [], message: `cannot be read as JSON: ${(err as Error).message}`, fix }], { cause: err });
   }
-  const parsed = LegacyFile.safeParse(raw);
+  return parsePushConfig(raw, file);
+}
+
+/** The parsed JSON of a config file (`file` names it in errors). */
+export function parsePushConfig(raw: unknown, file: string): PushConfigFile {
+  const parsed = LegacyFile.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw new ConfigFileError(file, issuesFromZod(parsed.error, LegacyFile));
   const origins = new Map<string, string>();
   return { input: toConfigInput(parsed.data, origins), ignoredKeys: ignoredKeys(raw as Record<string, unknown>), origins };
@@ -165,7 +170,7 @@ function pickRoutes(routes: Record<string, string>): Record<string, string> {
   return out;
 }
 
-function ignoredKeys(raw: Record<string, unknown>): string[] {
+export function ignoredKeys(raw: Record<string, unknown>): string[] {
   const out: string[] = [];
   for (const [key, value] of Object.entries(raw)) {
     if (!READ_KEYS.has(key)) {

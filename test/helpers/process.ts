@@ -21,10 +21,11 @@ export interface JetpullProcess {
   stop(): Promise<void>;
 }
 
-export async function spawnJetpull(natsUrl: string, env: Record<string, string> = {}): Promise<JetpullProcess> {
+/** jetpull with the test key on free ports; `args` is its command line (none: the server, as `npm start`). */
+export async function spawnJetpull(natsUrl: string, env: Record<string, string> = {}, args: string[] = []): Promise<JetpullProcess> {
   const port = await freePort();
   const adminPort = await freePort();
-  return start([], port, adminPort, {
+  return start(args, port, adminPort, {
     NATS_URL: natsUrl,
     PUSH_PORT: String(port),
     PUSH_HOSTNAME: '127.0.0.1',
