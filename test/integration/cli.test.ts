@@ -59,8 +59,10 @@ describe('jetpull: help and usage', () => {
     assert.equal(top.code, 0);
     for (const name of ['serve', 'sign', 'publish', 'stat', 'config', 'check']) assert.match(top.stdout, new RegExp(`^  ${name} `, 'm'));
     for (const code of ['0', '1', '2', '3']) assert.match(top.stdout, new RegExp(`^  ${code}  `, 'm'));
-    for (const args of [['serve'], ['sign'], ['publish'], ['stat'], ['config', 'portal'], ['config', 'client'], ['check']]) {
-      const run = await jetpull([...args, '--help']);
+    const commands = [['serve'], ['sign'], ['publish'], ['stat'], ['config', 'portal'], ['config', 'client'], ['check']];
+    const runs = await Promise.all(commands.map((args) => jetpull([...args, '--help'])));
+    for (const [i, args] of commands.entries()) {
+      const run = runs[i]!;
       assert.equal(run.code, 0, `${args.join(' ')} --help: ${run.stderr}`);
       assert.match(run.stdout, new RegExp(`^Usage: jetpull ${args.join(' ')}`), args.join(' '));
       assert.match(run.stdout, /Exit codes/, `${args.join(' ')} --help documents its exit codes`);
@@ -78,8 +80,9 @@ describe('jetpull: help and usage', () => {
       [['config', 'client'], /the user id is missing/],
       [['serve', '--role', 'boss'], /--role takes all, gateway, publisher, got "boss"/],
     ];
-    for (const [args, pattern] of cases) {
-      const run = await jetpull(args);
+    const runs = await Promise.all(cases.map(([args]) => jetpull(args)));
+    for (const [i, [args, pattern]] of cases.entries()) {
+      const run = runs[i]!;
       assert.equal(run.code, 2, `${args.join(' ')}: ${run.stdout}${run.stderr}`);
       assert.match(run.stderr, pattern, args.join(' '));
     }
