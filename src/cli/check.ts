@@ -93,7 +93,10 @@ function findings(file: string): { problems: Finding[]; notes: Finding[]; summar
     try {
       read = parsePushConfig(raw, file);
     } catch (err) {
-      if (!(err instanceof ConfigFileError) || err.issues.some((i) => i.path.length === 0)) throw err;
+      if (!(err instanceof ConfigFileError)) throw err;
+      if (err.issues.some((i) => i.path.length === 0)) {
+        return { problems: [{ path: '(file)', message: 'not a JSON object', fix: 'a config file holds one object: { "servers": [...], "security": {...}, "jetpull": {...} }' }], notes: [] };
+      }
       const fresh = err.issues.filter((i) => !problems.some((p) => p.path === i.path.join('.')));
       if (fresh.length === 0) return withOwnSettings(raw as Record<string, unknown>, problems);
       problems.push(...fresh.map((i) => ({ path: i.path.join('.'), message: i.message, fix: i.fix })));

@@ -300,6 +300,11 @@ describe('jetpull check', () => {
     const unreadable = await jetpull(['check', broken]);
     assert.equal(unreadable.code, 2);
     assert.match(unreadable.stdout, /cannot be read as JSON[^\n]*\n {4}fix: fix the JSON syntax/);
+    const list = join(tmp, 'list.json');
+    writeFileSync(list, '[1]');
+    const notObject = await jetpull(['check', list]);
+    assert.equal(notObject.code, 2);
+    assert.match(notObject.stdout, /\(file\): not a JSON object\n {4}fix: a config file holds one object/);
     const missing = await jetpull(['check', join(tmp, 'missing.json')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stdout, /fix: check the path/);
