@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -45,8 +45,9 @@ describe('build', () => {
     assert.equal(dev.stdout.trim(), `${new URL(client.development, `file://${ROOT}`).href} function function function`);
   });
 
-  it('a TypeScript consumer type-checks against the published types, and misuse does not', async () => {
+  it('a TypeScript consumer type-checks against the published types, and misuse does not', async (t) => {
     const app = mkdtempSync(join(tmpdir(), 'jetpull-consumer-'));
+    t.after(() => rmSync(app, { recursive: true, force: true }));
     mkdirSync(join(app, 'node_modules'));
     symlinkSync(ROOT, join(app, 'node_modules', pkg.name));
     // A Node backend has the Node types (they declare Symbol.asyncDispose, which Publisher implements).

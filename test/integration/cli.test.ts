@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -35,6 +35,7 @@ before(async () => {
 after(async () => {
   await server?.stop();
   await nats?.stop();
+  rmSync(tmp, { recursive: true, force: true });
 });
 
 const jetpull = (args: string[], extraEnv: Record<string, string> = {}, input?: string): Promise<CliRun> => runJetpull(args, { ...env, ...extraEnv }, input);
