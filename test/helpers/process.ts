@@ -27,10 +27,11 @@ export interface JetpullPorts {
   adminPort: number;
 }
 
-export async function spawnJetpull(natsUrl: string, env: Record<string, string> = {}, ports?: JetpullPorts): Promise<JetpullProcess> {
-  const port = ports?.port ?? (await freePort());
-  const adminPort = ports?.adminPort ?? (await freePort());
-  return start([], port, adminPort, {
+/** jetpull with the test key; `args` is its command line (none: the server, as `npm start`). */
+export async function spawnJetpull(natsUrl: string, env: Record<string, string> = {}, opts: { ports?: JetpullPorts; args?: string[] } = {}): Promise<JetpullProcess> {
+  const port = opts.ports?.port ?? (await freePort());
+  const adminPort = opts.ports?.adminPort ?? (await freePort());
+  return start(opts.args ?? [], port, adminPort, {
     NATS_URL: natsUrl,
     PUSH_PORT: String(port),
     PUSH_HOSTNAME: '127.0.0.1',

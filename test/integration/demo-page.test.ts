@@ -59,7 +59,7 @@ const pages: OpenPage[] = [];
 before(async () => {
   nats = await startTestNats();
   ports = { port: await freePort(), adminPort: await freePort() };
-  [jp, browser] = await Promise.all([spawnJetpull(nats.url, ENV, ports), launchChromium()]);
+  [jp, browser] = await Promise.all([spawnJetpull(nats.url, ENV, { ports }), launchChromium()]);
 });
 
 after(async () => {
@@ -142,7 +142,7 @@ describe('demo page in Chromium, served by the admin listener', () => {
     before(async () => {
       for (const { page } of pages) cursors.push((await page.textContent('#mid')) ?? '');
       await jp.stop();
-      jp = await spawnJetpull(nats.url, ENV, ports);
+      jp = await spawnJetpull(nats.url, ENV, { ports });
       restartedAt = Date.now();
       // Published before any client is back: the official client waits 15 s after a failed reconnect.
       await Promise.all(pages.map(({ page, mode }) => publishWithForm(page, `while away ${mode.name}`)));

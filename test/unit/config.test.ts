@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, envVariables, loadConfig } from '../../src/config/load.ts';
+import { filePathOf, readPushConfigFile } from '../../src/config/push-config-file.ts';
 
 const fixture = (name: string): string => new URL(`../fixtures/${name}`, import.meta.url).pathname;
 
@@ -150,5 +151,30 @@ describe('config', () => {
       assert.ok(path.length >= 1);
     }
     assert.ok(envVariables().some(([n]) => n === 'PUSH_GATEWAY__MAX_OUTBOX_BYTES'));
+  });
+  it('command-line overrides win over the environment and the file', () => {
+    const { config } = loadConfig({ argv: ['--config', fixture('push-server-pub-9010.json')], env: { PUSH_ROLE: 'gateway' }, overrides: { role: 'all' } });
+    assert.equal(config.role, 'all');
+  });
+
+  it('a file records which Push server 2.0 key each setting came from; the rest lives under "jetpull"', () => {
+    const { origins } = readPushConfigFile(fixture('push-server-sub-8010.json'));
+    assert.deepEqual(filePathOf(['storage', 'messageTtlSec'], origins), ['storage', 'messageTLL'], 'the misspelt key it was read from');
+    assert.deepEqual(filePathOf(['limits', 'maxPayloadBytes'], origins), ['limits', 'maxPayload']);
+    assert.deepEqual(filePathOf(['servers', '0', 'routes', 'sub'], origins), ['servers', '0', 'routes', 'sub']);
+    assert.deepEqual(filePathOf(['security', 'algo'], origins), ['jetpull', 'security', 'algo'], 'not in this file');
+    assert.deepEqual(filePathOf(['gateway', 'pingIntervalMs'], origins), ['jetpull', 'gateway', 'pingIntervalMs']);
+  });
+
+  it('every problem carries its path and a fix', () => {
+    try {
+      loadConfig({ argv: [], env: { PUSH_LIMITS__MAX_PAYLOAD_BYTES: '0', PUSH_ROLE: 'boss' } });
+      assert.fail('expected the configuration to be refused');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      const byPath = new Map(err.issues.map((i) => [i.path.join('.'), i.fix]));
+      assert.equal(byPath.get('limits.maxPayloadBytes'), 'use a value greater than 0');
+      assert.equal(byPath.get('role'), 'use one of: "all", "gateway", "publisher"');
+    }
   });
 });
