@@ -13,6 +13,9 @@ import type { StreamSpec } from './schema.ts';
  * lifetime: live-only messages leave after storage.liveOnlyTtlSec and short expiries
  * are honoured by the server, instead of everything staying for the whole window.
  *
+ * On servers with atomic batch publish (2.12+) the copies of a publish to several
+ * receivers are stored together or not at all, with one acknowledgement.
+ *
  * File storage: memory storage with republish slowed down as the stream grew.
  * No per-subject limit: `max_msgs_per_subject` made writes ~20x slower; replay
  * caps what it reads instead.
@@ -25,6 +28,8 @@ export interface MessageStreamParams {
   maxPayloadBytes: number;
   /** The server supports per-message TTL (nats-server 2.11 or newer). */
   perMessageTtl: boolean;
+  /** The server supports atomic batch publish (nats-server 2.12 or newer). */
+  atomicBatch: boolean;
 }
 
 export const MESSAGE_STREAM = 'PUSH_MESSAGES';
@@ -44,6 +49,7 @@ export function messageStream(p: MessageStreamParams): StreamSpec {
     discard: 'old',
     allowDirect: true,
     allowMsgTtl: p.perMessageTtl,
+    allowAtomic: p.atomicBatch,
     republish: { src: 'push.msg.>', dest: 'push.live.>' },
   };
 }
