@@ -61,13 +61,18 @@ export class StreamWriter {
       const mids = await this.writeBatch(cmd, pubId, hash, deadline);
       if (mids !== undefined) return { mids };
     }
-    const firstKey = channelKey(receivers[0]!);
+    return { mids: await this.writeCopies(cmd, pubId, hash, deadline) };
+  }
+
+  /** The first copy alone, then the others with its sequence. */
+  private async writeCopies(cmd: PublishCommand, pubId: string, hash: string | undefined, deadline: number): Promise<string[]> {
+    const firstKey = channelKey(cmd.receivers[0]!);
     const first = await this.append(firstKey, cmd, `${pubId}.0`, { pubId, hash }, deadline);
     await this.checkSame(first, hash);
     const rest = await Promise.all(
-      receivers.slice(1).map((r, i) => this.append(channelKey(r), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq, firstKey, hash }, deadline)),
+      cmd.receivers.slice(1).map((r, i) => this.append(channelKey(r), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq, firstKey, hash }, deadline)),
     );
-    return { mids: await Promise.all([first, ...rest].map((ack) => this.midOf(ack))) };
+    return Promise.all([first, ...rest].map((ack) => this.midOf(ack)));
   }
 
   /** Every copy in one atomic batch; undefined when the stream refused the batch as such (nothing of it stored). */
