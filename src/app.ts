@@ -102,8 +102,10 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     nats = access;
     undo.push(() => access.close());
     // Per-message TTL came with nats-server 2.11, atomic batches with 2.12 (older servers are not sent
-    // the field); the echo of the stream config decides in the end.
-    const decl = streamDeclarations(config, { perMessageTtl: access.serverAtLeast(2, 11), atomicBatch: access.serverAtLeast(2, 12) });
+    // the field; a single-replica stream does not get it, see BatchPolicy); the echo of the stream
+    // config decides in the end.
+    const atomicBatch = access.serverAtLeast(2, 12) && config.storage.streamReplicas > 1;
+    const decl = streamDeclarations(config, { perMessageTtl: access.serverAtLeast(2, 11), atomicBatch });
     const streamsLog = rootLog.child({ actor: 'streams' });
     // Publishing processes own the streams' settings; gateways only create what is missing.
     const messages = (await access.ensure(decl, streamsLog, { updateExisting: config.role !== 'gateway', waiting })).get(MESSAGE_STREAM)!;

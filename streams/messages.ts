@@ -13,8 +13,11 @@ import type { StreamSpec } from './schema.ts';
  * lifetime: live-only messages leave after storage.liveOnlyTtlSec and short expiries
  * are honoured by the server, instead of everything staying for the whole window.
  *
- * On servers with atomic batch publish (2.12+) the copies of a publish to several
- * receivers are stored together or not at all, with one acknowledgement.
+ * On servers with atomic batch publish (2.12+) a replicated stream takes the copies of
+ * a publish to several receivers together or not at all, with one acknowledgement.
+ * A single-replica stream does not: there the server stages every batch in a file
+ * store of its own, ~50x slower than writing the copies one at a time (measured on
+ * 2.15.1, BENCHMARKS.md).
  *
  * File storage: memory storage with republish slowed down as the stream grew.
  * No per-subject limit: `max_msgs_per_subject` made writes ~20x slower; replay
@@ -28,7 +31,7 @@ export interface MessageStreamParams {
   maxPayloadBytes: number;
   /** The server supports per-message TTL (nats-server 2.11 or newer). */
   perMessageTtl: boolean;
-  /** The server supports atomic batch publish (nats-server 2.12 or newer). */
+  /** Atomic batch publish: nats-server 2.12 or newer and a replicated stream. */
   atomicBatch: boolean;
 }
 

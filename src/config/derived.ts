@@ -14,7 +14,7 @@ const HEADER_ALLOWANCE_BYTES = 4096;
 export interface ServerFeatures {
   /** Per-message TTL (nats-server 2.11+). */
   perMessageTtl: boolean;
-  /** Atomic batch publish (nats-server 2.12+). */
+  /** Atomic batch publish (nats-server 2.12+), asked for on replicated streams. */
   atomicBatch: boolean;
 }
 

@@ -117,7 +117,7 @@ const Publisher = z.strictObject({
     .min(0)
     .default(1_000)
     .describe(
-      'Receivers of one publish written as one atomic batch on nats-server 2.12+: every copy stored or none, one acknowledgement. A publish to more receivers is written one copy at a time. Keep it at or below the server\'s jetstream.limits.batch.max_msgs (default 1000). 0: always one copy at a time.',
+      'Receivers of one publish written as one atomic batch on nats-server 2.12+ with storage.streamReplicas above 1: every copy stored or none, one acknowledgement. A publish to more receivers, or to a single-replica stream, is written one copy at a time. Keep it at or below the server\'s jetstream.limits.batch.max_msgs (default 1000). 0: always one copy at a time.',
     ),
 });
 

@@ -44,7 +44,7 @@ export interface EnsuredStream {
   readonly createdSec: number;
   /** Messages may carry their own TTL: the server kept `allow_msg_ttl`. */
   readonly perMessageTtl: boolean;
-  /** Publishes may be atomic batches: the server kept `allow_atomic`. */
+  /** Publishes may be atomic batches: the server kept `allow_atomic` on a replicated stream. */
   readonly atomicBatch: boolean;
 }
 
@@ -106,8 +106,8 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, log:
   checkEcho(spec.name, wanted, info);
   const perMessageTtl = info.config.allow_msg_ttl === true;
   if (spec.allowMsgTtl && !perMessageTtl) log.warn({ stream: spec.name }, 'the server ignored allow_msg_ttl; messages keep the stream age limit');
-  // What the server echoes decides: a stream left as it was (a gateway) may lack the field either way.
-  const atomicBatch = info.config.allow_atomic === true;
+  // What the server echoes decides: a stream left as it was (a gateway) may differ either way.
+  const atomicBatch = info.config.allow_atomic === true && info.config.num_replicas > 1;
   if (spec.allowAtomic && !atomicBatch) log.warn({ stream: spec.name }, 'the stream does not allow atomic batches; publishes to several receivers are written one copy at a time');
   return { spec, info, createdSec: Math.floor(Date.parse(info.created) / 1000), perMessageTtl, atomicBatch };
 }

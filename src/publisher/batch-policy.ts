@@ -3,13 +3,18 @@ import type { BatchRefusal } from '../nats/atomic-batch.ts';
 
 /**
  * Which publishes to several receivers are written as one atomic batch: those within
- * publisher.atomicBatchMaxReceivers, when the stream allows batches (nats-server
- * 2.12+, `allow_atomic` echoed back). Larger ones are written one copy at a time:
- * splitting them into several batches would lose all-or-nothing anyway, and the
- * batches after the first would have to carry the first copy's sequence as the copies
- * written one at a time do. What the stream refuses later narrows the choice, logged
- * once: a stream that no longer allows batches (an older process rewrote its settings)
- * stops them, a server limit below the setting lowers it.
+ * publisher.atomicBatchMaxReceivers, when the stream is replicated and allows batches
+ * (nats-server 2.12+, `allow_atomic` echoed back). Not on a single-replica stream:
+ * there the server stages each batch in a file store of its own, and batches of 10
+ * copies went through at 33-54 publishes/s against 1,300-2,500 one copy at a time
+ * (2.15.1; on three replicas batches were 1.3-2x faster, BENCHMARKS.md).
+ *
+ * Larger publishes are written one copy at a time: splitting them into several
+ * batches would lose all-or-nothing anyway, and the batches after the first would
+ * have to carry the first copy's sequence as the copies written one at a time do.
+ * What the stream refuses later narrows the choice, logged once: a stream that no
+ * longer allows batches (an older process rewrote its settings) stops them, a server
+ * limit below the setting lowers it.
  */
 export class BatchPolicy {
   private maxReceivers: number;

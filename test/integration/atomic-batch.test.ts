@@ -9,25 +9,29 @@ import { NatsAccess } from '../../src/nats/nats-access.ts';
 import { MESSAGE_STREAM } from '../../streams/index.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { publishText } from '../helpers/backend.ts';
+import { longPoll } from '../helpers/long-poll-client.ts';
 import { newShared, newUser } from '../helpers/channels.ts';
-import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
+import { startTestCluster, startTestNats, type TestCluster } from '../helpers/nats-server.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 import { parseTextFrames } from '../helpers/text-frames.ts';
 import { eventually } from '../helpers/wait.ts';
 import { openWs } from '../helpers/ws-client.ts';
 
 /**
- * A publish to several receivers: one atomic batch on nats-server 2.12+ (every copy
- * stored or none), one copy at a time on older servers. Each test runs on whichever
- * server JETPULL_TEST_NATS_BINARY names and asserts the path that server gets.
+ * A publish to several receivers: one atomic batch on a replicated stream of
+ * nats-server 2.12+ (every copy stored or none), one copy at a time on older servers
+ * and on a single-replica stream. Each test runs on whichever server
+ * JETPULL_TEST_NATS_BINARY names and asserts the path that server gets.
  */
 
-let nats: TestNats;
+let cluster: TestCluster;
 let t: TestApp;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 /** The server has atomic batches (2.12+). */
 let batches: boolean;
+/** The replicated stream's settings, as the tests below expect them. */
+const R3 = { storage: { streamReplicas: 3 }, nats: { requestTimeoutMs: 3_000 } } as const;
 
 const body = (n: string): string => `{"module_id":"t","command":"m","params":{"n":"${n}"}}`;
 const seqOf = (mid: string): number => Number(mid.slice(10));
@@ -37,9 +41,16 @@ async function publishNats(channels: string[], text: string, id?: string): Promi
   return (await nc.request('push.publish', JSON.stringify({ channels, body: text, expiry: 3600, ...(id === undefined ? {} : { id }) }), { timeout: 10_000 })).json();
 }
 
+/** Read from the stream leader (a direct get may be answered by a replica that is behind). */
 async function storedAt(seq: number): Promise<StoredMsg> {
-  const m = await jsm.direct.getMessage(MESSAGE_STREAM, { seq });
+  const m = await jsm.streams.getMessage(MESSAGE_STREAM, { seq });
   assert.ok(m, `message ${seq} is stored`);
+  return m;
+}
+
+async function lastOn(id: string): Promise<StoredMsg> {
+  const m = await jsm.streams.getMessage(MESSAGE_STREAM, { last_by_subj: subjectOf(id) });
+  assert.ok(m, `a message on ${id}`);
   return m;
 }
 
@@ -56,20 +67,20 @@ async function updateStream(change: Record<string, unknown>): Promise<void> {
 }
 
 before(async () => {
-  nats = await startTestNats();
-  nc = await connect({ servers: nats.url });
+  cluster = await startTestCluster(3);
+  nc = await connect({ servers: cluster.url.split(',') });
   jsm = await jetstreamManager(nc);
   const [major = 0, minor = 0] = (nc.info?.version ?? '0.0').split('.').map(Number);
   batches = major > 2 || (major === 2 && minor >= 12);
-  t = await startTestApp(nats.url, { publisher: { publishTimeoutMs: 2_500 } });
+  t = await startTestApp(cluster.url, { ...R3, publisher: { publishTimeoutMs: 2_500 }, gateway: { longPollTimeoutMs: 1_000 } });
 });
 after(async () => {
   await nc?.close();
   await t?.stop();
-  await nats?.stop();
+  await cluster?.stop();
 });
 
-describe('atomic batch publish', () => {
+describe('multi-receiver publish on a replicated stream', () => {
   it('the server decides the path, and the copies say how to find the first one', async () => {
     assert.equal((await jsm.streams.info(MESSAGE_STREAM)).config.allow_atomic === true, batches, `server ${nc.info?.version} echoes allow_atomic`);
     const chosen = t.logs.find('multi-receiver publish path');
@@ -103,11 +114,15 @@ describe('atomic batch publish', () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(parseTextFrames(ws.text()).map((f) => f.mid), [reply.mids![0]], 'a connection on every receiver gets the first copy, once');
     ws.close();
+    // It slept after the first copy: its mid falls between the copies, and the others must not come back.
+    await publishNats([shared.id], body('after'));
+    const rest = await longPoll(`${t.base}/bitrix/sub/?CHANNEL_ID=${a.token}/${b.token}/${shared.token}&mid=${reply.mids![0]}`).result;
+    assert.deepEqual(parseTextFrames(rest.body.toString()).map((f) => (f.text as { params: { n: string } }).params.n), ['after']);
   });
 
   it('a write whose acknowledgement is lost is retried and stored once; the 200 waits for the acknowledgement', async () => {
-    const proxy = await TcpProxy.start(nats.port);
-    const tp = await startTestApp(proxy.url, { publisher: { natsSubject: 'push.publish.proxied' } });
+    const proxy = await TcpProxy.start(cluster.nodes[0]!.port);
+    const tp = await startTestApp(proxy.url, { ...R3, publisher: { natsSubject: 'push.publish.proxied' } });
     try {
       const ids = [newUser().priv, newUser().priv, newUser().priv];
       const key = randomUUID();
@@ -127,8 +142,8 @@ describe('atomic batch publish', () => {
       assert.deepEqual(await copiesOn(ids), [1, 1, 1], 'stored once');
       if (batches) {
         // The retry was the same batch again (new batch id, same message ids), refused as a duplicate.
-        const lasts = await Promise.all(ids.map((id) => jsm.direct.getMessage(MESSAGE_STREAM, { last_by_subj: subjectOf(id) })));
-        assert.equal(new Set(lasts.map((m) => m?.header.get('Nats-Batch-Id'))).size, 1, 'the copies of the first attempt');
+        const lasts = await Promise.all(ids.map(lastOn));
+        assert.equal(new Set(lasts.map((m) => m.header.get('Nats-Batch-Id'))).size, 1, 'the copies of the first attempt');
       }
     } finally {
       proxy.releaseReplies();
@@ -168,10 +183,9 @@ describe('atomic batch publish', () => {
   });
 
   it('publishes over atomicBatchMaxReceivers, and all of them once the stream stops allowing batches, are written one copy at a time', async () => {
-    const small = await startTestApp(nats.url, { publisher: { natsSubject: 'push.publish.small', atomicBatchMaxReceivers: 2 } });
+    const small = await startTestApp(cluster.url, { ...R3, publisher: { natsSubject: 'push.publish.small', atomicBatchMaxReceivers: 2 } });
     try {
-      const batchIdsOf = async (ids: string[]): Promise<string[]> =>
-        Promise.all(ids.map(async (id) => (await jsm.direct.getMessage(MESSAGE_STREAM, { last_by_subj: subjectOf(id) }))!.header.get('Nats-Batch-Id')));
+      const batchIdsOf = async (ids: string[]): Promise<string[]> => Promise.all(ids.map(async (id) => (await lastOn(id)).header.get('Nats-Batch-Id')));
       const two = [newUser().priv, newUser().priv];
       const three = [newUser().priv, newUser().priv, newUser().priv];
       assert.equal((await publishText(small.base, two.join('/'), body('two'), 3600)).status, 200);
@@ -199,8 +213,8 @@ describe('atomic batch publish', () => {
   });
 
   it('the appender stores a batch only as a batch: a copy the stream refuses fails it whole, named when each copy is answered', async () => {
-    const cfg = parseConfig({ nats: { url: nats.url } });
-    const access = await NatsAccess.open(cfg.nats, nats.url, createRootLogger({ level: 'silent', processUniqueId: 'test', version: 'test' }));
+    const cfg = parseConfig({ nats: { url: cluster.url } });
+    const access = await NatsAccess.open(cfg.nats, cluster.url, createRootLogger({ level: 'silent', processUniqueId: 'test', version: 'test' }));
     const appender = access.appender();
     try {
       const ids = [newUser().priv, newUser().priv, newUser().priv];
@@ -232,6 +246,28 @@ describe('atomic batch publish', () => {
     } finally {
       appender.close();
       await access.close();
+    }
+  });
+});
+
+describe('multi-receiver publish on a single-replica stream', () => {
+  it('is written one copy at a time on every server: batches there cost the server a file store each', async () => {
+    const single = await startTestNats();
+    const app = await startTestApp(single.url);
+    const snc = await connect({ servers: single.url });
+    try {
+      const sjsm = await jetstreamManager(snc);
+      assert.notEqual((await sjsm.streams.info(MESSAGE_STREAM)).config.allow_atomic, true, 'not asked for');
+      assert.equal(app.logs.find('multi-receiver publish path')[0]?.atomicBatch, false);
+      const ids = [newUser().priv, newUser().priv, newUser().priv];
+      const reply = (await snc.request('push.publish', JSON.stringify({ channels: ids, body: body('r1'), expiry: 3600 }), { timeout: 10_000 })).json<{ mids: string[] }>();
+      const stored = await Promise.all(reply.mids.map((mid) => sjsm.direct.getMessage(MESSAGE_STREAM, { seq: seqOf(mid) })));
+      assert.deepEqual(stored.map((m) => m?.header.get('Nats-Batch-Id')), ['', '', '']);
+      assert.deepEqual(stored.map((m) => m?.header.get('Jp-First')), ['', String(seqOf(reply.mids[0]!)), String(seqOf(reply.mids[0]!))]);
+    } finally {
+      await snc.close();
+      await app.stop();
+      await single.stop();
     }
   });
 });
