@@ -16,7 +16,7 @@ import type { StreamSpec } from './schema.ts';
  * On servers with atomic batch publish (2.12+) a replicated stream takes the copies of
  * a publish to several receivers together or not at all, with one acknowledgement.
  * A single-replica stream does not: there the server stages every batch in a file
- * store of its own, ~50x slower than writing the copies one at a time (measured on
+ * store of its own, ~18x slower than writing the copies one at a time (measured on
  * 2.15.1, BENCHMARKS.md).
  *
  * File storage: memory storage with republish slowed down as the stream grew.

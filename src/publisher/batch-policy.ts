@@ -5,9 +5,9 @@ import type { BatchRefusal } from '../nats/atomic-batch.ts';
  * Which publishes to several receivers are written as one atomic batch: those within
  * publisher.atomicBatchMaxReceivers, when the stream is replicated and allows batches
  * (nats-server 2.12+, `allow_atomic` echoed back). Not on a single-replica stream:
- * there the server stages each batch in a file store of its own, and batches of 10
- * copies went through at 33-54 publishes/s against 1,300-2,500 one copy at a time
- * (2.15.1; on three replicas batches were 1.3-2x faster, BENCHMARKS.md).
+ * there the server stages each batch in a file store of its own, and publishes of 10
+ * copies went through at 43/s as batches against 797/s one copy at a time (2.15.1,
+ * `npm run bench -- atomic-batch`; on three replicas 1,157/s against 997/s).
  *
  * Larger publishes are written one copy at a time: splitting them into several
  * batches would lose all-or-nothing anyway, and the batches after the first would
