@@ -5,6 +5,7 @@ import type { JetStreamAppender } from '../../src/nats/jetstream-appender.ts';
 import { NatsAccess } from '../../src/nats/nats-access.ts';
 import { declarations } from '../../streams/index.ts';
 import { startTestCluster, startTestNats } from '../../test/helpers/nats-server.ts';
+import { BenchSetupError } from '../lib/env.ts';
 import { ResourceSampler } from '../lib/proc.ts';
 import type { ScenarioOutcome, TableRow } from '../lib/report.ts';
 import type { Scenario } from '../lib/scenario.ts';
@@ -59,6 +60,7 @@ export const atomicBatchScenario: Scenario = {
       const access = await NatsAccess.open(cfg.nats, servers.url, createRootLogger({ level: 'warn', processUniqueId: 'bench', version: 'bench' }));
       const appender = access.appender();
       try {
+        if (!access.serverAtLeast(2, 12)) throw new BenchSetupError(`atomic-batch needs nats-server 2.12 or newer (this is ${access.link.nc.info?.version}); set JETPULL_TEST_NATS_BINARY`);
         const decl = declarations({ ...cfg.storage, replicas, maxBytes: -1, maxPayloadBytes: cfg.limits.maxPayloadBytes, perMessageTtl: true, atomicBatch: true });
         await access.ensure(decl, createRootLogger({ level: 'warn', processUniqueId: 'bench', version: 'bench' }), { updateExisting: true });
         for (let round = 1; round <= rounds; round++) {
