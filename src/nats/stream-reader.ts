@@ -61,8 +61,7 @@ export class StreamReader {
   /** Rejects with StreamMissingError when the stream does not exist. */
   async position(): Promise<StreamPosition> {
     const info = await this.jsm.streams.info(this.stream).catch((err: unknown) => {
-      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) throw new StreamMissingError(this.stream, { cause: err });
-      throw err;
+      throw this.readError(err);
     });
     const s = info.state;
     return {
@@ -200,8 +199,25 @@ export class StreamReader {
     this.reads++;
     // The client's query types are unions its signatures do not accept as such;
     // the server's MSG.GET takes next_by_subj like a direct get does.
-    if (this.opts.replicas > 1) return this.jsm.streams.getMessage(this.stream, query as Parameters<JetStreamManager['streams']['getMessage']>[1]);
-    return this.jsm.direct.getMessage(this.stream, query as Parameters<JetStreamManager['direct']['getMessage']>[1]);
+    const read =
+      this.opts.replicas > 1
+        ? this.jsm.streams.getMessage(this.stream, query as Parameters<JetStreamManager['streams']['getMessage']>[1])
+        : this.jsm.direct.getMessage(this.stream, query as Parameters<JetStreamManager['direct']['getMessage']>[1]);
+    return read.catch((err: unknown) => {
+      throw this.readError(err);
+    });
+  }
+
+  /**
+   * What a failed read means for the caller: the stream is gone, or a read that may
+   * succeed later (timeout, no leader, "JetStream system temporarily unavailable",
+   * NATS away). Never a raw client error: a publish would answer it 500 and its
+   * caller would give up on a message that may be stored.
+   */
+  private readError(err: unknown): StreamReadError {
+    if (err instanceof StreamReadError) return err;
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return new StreamMissingError(this.stream, { cause: err });
+    return new StreamReadError(err instanceof Error ? err.message : String(err), { cause: err });
   }
 }
 
