@@ -30,7 +30,7 @@ describe('replay scheduler', () => {
       reader,
       f.reader,
       () => f.epochSec,
-      { maxConcurrent: opts.maxConcurrent ?? 4, pageMessages: opts.pageMessages ?? 1_000, pageBytes: opts.pageBytes ?? 1 << 20 },
+      { maxConcurrent: opts.maxConcurrent ?? 4, pageMessages: opts.pageMessages ?? 1_000, pageBytes: opts.pageBytes ?? 1 << 20, windowBytes: 64 << 20 },
       h.telemetry,
       f.log,
     );
@@ -106,7 +106,7 @@ describe('replay scheduler', () => {
       Object.assign(Object.create(reader) as ReplayReader, { readPage: () => Promise.reject(new Error('storage gone')) }),
       f.reader,
       () => f.epochSec,
-      { maxConcurrent: 1, pageMessages: 10, pageBytes: 1 << 20 },
+      { maxConcurrent: 1, pageMessages: 10, pageBytes: 1 << 20, windowBytes: 64 << 20 },
       h.telemetry,
       f.log,
     );
