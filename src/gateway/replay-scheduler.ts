@@ -239,9 +239,13 @@ export class ReplayScheduler {
         await this.stream.scan(from, () => true, (m) => before.push(m), () => 0, this.window.from);
         this.window.prepend(from, before);
       }
-      const last = await this.stream.scan(this.window.to, () => true, (m) => this.window.append(m));
+      const readAfter = this.window.to;
+      const last = await this.stream.scan(readAfter, () => true, (m) => this.window.append(m));
       this.window.advanceTo(last);
-      this.log.info({ count: shared.length, fromSeq: from, toSeq: last, windowFromSeq: this.window.from, windowBytes: this.window.bytes, durationMs: Date.now() - started }, 'shared replay scan done');
+      this.log.info(
+        { count: shared.length, fromSeq: from, readAfterSeq: readAfter, toSeq: last, windowBytes: this.window.bytes, durationMs: Date.now() - started },
+        'shared replay scan done',
+      );
     } catch (err) {
       this.window.clear();
       for (const j of shared) this.fail(j.session, err);
