@@ -141,8 +141,10 @@ export class StreamReader {
     let progressAt = Date.now();
     try {
       while (last < target) {
-        // Not past the target: a bounded scan reads no more than it was asked for.
-        const batch = await consumer.fetch({ max_messages: Math.max(1, Math.min(SCAN_BATCH, target - last)), expires: 2_000 });
+        // A bounded scan asks for no more than its stretch; an open one keeps a large batch
+        // flowing, so it catches up with a target that moves.
+        const wanted = upTo === Number.MAX_SAFE_INTEGER ? SCAN_BATCH : Math.max(1, Math.min(SCAN_BATCH, target - last));
+        const batch = await consumer.fetch({ max_messages: wanted, expires: 2_000 });
         let got = 0;
         for await (const m of batch) {
           if (m.seq > upTo) {
