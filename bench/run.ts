@@ -74,7 +74,7 @@ async function main(): Promise<number> {
   }, timeoutS * 1000 + 30_000);
   hardStop.unref();
 
-  const machine = machineInfo();
+  const machine = machineInfo(opts.optStr('natsBinary'));
   const date = new Date().toISOString();
   log(`scenario ${scenario.name} on ${machine.cores} cores, ${machine.memGiB} GiB, node ${machine.node}, nats-server ${machine.natsServer}; load average ${machine.loadAvgAtStart.join(' ')}`);
   try {

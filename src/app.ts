@@ -197,7 +197,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       const gatewayLog = rootLog.child({ actor: 'gateway' });
       gateway = new GatewayActor(gatewayLog, epochSec, config.gateway, limits, {
         link: access.link,
-        feed: access.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' })),
+        feed: access.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' }), config.gateway.liveSubscription),
         reader: storedReader,
         watch: streamWatch,
         presence,
