@@ -151,10 +151,7 @@ const Publisher = z.strictObject({
   maxInFlight: positiveInt.default(1_024).describe('JetStream writes awaiting acknowledgement at once.'),
   publishTimeoutMs: positiveInt.default(10_000).describe('Time from a publish request to its acknowledgement (queueing and retries included); past it the answer is 503. Long enough to ride out a stream leader election (4–9 s).'),
   natsSubject: z.string().min(1).default('push.publish').describe('Request/reply subject of the native NATS publish API.'),
-  atomicBatchMaxReceivers: z.coerce
-    .number()
-    .int()
-    .min(0)
+  atomicBatchMaxReceivers: numeric(int().min(0))
     .default(1_000)
     .describe(
       'Receivers of one publish written as one atomic batch on nats-server 2.12+ with storage.streamReplicas above 1: every copy stored or none, one acknowledgement. A publish to more receivers, or to a single-replica stream, is written one copy at a time. Keep it at or below the server\'s jetstream.limits.batch.max_msgs (default 1000). 0: always one copy at a time.',
