@@ -1,13 +1,16 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.ts';
 import type { Registry } from 'prom-client';
+import { hasBody, onRefusedConnection, withBody } from './body-limit.ts';
 import { ListenError } from './listen-error.ts';
 
 export interface AdminChecks {
   /** Why the process should not get traffic now, or undefined when ready. */
   notReady(): string | undefined;
   registry: Registry;
+  /** limits.maxPayloadBytes: no route here takes a body, but a body is bounded as on every listener. */
+  maxBodyBytes: number;
 }
 
 /**
@@ -25,32 +28,41 @@ export class AdminListener {
     private readonly log: Logger,
   ) {
     this.server = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (req.method !== 'GET') {
-        res.writeHead(405).end();
-        return;
-      }
-      if (path === '/healthz') {
-        res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
-        return;
-      }
-      if (path === '/readyz') {
-        const reason = checks.notReady();
-        res.writeHead(reason === undefined ? 200 : 503, { 'Content-Type': 'text/plain' }).end(`${reason ?? 'ready'}\n`);
-        return;
-      }
-      if (path === '/metrics') {
-        checks.registry.metrics().then(
-          (text) => res.writeHead(200, { 'Content-Type': checks.registry.contentType }).end(text),
-          (err: unknown) => {
-            this.log.error({ err }, 'metrics collection failed');
-            res.writeHead(500).end();
-          },
-        );
-        return;
-      }
-      res.writeHead(404).end();
+      if (onRefusedConnection(req)) return;
+      if (!hasBody(req)) return this.route(req, res, checks);
+      withBody(req, res, checks.maxBodyBytes, log, () => this.route(req, res, checks)).catch((err: unknown) => {
+        log.debug({ err }, 'admin request body failed');
+        res.destroy();
+      });
     });
+  }
+
+  private route(req: IncomingMessage, res: ServerResponse, checks: AdminChecks): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') {
+      res.writeHead(405).end();
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const reason = checks.notReady();
+      res.writeHead(reason === undefined ? 200 : 503, { 'Content-Type': 'text/plain' }).end(`${reason ?? 'ready'}\n`);
+      return;
+    }
+    if (path === '/metrics') {
+      checks.registry.metrics().then(
+        (text) => res.writeHead(200, { 'Content-Type': checks.registry.contentType }).end(text),
+        (err: unknown) => {
+          this.log.error({ err }, 'metrics collection failed');
+          res.writeHead(500).end();
+        },
+      );
+      return;
+    }
+    res.writeHead(404).end();
   }
 
   /** The bound address, once listening. */

@@ -1,5 +1,3 @@
-import type { IncomingMessage } from 'node:http';
-
 /** Path and query of a request URL; repeated parameters are kept as arrays. */
 export interface ParsedUrl {
   readonly pathname: string;
@@ -21,47 +19,4 @@ export function single(query: URLSearchParams, name: string): string | string[] 
   const all = query.getAll(name);
   if (all.length === 0) return null;
   return all.length === 1 ? all[0]! : all;
-}
-
-export class BodyTooLargeError extends Error {
-  constructor(readonly limitBytes: number) {
-    super(`request body exceeds ${limitBytes} bytes`);
-    this.name = 'BodyTooLargeError';
-  }
-}
-
-/**
- * Reads a request body of at most `limitBytes`. A declared Content-Length over the
- * limit is refused before reading; a body that grows past it stops being read.
- */
-export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limitBytes) {
-      reject(new BodyTooLargeError(limitBytes));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      size += chunk.length;
-      if (size > limitBytes) {
-        failed = true;
-        reject(new BodyTooLargeError(limitBytes));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!failed) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    });
-    req.on('error', (err) => {
-      if (!failed) {
-        failed = true;
-        reject(err);
-      }
-    });
-  });
 }

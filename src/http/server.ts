@@ -9,7 +9,8 @@ import { SessionSocket } from '../gateway/ws-session.ts';
 import type { Logger } from '../log/logger.ts';
 import { sendNotFound, sendPlain, sendPreflight } from '../wire/http-replies.ts';
 import { ListenError } from './listen-error.ts';
-import { BodyTooLargeError, parseUrl, readBody, type ParsedUrl } from './request.ts';
+import { hasBody, onRefusedConnection, withBody } from './body-limit.ts';
+import { parseUrl, type ParsedUrl } from './request.ts';
 import { handleChannelStats, type ChannelStatsDeps } from './routes/channel-stats.ts';
 import { handleProtobufRequest } from './routes/protobuf.ts';
 import { handleTextPublish, type PublishDeps } from './routes/publish.ts';
@@ -39,6 +40,7 @@ export interface RouteHandlers {
 
 /** Long polling through nginx arrives as /bitrix/sub/; served directly too, so no proxy is needed. */
 const SUB_ALIAS = '/bitrix/sub/';
+const EMPTY_BODY = Buffer.alloc(0);
 
 /**
  * One HTTP(S) listener of `servers[]`, serving the routes its config names.
@@ -119,7 +121,17 @@ export class Listener {
     this.server.closeAllConnections();
   }
 
+  /**
+   * Every body is read within limits.maxPayloadBytes before routing, whatever the
+   * route, so a body over it is always a 413 with the connection closed.
+   */
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (onRefusedConnection(req)) return;
+    if (!hasBody(req)) return this.route(req, res, EMPTY_BODY);
+    this.run(withBody(req, res, this.handlers.maxPayloadBytes, this.log, (body) => this.route(req, res, body)), res);
+  }
+
+  private route(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
     const url = parseUrl(req.url);
     const raw = req.url ?? '/';
     const routes = this.cfg.routes;
@@ -133,18 +145,16 @@ export class Listener {
       if (method === 'POST') {
         const binary = single(url.query, 'binaryMode') === 'true';
         return this.run(
-          this.withBody(req, res, (body) =>
-            binary
-              ? handleProtobufRequest(res, body, { trusted: true }, publish.requests, publish.log)
-              : handleTextPublish(req, res, url, body, publish),
-          ),
+          binary
+            ? handleProtobufRequest(res, body, { trusted: true }, publish.requests, publish.log)
+            : handleTextPublish(req, res, url, body, publish),
           res,
         );
       }
       if (method === 'GET') return this.run(handleChannelStats(res, url, publish.channelStats), res);
     }
     if (rest && routes.rest !== undefined && raw.startsWith(routes.rest) && method === 'POST') {
-      return this.run(this.withBody(req, res, (body) => this.clientRequest(res, url, body, rest)), res);
+      return this.run(this.clientRequest(res, url, body, rest), res);
     }
     if (stat && routes.stat !== undefined && raw.startsWith(routes.stat) && method === 'GET') {
       return this.run(handleServerStat(res, stat.reporter, stat.counters), res);
@@ -177,25 +187,6 @@ export class Listener {
   private matchesSub(rawUrl: string): boolean {
     for (const p of this.subPaths) if (rawUrl.startsWith(p)) return true;
     return false;
-  }
-
-  /** Reads the body within limits.maxPayloadBytes; over it: 413 and the connection is closed. */
-  private async withBody(req: IncomingMessage, res: ServerResponse, next: (body: Buffer) => Promise<void>): Promise<void> {
-    let body: Buffer;
-    try {
-      body = await readBody(req, this.handlers.maxPayloadBytes);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        this.log.info({ limitBytes: err.limitBytes }, 'request body too large');
-        if (!res.headersSent) {
-          res.writeHead(413, { 'Content-Type': 'text/plain', 'Access-Control-Allow-Origin': '*', 'Content-Length': 0, Connection: 'close' });
-          res.end(() => req.socket.destroy());
-        }
-        return;
-      }
-      throw err;
-    }
-    await next(body);
   }
 
   private run(work: Promise<void>, res: ServerResponse): void {
