@@ -110,6 +110,8 @@ function renderValue(path: string[], leaf: Leaf): string {
   if (dynamic !== undefined) return '';
   if (!leaf.hasDefault || leaf.defaultValue === undefined) return '';
   const v = leaf.defaultValue;
+  // Lists are comma separated in the environment; an empty one is an empty variable.
+  if (Array.isArray(v)) return v.join(',');
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
@@ -118,6 +120,7 @@ function defaultNote(path: string[], leaf: Leaf): string {
   if (dynamic !== undefined) return `Default: ${dynamic}.`;
   if (!leaf.hasDefault || leaf.defaultValue === undefined) return 'Default: unset.';
   const value = leaf.defaultValue;
+  if (Array.isArray(value)) return value.length === 0 ? 'Default: empty (a comma separated list).' : `Default: ${value.join(',')} (a comma separated list).`;
   const human = typeof value === 'number' ? humanize(path[path.length - 1]!, value) : undefined;
   return `Default: ${typeof value === 'string' ? value : JSON.stringify(value)}${human ? ` (${human})` : ''}.`;
 }

@@ -7,6 +7,7 @@ import type { Config } from './config/schema.ts';
 import { GatewayActor } from './gateway/gateway-actor.ts';
 import { AdminListener } from './http/admin.ts';
 import { readinessRule } from './http/readiness.ts';
+import { OriginPolicy } from './http/origin-policy.ts';
 import { Listener, type RouteHandlers } from './http/server.ts';
 import type { Logger } from './log/logger.ts';
 import { Metrics } from './metrics/metrics.ts';
@@ -37,6 +38,8 @@ export interface App {
    * served meanwhile and in-flight ones finish; then stop().
    */
   shutdown(): Promise<void>;
+  /** Reads the listeners' TLS files again (SIGHUP). */
+  reloadTls(): void;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -222,7 +225,10 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     };
     starting = undefined;
     rootLog.info({ role: config.role, stream: MESSAGE_STREAM, epoch: epochSec() }, 'started');
-    return { addresses, adminAddress: admin?.address, gateway, publisher: publishing, stop, shutdown, [Symbol.asyncDispose]: stop };
+    const reloadTls = (): void => {
+      for (const l of listeners) l.reloadTls();
+    };
+    return { addresses, adminAddress: admin?.address, gateway, publisher: publishing, stop, shutdown, reloadTls, [Symbol.asyncDispose]: stop };
   } catch (err) {
     for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => undefined);
     throw err;
@@ -245,6 +251,7 @@ function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHan
   const { limits, gateway, publisher, parser, requests, presence, counters, reporter } = p;
   return {
     maxPayloadBytes: limits.maxPayloadBytes,
+    origins: new OriginPolicy(config.security.allowedOrigins),
     rest: { requests, parser },
     stat: { reporter, counters },
     ...(gateway && {

@@ -116,6 +116,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // As nginx: SIGHUP reads renewed certificates (servers[].ssl) without dropping anyone.
+  process.on('SIGHUP', () => {
+    log.info({ signal: 'SIGHUP' }, 'reloading tls certificates');
+    app.reloadTls();
+  });
 }
 
 /** Forks the workers, restarts one that dies unexpectedly, and passes SIGTERM on to all. */
@@ -147,6 +152,9 @@ function runPrimary(config: Config, natsUrl: string, log: Logger, localNats: Loc
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
 }
 
 await main();

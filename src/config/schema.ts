@@ -68,9 +68,20 @@ const Nats = z.strictObject({
   localBinary: z.string().default('nats-server').describe('Executable started when url is unset.'),
 });
 
+/** A list in a config file, or comma separated in an environment variable. */
+const commaList = <T extends z.ZodType>(item: T) =>
+  z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v), z.array(item));
+
+const origin = z
+  .string()
+  .regex(/^https?:\/\/(\*\.)?[a-z0-9.-]+(:[0-9]{1,5})?$/i, 'an origin is scheme://host[:port], such as https://portal.example.com or https://*.example.com');
+
 const Security = z.strictObject({
   key: z.string().min(1).optional().describe('HMAC key shared with the portal (pull module "signature_key"). Unset: unsigned private ids are accepted and public ids are unusable.'),
   algo: z.string().default('sha1').describe('HMAC hash (pull module "signature_algo").'),
+  allowedOrigins: commaList(origin)
+    .default([])
+    .describe('Browser origins (https://portal.example.com, https://*.example.com) whose pages may subscribe and send client requests; another Origin gets 403 (the official client backs off 15 s and more). Requests without an Origin (same-origin pages, desktop and mobile apps) are allowed. Empty: every origin.'),
 });
 
 const Storage = z.strictObject({
@@ -79,6 +90,7 @@ const Storage = z.strictObject({
   channelTtlSec: positiveInt.default(86_400).describe('Accepted for Push server 2.0 compatibility; per-channel history lives as long as its messages.'),
   onlineTtlSec: positiveInt.default(120).describe('Presence lifetime after the last sign of a connection.'),
   onlineDeltaSec: z.coerce.number().int().min(0).default(10).describe('Slack added to onlineTtlSec.'),
+  presenceWritesInFlight: positiveInt.default(64).describe('Presence writes (KV puts) one process has outstanding at once; the rest wait in a queue of one entry per channel, so the pongs of a ping round cannot flood NATS. A long queue makes presence late, never wrong for longer than it.'),
   streamReplicas: z.coerce.number().int().min(1).max(5).default(1).describe('Replicas of every stream and bucket: 1 for one NATS server, 3 for a cluster.'),
   streamMaxBytes: z.coerce.number().int().default(-1).describe('Upper bound of the message stream on disk (bytes); the oldest messages go first. -1: unbounded.'),
   duplicateWindowMs: positiveInt.default(120_000).describe('Window in which a retried publish with the same id is stored once.'),

@@ -48,6 +48,8 @@ export interface GatewayDeps {
 }
 
 const SWEEP_INTERVAL_MS = 5_000;
+/** Parts of gateway.pingIntervalMs over which a ping round is spread. */
+const PING_SLICES = 20;
 const MAILBOX_CAPACITY = 10_000;
 
 /**
@@ -69,6 +71,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private readonly sessions = new Set<Session>();
   private readonly wsSessions = new Set<WsSession>();
   private timers: NodeJS.Timeout[] = [];
+  private pingTicks = 0;
   private unlisten: Array<() => void> = [];
 
   constructor(
@@ -212,7 +215,9 @@ export class GatewayActor extends Actor<GatewayMsg> {
   protected override async onStart(): Promise<void> {
     const { link, feed, reader, watch } = this.deps;
     this.hub.startAt(await reader.end());
-    const ping = setInterval(() => this.tell({ type: 'ping-tick' }), this.cfg.pingIntervalMs);
+    // Each tick pings one slice of the connections, so every one is pinged once per
+    // interval and their pongs (and presence writes) are spread over it.
+    const ping = setInterval(() => this.tell({ type: 'ping-tick' }), Math.max(1, Math.floor(this.cfg.pingIntervalMs / PING_SLICES)));
     const sweep = setInterval(() => this.tell({ type: 'sweep-tick' }), SWEEP_INTERVAL_MS);
     this.timers = [ping, sweep];
     // Republished messages that arrive while disconnected, or that a failing stream
@@ -243,9 +248,11 @@ export class GatewayActor extends Actor<GatewayMsg> {
       case 'open':
         this.onOpen(msg.session, msg.fromSeq, msg.ticket, msg.ready);
         return;
-      case 'ping-tick':
-        for (const s of this.wsSessions) s.ping();
+      case 'ping-tick': {
+        const slice = this.pingTicks++ % PING_SLICES;
+        for (const s of this.wsSessions) if (s.id % PING_SLICES === slice) s.ping();
         return;
+      }
       case 'sweep-tick':
         this.hub.sweep();
         this.deps.presence.sweep();

@@ -16,6 +16,11 @@ export function onRefusedConnection(req: IncomingMessage): boolean {
   return refused.has(req.socket);
 }
 
+/** Marks the request's connection: whatever arrives on it from now on is not handled. */
+export function refuseConnection(req: IncomingMessage): void {
+  refused.add(req.socket);
+}
+
 /** Whether the request carries a body at all (most GETs do not, and skip the read). */
 export function hasBody(req: IncomingMessage): boolean {
   if (req.headers['transfer-encoding'] !== undefined) return true;
@@ -38,7 +43,7 @@ export class BodyTooLargeError extends Error {
 export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const tooLarge = (): void => {
-      refused.add(req.socket);
+      refuseConnection(req);
       reject(new BodyTooLargeError(limitBytes));
     };
     const declared = Number(req.headers['content-length']);
@@ -85,11 +90,12 @@ export async function withBody(
   } catch (err) {
     if (!(err instanceof BodyTooLargeError)) throw err;
     log.info({ limitBytes, method: req.method }, 'request body too large');
-    if (res.headersSent) req.socket.destroy();
-    else {
-      res.writeHead(413, { 'Content-Type': 'text/plain', 'Access-Control-Allow-Origin': '*', 'Content-Length': 0, Connection: 'close' });
-      res.end(() => req.socket.destroy());
+    if (res.headersSent) {
+      req.socket.destroy();
+      return;
     }
+    res.writeHead(413, { 'Content-Type': 'text/plain', 'Access-Control-Allow-Origin': '*', 'Content-Length': 0, Connection: 'close' });
+    res.end(() => req.socket.destroy());
     return;
   }
   await next(body);

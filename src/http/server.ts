@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +8,9 @@ import { SessionSocket } from '../gateway/ws-session.ts';
 import type { Logger } from '../log/logger.ts';
 import { sendNotFound, sendPlain, sendPreflight } from '../wire/http-replies.ts';
 import { ListenError } from './listen-error.ts';
-import { hasBody, onRefusedConnection, withBody } from './body-limit.ts';
+import type { OriginPolicy } from './origin-policy.ts';
+import { readTlsOptions } from './tls.ts';
+import { hasBody, onRefusedConnection, refuseConnection, withBody } from './body-limit.ts';
 import { parseUrl, type ParsedUrl } from './request.ts';
 import { handleChannelStats, type ChannelStatsDeps } from './routes/channel-stats.ts';
 import { handleProtobufRequest } from './routes/protobuf.ts';
@@ -36,11 +37,16 @@ export interface RouteHandlers {
   /** `stat`: server statistics. */
   stat?: { reporter: ServerStatsReporter; counters: DailyCounters };
   maxPayloadBytes: number;
+  /** Origins whose pages may use `sub` and `rest` (security.allowedOrigins). */
+  origins: OriginPolicy;
 }
 
 /** Long polling through nginx arrives as /bitrix/sub/; served directly too, so no proxy is needed. */
 const SUB_ALIAS = '/bitrix/sub/';
 const EMPTY_BODY = Buffer.alloc(0);
+
+/** What a route does with the request's body, once read within the limit. */
+type Handler = (body: Buffer) => void;
 
 /**
  * One HTTP(S) listener of `servers[]`, serving the routes its config names.
@@ -69,19 +75,7 @@ export class Listener {
       maxPayload: handlers.maxPayloadBytes,
     });
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
-    this.server = cfg.ssl
-      ? createHttpsServer(
-          {
-            key: readFileSync(cfg.ssl.key),
-            cert: readFileSync(cfg.ssl.cert),
-            ...(cfg.ssl.ca ? { ca: readFileSync(cfg.ssl.ca) } : {}),
-            ...(cfg.ssl.dhparam ? { dhparam: readFileSync(cfg.ssl.dhparam) } : {}),
-            ...(cfg.ssl.ciphers ? { ciphers: cfg.ssl.ciphers } : {}),
-            ...(cfg.ssl.honorCipherOrder === undefined ? {} : { honorCipherOrder: cfg.ssl.honorCipherOrder }),
-          },
-          onRequest,
-        )
-      : createHttpServer(onRequest);
+    this.server = cfg.ssl ? createHttpsServer(readTlsOptions(cfg.ssl), onRequest) : createHttpServer(onRequest);
     this.server.keepAliveTimeout = 65_000;
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -116,50 +110,73 @@ export class Listener {
     this.wss.close();
   }
 
+  /**
+   * Reads the TLS files again (SIGHUP): new connections get the renewed certificate,
+   * open ones keep theirs. Unreadable or mismatched files leave the current one in use.
+   */
+  reloadTls(): void {
+    if (!this.cfg.ssl) return;
+    try {
+      (this.server as import('node:https').Server).setSecureContext(readTlsOptions(this.cfg.ssl));
+      this.log.info({ cert: this.cfg.ssl.cert }, 'tls certificate reloaded');
+    } catch (err) {
+      this.log.error({ err, cert: this.cfg.ssl.cert }, 'tls certificate reload failed, the previous one stays in use');
+    }
+  }
+
   /** Ends connections still open (after the owners had their chance). */
   destroyConnections(): void {
     this.server.closeAllConnections();
   }
 
   /**
-   * Every body is read within limits.maxPayloadBytes before routing, whatever the
-   * route, so a body over it is always a 413 with the connection closed.
+   * The route is chosen first (an origin it refuses is answered without reading the
+   * body), then every body is read within limits.maxPayloadBytes, whatever the route:
+   * a body over it is always a 413 with the connection closed (body-limit.ts).
    */
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     if (onRefusedConnection(req)) return;
-    if (!hasBody(req)) return this.route(req, res, EMPTY_BODY);
-    this.run(withBody(req, res, this.handlers.maxPayloadBytes, this.log, (body) => this.route(req, res, body)), res);
+    const handle = this.route(req, res);
+    if (handle === undefined) return;
+    if (!hasBody(req)) return handle(EMPTY_BODY);
+    this.run(withBody(req, res, this.handlers.maxPayloadBytes, this.log, handle), res);
   }
 
-  private route(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  /** The handler for the request, or undefined when it was answered already (origin refused). */
+  private route(req: IncomingMessage, res: ServerResponse): Handler | undefined {
     const url = parseUrl(req.url);
     const raw = req.url ?? '/';
     const routes = this.cfg.routes;
     const { subscribe, publish, rest, stat } = this.handlers;
     const method = req.method;
     if (subscribe && this.matchesSub(raw)) {
-      if (method === 'OPTIONS') return sendPreflight(res);
-      if (method === 'GET') return this.run(handleLongPoll(req, res, url, { ...subscribe, wss: this.wss }), res);
+      if (method === 'OPTIONS') return () => sendPreflight(res);
+      if (method === 'GET') {
+        if (!this.originAllowed(req)) return this.refuseOrigin(req, res);
+        return () => this.run(handleLongPoll(req, res, url, { ...subscribe, wss: this.wss }), res);
+      }
     }
     if (publish && routes.pub !== undefined && raw.startsWith(routes.pub)) {
       if (method === 'POST') {
         const binary = single(url.query, 'binaryMode') === 'true';
-        return this.run(
-          binary
-            ? handleProtobufRequest(res, body, { trusted: true }, publish.requests, publish.log)
-            : handleTextPublish(req, res, url, body, publish),
-          res,
-        );
+        return (body) =>
+          this.run(
+            binary
+              ? handleProtobufRequest(res, body, { trusted: true }, publish.requests, publish.log)
+              : handleTextPublish(req, res, url, body, publish),
+            res,
+          );
       }
-      if (method === 'GET') return this.run(handleChannelStats(res, url, publish.channelStats), res);
+      if (method === 'GET') return () => this.run(handleChannelStats(res, url, publish.channelStats), res);
     }
     if (rest && routes.rest !== undefined && raw.startsWith(routes.rest) && method === 'POST') {
-      return this.run(this.clientRequest(res, url, body, rest), res);
+      if (!this.originAllowed(req)) return this.refuseOrigin(req, res);
+      return (body) => this.run(this.clientRequest(res, url, body, rest), res);
     }
     if (stat && routes.stat !== undefined && raw.startsWith(routes.stat) && method === 'GET') {
-      return this.run(handleServerStat(res, stat.reporter, stat.counters), res);
+      return () => this.run(handleServerStat(res, stat.reporter, stat.counters), res);
     }
-    sendNotFound(res);
+    return () => sendNotFound(res);
   }
 
   /** `POST /bitrix/rest/?CHANNEL_ID=…`: a client request, signed like a subscription. */
@@ -178,10 +195,35 @@ export class Listener {
       refuse(socket, 400, 'Bad Request', 'Bad Request');
       return;
     }
+    if (!this.originAllowed(req)) {
+      refuse(socket, 403, 'Forbidden', 'origin not allowed');
+      return;
+    }
     handleUpgrade(req, socket, head, url, { ...subscribe, wss: this.wss }).catch((err: unknown) => {
       this.log.error({ err }, 'upgrade failed');
       refuse(socket, 500, 'Internal Server Error', 'Internal Server Error');
     });
+  }
+
+  private originAllowed(req: IncomingMessage): boolean {
+    if (this.handlers.origins.allows(req.headers.origin)) return true;
+    this.log.info({ origin: req.headers.origin }, 'origin refused');
+    return false;
+  }
+
+  /**
+   * 403 from another site's page. A request with a body is not read: the connection is
+   * closed, and nothing that follows on it is handled.
+   */
+  private refuseOrigin(req: IncomingMessage, res: ServerResponse): undefined {
+    if (!hasBody(req)) {
+      sendPlain(res, 403, 'origin not allowed');
+      return undefined;
+    }
+    refuseConnection(req);
+    sendPlain(res, 403, 'origin not allowed', { Connection: 'close' });
+    res.once('finish', () => req.socket.destroy());
+    return undefined;
   }
 
   private matchesSub(rawUrl: string): boolean {

@@ -9,9 +9,20 @@ import type { KvStore } from '../nats/kv-store.ts';
  * connection when it opens and on each keep-alive; any process answers `online`
  * with the same truth. A process writes a key at most once per `refreshMs`, so
  * long polls re-polling every few seconds do not turn into a write each.
+ *
+ * Every channel of a connection is marked, not only its first token: a channel is
+ * online while it has a subscription (spec §6 and case 31; Push server 2.0's Redis
+ * mode marked the first token only, a side effect of its key layout). The shared
+ * channel costs one write per refresh per process, whatever the connection count.
+ *
+ * Writes wait in a queue (one entry per channel) and at most `maxInFlight` are
+ * outstanding: the pongs of a ping round come back together and must not become
+ * tens of thousands of KV writes at once.
  */
 export class Presence {
   private readonly lastWrite = new Map<string, number>();
+  private readonly queued = new Set<string>();
+  private inFlight = 0;
   private failures = 0;
 
   constructor(
@@ -20,6 +31,7 @@ export class Presence {
     private readonly refreshMs: number,
     private readonly value: string,
     private readonly log: Logger,
+    private readonly maxInFlight = 64,
   ) {}
 
   /**
@@ -34,7 +46,13 @@ export class Presence {
       Math.max(1_000, Math.floor(storage.onlineTtlSec * 250)),
       `${hostname()}/${processUniqueId}`,
       log,
+      storage.presenceWritesInFlight,
     );
+  }
+
+  /** Writes waiting for a slot. */
+  get backlog(): number {
+    return this.queued.size;
   }
 
   /** Marks channels online now (fire and forget: presence never holds up a connection). */
@@ -43,17 +61,34 @@ export class Presence {
       const last = this.lastWrite.get(key);
       if (last !== undefined && now - last < this.refreshMs) continue;
       this.lastWrite.set(key, now);
+      this.queued.add(key);
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxInFlight && this.queued.size > 0) {
+      const key = this.queued.values().next().value as string;
+      this.queued.delete(key);
+      this.inFlight++;
       this.kv.put(key, this.value).then(
         () => {
           this.failures = 0;
+          this.written();
         },
         (err: unknown) => {
           this.lastWrite.delete(key);
           // One line per burst of failures, not one per connection.
           if (this.failures++ === 0) this.log.warn({ err, channel: key }, 'presence write failed');
+          this.written();
         },
       );
     }
+  }
+
+  private written(): void {
+    this.inFlight--;
+    this.pump();
   }
 
   /** Whether each channel was seen within the TTL, in the order asked; one pipelined round of reads. */
