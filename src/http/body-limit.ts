@@ -11,6 +11,9 @@ import type { Logger } from '../log/logger.ts';
  */
 const refused = new WeakSet<Socket>();
 
+/** How long a refused connection is still read (and what arrives discarded) after its answer went out. */
+const LINGER_MS = 5_000;
+
 /** True for a request that came on a connection whose earlier body was refused: leave it unanswered. */
 export function onRefusedConnection(req: IncomingMessage): boolean {
   return refused.has(req.socket);
@@ -19,6 +22,31 @@ export function onRefusedConnection(req: IncomingMessage): boolean {
 /** Marks the request's connection: whatever arrives on it from now on is not handled. */
 export function refuseConnection(req: IncomingMessage): void {
   refused.add(req.socket);
+}
+
+/**
+ * Marks the connection refused and ends it once `res` is written, without losing the
+ * answer. Destroying a socket that has unread input makes the kernel send a reset, and
+ * a client that had not read the answer yet loses it (seen under load: neither the 413
+ * nor an earlier answer arrived). So the write side is closed (FIN) and what the client
+ * still sends is read and discarded until it closes too, or LINGER_MS pass.
+ */
+export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket;
+  refuseConnection(req);
+  // Node answers `Connection: close` with destroySoon(), a destroy right after the write: end instead.
+  socket.destroySoon = () => socket.end();
+  res.once('finish', () => {
+    socket.end();
+    if (socket.readableEnded) {
+      socket.destroy();
+      return;
+    }
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('end', () => socket.destroy());
+    socket.once('close', () => clearTimeout(timer));
+  });
 }
 
 /** Whether the request carries a body at all (most GETs do not, and skip the read). */
@@ -94,8 +122,9 @@ export async function withBody(
       req.socket.destroy();
       return;
     }
+    closeAfterAnswer(req, res);
     res.writeHead(413, { 'Content-Type': 'text/plain', 'Access-Control-Allow-Origin': '*', 'Content-Length': 0, Connection: 'close' });
-    res.end(() => req.socket.destroy());
+    res.end();
     return;
   }
   await next(body);

@@ -10,7 +10,7 @@ import { sendNotFound, sendPlain, sendPreflight } from '../wire/http-replies.ts'
 import { ListenError } from './listen-error.ts';
 import type { OriginPolicy } from './origin-policy.ts';
 import { readTlsOptions } from './tls.ts';
-import { hasBody, onRefusedConnection, refuseConnection, withBody } from './body-limit.ts';
+import { closeAfterAnswer, hasBody, onRefusedConnection, withBody } from './body-limit.ts';
 import { parseUrl, type ParsedUrl } from './request.ts';
 import { handleChannelStats, type ChannelStatsDeps } from './routes/channel-stats.ts';
 import { handleProtobufRequest } from './routes/protobuf.ts';
@@ -220,9 +220,8 @@ export class Listener {
       sendPlain(res, 403, 'origin not allowed');
       return undefined;
     }
-    refuseConnection(req);
+    closeAfterAnswer(req, res);
     sendPlain(res, 403, 'origin not allowed', { Connection: 'close' });
-    res.once('finish', () => req.socket.destroy());
     return undefined;
   }
 

@@ -60,28 +60,30 @@ function canaryPublish(listener: Listener, marker: string): Buffer {
   return Buffer.from('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
 }
 
-/** A valid keep-alive request answered 200 on each listener. */
-const FIRST: Record<Listener, string> = {
-  public: 'OPTIONS /bitrix/subws/ HTTP/1.1\r\nHost: x\r\n\r\n',
-  internal: 'GET /server-stat/ HTTP/1.1\r\nHost: x\r\n\r\n',
-  admin: 'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n',
+/** A keep-alive request each listener answers at once (no NATS round trip), and its status. */
+const FIRST: Record<Listener, [string, string]> = {
+  public: ['OPTIONS /bitrix/subws/ HTTP/1.1\r\nHost: x\r\n\r\n', '200'],
+  internal: ['GET /nowhere/ HTTP/1.1\r\nHost: x\r\n\r\n', '404'],
+  admin: ['GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', '200'],
 };
+const closing = (listener: Listener): Buffer => Buffer.from(FIRST[listener][0].replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'));
 
 /**
  * Writes `parts` in order on one connection (waiting for the first answer to begin
- * after `answerAfter` parts, when given) and reads until the server closes or 3 s pass.
+ * after `answerAfter` parts, when given) and reads until the server closes or 10 s pass.
  */
-function exchange(port: number, parts: Buffer[], answerAfter?: number): Promise<{ text: string; closed: boolean }> {
+function exchange(port: number, parts: Buffer[], answerAfter?: number): Promise<{ text: string; closed: boolean; error?: string }> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
     let closed = false;
+    let error: string | undefined;
     let sent = 0;
-    const done = (): void => resolve({ text: Buffer.concat(chunks).toString('latin1'), closed });
+    const done = (): void => resolve({ text: Buffer.concat(chunks).toString('latin1'), closed, ...(error === undefined ? {} : { error }) });
     const timer = setTimeout(() => {
       socket.destroy();
       done();
-    }, 3_000);
+    }, 10_000);
     const send = (upTo: number): void => {
       for (; sent < upTo && !socket.destroyed; sent++) {
         const part = parts[sent]!;
@@ -92,7 +94,9 @@ function exchange(port: number, parts: Buffer[], answerAfter?: number): Promise<
       chunks.push(c);
       send(parts.length);
     });
-    socket.on('error', () => undefined);
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      error ??= err.code ?? err.message;
+    });
     socket.on('close', () => {
       closed = true;
       clearTimeout(timer);
@@ -130,9 +134,45 @@ const routes: Array<[Listener, string, string]> = [
 describe('an oversized body', () => {
   it('the canary sees a publish sent on its own to each listener (so it would see one handled behind a body)', async () => {
     for (const listener of ['public', 'internal'] as const) {
-      const r = await exchange(ports[listener], [canaryPublish(listener, `alone-${listener}`), Buffer.from(FIRST[listener].replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'))]);
+      const r = await exchange(ports[listener], [canaryPublish(listener, `alone-${listener}`), closing(listener)]);
       assert.match(r.text, /^HTTP\/1\.1 200 /);
       await eventually(`the canary gets alone-${listener}`, () => canaryWs.text().includes(`alone-${listener}`));
+    }
+  });
+
+  it('a client that keeps sending its body and reads only afterwards still gets the 413 (the connection is not reset under it)', async () => {
+    const heads: Record<Listener, string> = {
+      public: `POST /bitrix/rest/?CHANNEL_ID=${sender.token}`,
+      internal: `POST /bitrix/pub/?CHANNEL_ID=${canary.priv}`,
+      admin: 'POST /metrics',
+    };
+    for (const listener of ['public', 'internal', 'admin'] as const) {
+      for (let i = 0; i < 10; i++) {
+        const answer = await new Promise<{ text: string; error?: string }>((resolve) => {
+          const socket = connect(ports[listener], '127.0.0.1');
+          const chunks: Buffer[] = [];
+          let error: string | undefined;
+          socket.pause();
+          socket.on('data', (c) => chunks.push(c));
+          socket.on('error', (err: NodeJS.ErrnoException) => {
+            error ??= err.code ?? err.message;
+          });
+          socket.on('close', () => resolve({ text: Buffer.concat(chunks).toString('latin1'), ...(error === undefined ? {} : { error }) }));
+          socket.write(`${heads[listener]} HTTP/1.1\r\nHost: x\r\nContent-Length: ${LIMIT * 256}\r\n\r\n`);
+          // Like a client that sends the whole body before it looks at the answer (curl, PHP).
+          const piece = Buffer.alloc(LIMIT, 'x');
+          let sent = 0;
+          const pump = setInterval(() => {
+            if (socket.destroyed || ++sent > 40) return;
+            socket.write(piece);
+          }, 5);
+          setTimeout(() => {
+            clearInterval(pump);
+            socket.resume();
+          }, 250);
+        });
+        assert.match(answer.text, /^HTTP\/1\.1 413 /, `${listener}, attempt ${i}: ${answer.error ?? ''} ${answer.text.slice(0, 40)}`);
+      }
     }
   });
 
@@ -151,16 +191,16 @@ describe('an oversized body', () => {
         const behind = canaryPublish(listener, `behind-${tag}`);
         // 0: the oversized request first; 1: after a keep-alive answer; 2: all three in one go.
         const mode = Math.floor(i / 6) % 3;
-        const parts = mode === 0 ? [head, payload, behind] : [Buffer.from(FIRST[listener]), head, payload, behind];
+        const parts = mode === 0 ? [head, payload, behind] : [Buffer.from(FIRST[listener][0]), head, payload, behind];
         const r = await exchange(ports[listener], parts, mode === 1 ? 1 : undefined);
         const answers = (r.text.match(/HTTP\/1\.1 \d{3}/g) ?? []).map((s) => s.slice(9));
-        assert.deepEqual(answers, mode === 0 ? ['413'] : ['200', '413'], `attempt ${i} (mode ${mode}, ${withLength ? 'Content-Length' : 'chunked'}, ${size} B): ${r.text.slice(0, 80)}`);
+        assert.deepEqual(answers, mode === 0 ? ['413'] : [FIRST[listener][1], '413'], `attempt ${i} (mode ${mode}, ${withLength ? 'Content-Length' : 'chunked'}, ${size} B; closed ${r.closed}, error ${r.error ?? 'none'}): ${r.text.slice(0, 80)}`);
         assert.ok(r.closed, `attempt ${i}: the connection is closed`);
       }
       // Still serving on that listener, and nothing of the bodies or behind them reached the canary.
       const done = `done-${listener}-${method}-${label}`;
       if (listener !== 'admin') {
-        assert.match((await exchange(ports[listener], [canaryPublish(listener, done), Buffer.from(FIRST[listener].replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'))])).text, /^HTTP\/1\.1 200 /);
+        assert.match((await exchange(ports[listener], [canaryPublish(listener, done), closing(listener)])).text, /^HTTP\/1\.1 200 /);
         await eventually(`the canary gets ${done}`, () => canaryWs.text().includes(done));
       }
       const prefix = `${listener}-${method}-${label}-`;
