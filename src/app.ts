@@ -1,9 +1,12 @@
 import type { AddressInfo } from 'node:net';
 import { MESSAGE_STREAM, PRESENCE_BUCKET, STATS_BUCKET, STATS_REPORT_INTERVAL_MS } from '../streams/index.ts';
 import { natsPublishHandler } from './api/nats-publish-api.ts';
+import { ClientRate } from './api/client-rate.ts';
 import { ProtobufRequests } from './api/protobuf-requests.ts';
 import { effectiveLimits, streamDeclarations, ttlPolicy } from './config/derived.ts';
 import type { Config } from './config/schema.ts';
+import { DemoAssets } from './demo/assets.ts';
+import { DemoRoutes } from './demo/demo-routes.ts';
 import { GatewayActor } from './gateway/gateway-actor.ts';
 import { AdminListener } from './http/admin.ts';
 import { readinessRule } from './http/readiness.ts';
@@ -75,6 +78,8 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     },
     { role: config.role, process: config.processUniqueId },
   );
+  const demoLog = rootLog.child({ actor: 'demo' });
+  const demo = config.admin.demo && config.admin.port !== -1 ? new DemoRoutes(new DemoAssets(demoLog), demoLog) : undefined;
   // The admin listener comes first: /healthz answers and /readyz says why not yet while NATS is awaited.
   const admin =
     config.admin.port === -1
@@ -93,6 +98,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
             }),
           },
           rootLog.child({ actor: 'admin' }),
+          demo,
         );
   await admin?.listen();
   try {
@@ -126,7 +132,10 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     const epochSec = (): number => streamWatch.epochSec;
     const limits = effectiveLimits(config, access.serverMaxPayloadBytes, rootLog);
 
-    const signer = createSigner(config.security.key, config.security.algo);
+    const signer = createSigner(signatureKeys(config), config.security.algo);
+    if (!signer.hasKey) {
+      rootLog.warn({ setting: 'security.key', env: 'PUSH_SECURITY__KEY' }, 'no security key: unsigned private channel ids are accepted');
+    }
     const parser = new ChannelIdParser(signer);
     const counters = new DailyCounters();
     const presence = Presence.fromConfig(await access.bucket(PRESENCE_BUCKET), config.storage, config.processUniqueId, rootLog.child({ actor: 'presence' }));
@@ -148,7 +157,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     const reporter = new ServerStatsReporter(
       await access.bucket(STATS_BUCKET),
       config.processUniqueId,
-      serverStatSnapshot(config, limits, () => gateway?.stats(), counters, () => windowWatch.of(streamWatch.position)),
+      serverStatSnapshot(config, limits, () => gateway?.stats(), counters, () => windowWatch.of(streamWatch.position), signer.keyCount),
       STATS_REPORT_INTERVAL_MS,
       decl.buckets.find((b) => b.bucket === STATS_BUCKET)!.ttlMs,
       rootLog.child({ actor: 'stats' }),
@@ -162,6 +171,8 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       counters,
       serverStats: () => reporter.readAll(),
     });
+
+    const clientRate = new ClientRate(limits, metrics);
 
     let natsApi: { stop(): void } | undefined;
     if (config.role !== 'gateway') {
@@ -185,7 +196,10 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         reader: storedReader,
         watch: streamWatch,
         presence,
-        clientRequests: { handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }) },
+        clientRequests: {
+          handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }),
+          waitTurn: (publicId, gone) => clientRate.waitTurn(publicId, gone),
+        },
         telemetry: metrics,
       });
       await gateway.start();
@@ -194,12 +208,19 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     await reporter.start();
     undo.push(() => reporter.stop());
 
-    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, requests, presence, counters, reporter });
+    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, requests, clientRate, presence, counters, reporter });
     const listeners = config.servers.map((s) => new Listener(s, handlers, rootLog.child({ actor: 'http' })));
     const addresses: AddressInfo[] = [];
     for (const l of listeners) {
       addresses.push(await l.listen());
       undo.push(() => l.close());
+    }
+
+    if (demo && admin?.address) {
+      const listening = config.servers.map((cfg, i) => ({ cfg, address: addresses[i]! }));
+      const origins = new OriginPolicy(config.security.allowedOrigins);
+      demo.attach({ publisher: publishing, presence, signer, origins, listeners: listening, messageTtlSec: config.storage.messageTtlSec, maxPayloadBytes: limits.maxPayloadBytes });
+      demoLog.info({ url: `http://${config.admin.hostname}:${admin.address.port}/demo` }, 'demo page served');
     }
 
     const stop = (): Promise<void> =>
@@ -235,12 +256,18 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
   }
 }
 
+/** The key that signs, then the previous ones that still verify. */
+function signatureKeys(config: Config): string[] {
+  return config.security.key === undefined ? [] : [config.security.key, ...(config.security.previousKeys ?? [])];
+}
+
 interface RouteParts {
   limits: Config['limits'];
   gateway: GatewayActor | undefined;
   publisher: PublisherActor;
   parser: ChannelIdParser;
   requests: ProtobufRequests;
+  clientRate: ClientRate;
   presence: Presence;
   counters: DailyCounters;
   reporter: ServerStatsReporter;
@@ -248,11 +275,11 @@ interface RouteParts {
 
 /** Which routes this process serves, by role, and what each needs. */
 function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHandlers {
-  const { limits, gateway, publisher, parser, requests, presence, counters, reporter } = p;
+  const { limits, gateway, publisher, parser, requests, clientRate, presence, counters, reporter } = p;
   return {
     maxPayloadBytes: limits.maxPayloadBytes,
     origins: new OriginPolicy(config.security.allowedOrigins),
-    rest: { requests, parser },
+    rest: { requests, parser, rate: clientRate, ipHeader: limits.clientIpHeader },
     stat: { reporter, counters },
     ...(gateway && {
       subscribe: {

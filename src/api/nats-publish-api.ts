@@ -22,7 +22,8 @@ export function publishEnvelopeSchema(maxChannels: number) {
     channels: z
       .array(z.union([z.string().min(1), z.strictObject({ id: HEX_ID, isPrivate: z.boolean().default(true) })]))
       .min(1, 'at least one channel is required'),
-    body: z.union([z.string().min(1, 'body is empty'), z.record(z.string(), z.unknown()), z.array(z.unknown())]),
+    // Passed through as parsed, not rebuilt: a rebuilt object loses a "__proto__" key.
+    body: z.union([z.string().min(1, 'body is empty'), z.custom<object>((v) => typeof v === 'object' && v !== null, 'body is a string, a JSON object or an array')]),
     expiry: z.number().int().min(0).optional(),
     id: z.string().min(1).max(128).optional(),
   }).refine((v) => v.channels.length <= maxChannels, { message: `at most ${maxChannels} channels`, path: ['channels'] });
@@ -55,7 +56,7 @@ export function natsPublishHandler(deps: NatsPublishDeps): (data: Uint8Array) =>
       const env = parsed.data;
       const receivers = toReceivers(env.channels, deps.parser);
       if (receivers.length > deps.maxChannelsPerRequest) throw new BadRequestError(`at most ${deps.maxChannelsPerRequest} channels`);
-      const body = encoder.encode(typeof env.body === 'string' ? env.body : JSON.stringify(env.body));
+      const body = encoder.encode(typeof env.body === 'string' ? env.body : serialize(env.body));
       if (body.length > deps.maxPayloadBytes) throw new BadRequestError(`body exceeds ${deps.maxPayloadBytes} bytes`);
       const result = await deps.publisher.publish({
         receivers,
@@ -68,9 +69,20 @@ export function natsPublishHandler(deps: NatsPublishDeps): (data: Uint8Array) =>
     } catch (err) {
       const e = toClientError(err);
       if (e.code === 'PUSH_ERR_BAD_REQUEST') deps.log.info({ err: e.message }, 'nats publish refused');
+      else if (e.code === 'PUSH_ERR_INTERNAL') deps.log.error({ err }, 'nats publish failed');
       return JSON.stringify({ error: { code: e.code, message: e.message, temporary: e.temporary } });
     }
   };
+}
+
+/** JSON.parse takes nesting that JSON.stringify cannot write back (a RangeError past the stack). */
+function serialize(body: object): string {
+  try {
+    return JSON.stringify(body);
+  } catch (err) {
+    if (err instanceof RangeError) throw new BadRequestError('body is nested too deeply');
+    throw err;
+  }
 }
 
 function toReceivers(channels: ReadonlyArray<string | { id: string; isPrivate: boolean }>, parser: ChannelIdParser): Receiver[] {

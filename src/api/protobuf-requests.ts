@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.ts';
 import { ProtocolError } from '../errors/app-error.ts';
 import { CloseCode } from '../errors/close-codes.ts';
 import type { Presence } from '../presence/presence.ts';
+import { checkClientBody, checkClientCopies, clientExpiryCap } from './client-message-rules.ts';
 import { capExpiry, type PublishCommand, type Publisher } from '../publisher/publish-command.ts';
 import type { DailyCounters } from '../stats/daily-counters.ts';
 import type { ServerStat } from '../stats/server-stats.ts';
@@ -67,11 +68,13 @@ export class ProtobufRequests {
   private async publish(messages: readonly IncomingMessagePb[], origin: RequestOrigin): Promise<void> {
     const { limits } = this.deps;
     if (messages.length > limits.maxMessagesPerRequest) throw new ProtocolError(CloseCode.TooManyMessages);
+    if (!origin.trusted) checkClientCopies(messages, limits);
+    const maxExpirySec = origin.trusted ? this.deps.messageTtlSec : clientExpiryCap(limits, this.deps.messageTtlSec);
     // Everything is validated before anything is published.
     const commands: PublishCommand[] = messages.map((m) => ({
       receivers: this.receivers(m.receivers ?? [], origin),
-      body: Buffer.from(m.body ?? '', 'utf8'),
-      expirySec: capExpiry(m.expiry ?? 0, this.deps.messageTtlSec),
+      body: this.body(m.body ?? '', origin),
+      expirySec: capExpiry(m.expiry ?? 0, maxExpirySec),
       senderId: origin.trusted ? undefined : origin.publicId,
       type: m.type,
       source: origin.trusted ? 'http_protobuf' : 'client',
@@ -82,6 +85,12 @@ export class ProtobufRequests {
         this.deps.counters.countMessage(cmd.type);
       }),
     );
+  }
+
+  /** The backend's bodies go as they are; a client's must be an event as the official client sends it. */
+  private body(text: string, origin: RequestOrigin): Buffer {
+    if (!origin.trusted) checkClientBody(text, this.deps.limits);
+    return Buffer.from(text, 'utf8');
   }
 
   private async channelStats(channels: readonly ReceiverPb[], origin: RequestOrigin): Promise<Buffer> {

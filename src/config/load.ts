@@ -1,7 +1,8 @@
-import { createHmac } from 'node:crypto';
 import { z } from 'zod';
+import { crossFieldIssues } from './cross-field.ts';
+import { issuesFromZod, unwrap, type ConfigIssue } from './issues.ts';
 import { ADMIN_PORT_OFFSET, ConfigSchema, DEFAULT_ROUTES, type Config, type ConfigInput } from './schema.ts';
-import { readPushConfigFile } from './push-config-file.ts';
+import { ConfigFileError, readPushConfigFile } from './push-config-file.ts';
 
 /**
  * Turns the environment and an optional `--config <file>` into a frozen Config.
@@ -10,7 +11,11 @@ import { readPushConfigFile } from './push-config-file.ts';
  */
 
 export class ConfigError extends Error {
-  constructor(readonly problems: string[], options?: ErrorOptions) {
+  /**
+   * `problems`: one line each, as start-up prints them; `issues`: the same problems
+   * with their path and fix (settings only, not the command line or the environment).
+   */
+  constructor(readonly problems: string[], readonly issues: readonly ConfigIssue[] = [], options?: ErrorOptions) {
     super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`, options);
     this.name = 'ConfigError';
   }
@@ -25,6 +30,8 @@ export interface LoadedConfig {
 export interface LoadOptions {
   argv?: readonly string[];
   env?: Readonly<Record<string, string | undefined>>;
+  /** Settings given on the command line (`jetpull serve --role`): they win over the environment. */
+  overrides?: Record<string, unknown>;
 }
 
 const ENV_PREFIX = 'PUSH_';
@@ -46,20 +53,28 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
       input = read.input as Record<string, unknown>;
       file = { path: filePath, ignoredKeys: read.ignoredKeys };
     } catch (err) {
-      throw new ConfigError([(err as Error).message], { cause: err });
+      throw new ConfigError([(err as Error).message], err instanceof ConfigFileError ? err.issues : [], { cause: err });
     }
   }
 
   const fromEnv = envInput(env, problems);
-  const merged = deepMerge(input, fromEnv);
-  const parsed = ConfigSchema.safeParse(merged);
+  const merged = deepMerge(deepMerge(input, fromEnv), options.overrides ?? {});
+  const result = validateConfigInput(merged);
+  if ('config' in result && problems.length === 0) return { config: result.config, ...(file ? { file } : {}) };
+  throw new ConfigError([...problems, ...('problems' in result ? result.problems : [])], 'issues' in result ? result.issues : []);
+}
+
+export type Validation = { config: Config } | { problems: string[]; issues: ConfigIssue[] };
+
+/** The schema, then the rules across settings; the frozen Config or every problem found. */
+export function validateConfigInput(input: unknown): Validation {
+  const parsed = ConfigSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) {
-    problems.push(...parsed.error.issues.map((i) => describeIssue(i)));
-  } else {
-    problems.push(...crossFieldProblems(parsed.data));
+    return { problems: parsed.error.issues.map((i) => describeIssue(i)), issues: issuesFromZod(parsed.error, ConfigSchema) };
   }
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  return { config: deepFreeze(withDerivedDefaults(parsed.data)), ...(file ? { file } : {}) };
+  const issues = crossFieldIssues(parsed.data);
+  if (issues.length > 0) return { problems: issues.map((i) => `${i.path.join('.')}: ${i.message}`), issues };
+  return { config: deepFreeze(withDerivedDefaults(parsed.data)) };
 }
 
 /** Environment variable the cluster primary sets for each worker it forks. */
@@ -73,11 +88,9 @@ export function workerIndex(env: Readonly<Record<string, string | undefined>> = 
 
 /** Parses an input object directly (tests and embedding); same rules as loadConfig. */
 export function parseConfig(input: ConfigInput): Config {
-  const parsed = ConfigSchema.safeParse(input);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => describeIssue(i)));
-  const problems = crossFieldProblems(parsed.data);
-  if (problems.length > 0) throw new ConfigError(problems);
-  return deepFreeze(withDerivedDefaults(parsed.data));
+  const result = validateConfigInput(input);
+  if ('problems' in result) throw new ConfigError(result.problems, result.issues);
+  return result.config;
 }
 
 /**
@@ -124,17 +137,6 @@ export function envVariables(): Array<[string, string[]]> {
   };
   walk(ConfigSchema, []);
   return out;
-}
-
-function unwrap(schema: z.ZodType): z.ZodType {
-  let s: z.ZodType = schema;
-  for (;;) {
-    if (s instanceof z.ZodOptional || s instanceof z.ZodDefault || s instanceof z.ZodPrefault) {
-      s = (s as unknown as { def: { innerType: z.ZodType } }).def.innerType;
-    } else {
-      return s;
-    }
-  }
 }
 
 function upperSnake(key: string): string {
@@ -210,41 +212,6 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   const path = issue.path.map(String);
   const env = path[0] === 'servers' ? 'PUSH_SERVERS' : ENV_PREFIX + path.map(upperSnake).join('__');
   return `${path.join('.') || '(root)'} (env ${env}): ${issue.message}`;
-}
-
-function crossFieldProblems(config: z.infer<typeof ConfigSchema>): string[] {
-  const problems: string[] = [];
-  const routeOwners = new Map<string, string>();
-  config.servers.forEach((server, i) => {
-    const where = `servers.${i}`;
-    if (server.port !== 0) {
-      const key = `${server.hostname}:${server.port}`;
-      if (routeOwners.has(key)) problems.push(`${where}: ${key} is already used by ${routeOwners.get(key)}`);
-      routeOwners.set(key, where);
-    }
-    if (Object.values(server.routes).every((r) => r === undefined)) {
-      problems.push(`${where}.routes: serves no route`);
-    }
-  });
-  if (config.security.key !== undefined) {
-    try {
-      hmacProbe(config.security.algo);
-    } catch {
-      problems.push(`security.algo: "${config.security.algo}" is not a hash this Node.js supports`);
-    }
-  }
-  if (config.gateway.maxOutboxBytes < 2 * config.limits.maxPayloadBytes) {
-    // A replay page is half the outbox and must hold the largest message.
-    problems.push('gateway.maxOutboxBytes: must be at least twice limits.maxPayloadBytes, or the largest message can never be replayed');
-  }
-  if (config.gateway.coalesceWindowMs >= config.gateway.longPollTimeoutMs) {
-    problems.push('gateway.coalesceWindowMs: must be shorter than gateway.longPollTimeoutMs');
-  }
-  return problems;
-}
-
-function hmacProbe(algo: string): void {
-  createHmac(algo, 'probe').update('probe').digest();
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { issuesFromZod } from './issues.ts';
+import type { ConfigIssue } from './issues.ts';
 import type { ConfigInput } from './schema.ts';
 
 /**
@@ -9,7 +11,7 @@ import type { ConfigInput } from './schema.ts';
  * optional `jetpull` key, in the shape of the runtime schema.
  */
 
-const num = z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]);
+const num = z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)], { error: 'expected a number (or a string of digits)' });
 
 const LegacyFile = z.looseObject({
   servers: z
@@ -26,7 +28,8 @@ const LegacyFile = z.looseObject({
     .optional(),
   processUniqueId: z.string().optional(),
   publishMode: z.boolean().optional(),
-  security: z.looseObject({ key: z.string().optional(), algo: z.string().optional() }).optional(),
+  // previousKeys is jetpull's (Push server 2.0 has one key); 2.0 ignores it if the file goes back.
+  security: z.looseObject({ key: z.string().optional(), algo: z.string().optional(), previousKeys: z.array(z.string()).optional() }).optional(),
   storage: z
     .looseObject({
       messageTTL: num.optional(),
@@ -52,7 +55,7 @@ const LegacyFile = z.looseObject({
 /** Top-level and nested keys that are read; anything else is listed as ignored. */
 export const READ_KEYS = new Set([
   'servers', 'processUniqueId', 'publishMode', 'security', 'storage', 'limits', 'jetpull',
-  'security.key', 'security.algo',
+  'security.key', 'security.algo', 'security.previousKeys',
   'storage.messageTTL', 'storage.messageTLL', 'storage.channelTTL', 'storage.channelTLL',
   'storage.onlineTTL', 'storage.onlineTLL', 'storage.onlineDelta',
   'limits.maxPayload', 'limits.maxConnPerChannel', 'limits.maxMessagesPerRequest', 'limits.maxChannelsPerRequest',
@@ -62,13 +65,31 @@ export interface PushConfigFile {
   input: ConfigInput;
   /** Dotted paths present in the file but not used by jetpull. */
   ignoredKeys: string[];
+  /**
+   * Where settings read from Push server 2.0 keys came from: runtime path → file path
+   * (`storage.messageTtlSec` → `storage.messageTLL`). Anything else came from `jetpull.<path>`.
+   */
+  origins: ReadonlyMap<string, string>;
 }
 
+/** The file cannot be used; `issues` carry paths in the file. */
 export class ConfigFileError extends Error {
-  constructor(readonly file: string, readonly problems: string[], options?: ErrorOptions) {
+  readonly problems: string[];
+  constructor(readonly file: string, readonly issues: readonly ConfigIssue[], options?: ErrorOptions) {
+    const problems = issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     super(`invalid config file ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, options);
+    this.problems = problems;
     this.name = 'ConfigFileError';
   }
+}
+
+/** The place in the file a runtime setting came from. */
+export function filePathOf(configPath: readonly string[], origins: ReadonlyMap<string, string>): string[] {
+  for (let n = configPath.length; n > 0; n--) {
+    const origin = origins.get(configPath.slice(0, n).join('.'));
+    if (origin !== undefined) return [...origin.split('.'), ...configPath.slice(n)];
+  }
+  return ['jetpull', ...configPath];
 }
 
 export function readPushConfigFile(file: string): PushConfigFile {
@@ -76,19 +97,21 @@ export function readPushConfigFile(file: string): PushConfigFile {
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new ConfigFileError(file, [`cannot be read as JSON: ${(err as Error).message}`], { cause: err });
+    const fix = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'check the path' : 'fix the JSON syntax (no comments, no trailing commas)';
+    throw new ConfigFileError(file, [{ path: [], message: `cannot be read as JSON: ${(err as Error).message}`, fix }], { cause: err });
   }
-  const parsed = LegacyFile.safeParse(raw);
-  if (!parsed.success) {
-    throw new ConfigFileError(
-      file,
-      parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`),
-    );
-  }
-  return { input: toConfigInput(parsed.data), ignoredKeys: ignoredKeys(raw as Record<string, unknown>) };
+  return parsePushConfig(raw, file);
 }
 
-function toConfigInput(file: z.infer<typeof LegacyFile>): ConfigInput {
+/** The parsed JSON of a config file (`file` names it in errors). */
+export function parsePushConfig(raw: unknown, file: string): PushConfigFile {
+  const parsed = LegacyFile.safeParse(raw, { reportInput: true });
+  if (!parsed.success) throw new ConfigFileError(file, issuesFromZod(parsed.error, LegacyFile));
+  const origins = new Map<string, string>();
+  return { input: toConfigInput(parsed.data, origins), ignoredKeys: ignoredKeys(raw as Record<string, unknown>), origins };
+}
+
+function toConfigInput(file: z.infer<typeof LegacyFile>, origins: Map<string, string>): ConfigInput {
   const own = (file.jetpull ?? {}) as Record<string, unknown>;
   const input: Record<string, unknown> = { ...own };
   if (file.servers) {
@@ -101,33 +124,41 @@ function toConfigInput(file: z.infer<typeof LegacyFile>): ConfigInput {
       ...(s.ssl === undefined ? {} : { ssl: s.ssl }),
     }));
   }
-  if (file.processUniqueId !== undefined) input.processUniqueId = file.processUniqueId;
-  if (file.publishMode === true && own.role === undefined) input.role = 'publisher';
-  const security = { ...(own.security as object), ...definedOnly({ key: file.security?.key, algo: file.security?.algo }) };
-  if (Object.keys(security).length > 0) input.security = security;
+  if (file.servers) origins.set('servers', 'servers');
+  if (file.processUniqueId !== undefined) {
+    input.processUniqueId = file.processUniqueId;
+    origins.set('processUniqueId', 'processUniqueId');
+  }
+  if (file.publishMode === true && own.role === undefined) {
+    input.role = 'publisher';
+    origins.set('role', 'publishMode');
+  }
+  /** The settings of one section read from Push server 2.0 keys: [runtime name, file key, value]. */
+  const section = (name: string, read: Array<[string, string, unknown]>): void => {
+    const present = read.filter(([, , v]) => v !== undefined);
+    for (const [key, fileKey] of present) origins.set(`${name}.${key}`, `${name}.${fileKey}`);
+    const merged = { ...(own[name] as object), ...Object.fromEntries(present.map(([key, , v]) => [key, v])) };
+    if (Object.keys(merged).length > 0) input[name] = merged;
+  };
+  const sec = file.security ?? {};
+  section('security', [['key', 'key', sec.key], ['algo', 'algo', sec.algo], ['previousKeys', 'previousKeys', sec.previousKeys]]);
   const st = file.storage ?? {};
-  const storage = {
-    ...(own.storage as object),
-    ...definedOnly({
-      // BitrixVM templates spell these "TLL"; both spellings are honoured, the correct one wins.
-      messageTtlSec: st.messageTTL ?? st.messageTLL,
-      channelTtlSec: st.channelTTL ?? st.channelTLL,
-      onlineTtlSec: st.onlineTTL ?? st.onlineTLL,
-      onlineDeltaSec: st.onlineDelta,
-    }),
-  };
-  if (Object.keys(storage).length > 0) input.storage = storage;
+  // BitrixVM templates spell these "TLL"; both spellings are honoured, the correct one wins.
+  const ttl = (right: 'messageTTL' | 'channelTTL' | 'onlineTTL', wrong: 'messageTLL' | 'channelTLL' | 'onlineTLL'): [string, unknown] =>
+    st[right] !== undefined ? [right, st[right]] : [wrong, st[wrong]];
+  section('storage', [
+    ['messageTtlSec', ...ttl('messageTTL', 'messageTLL')],
+    ['channelTtlSec', ...ttl('channelTTL', 'channelTLL')],
+    ['onlineTtlSec', ...ttl('onlineTTL', 'onlineTLL')],
+    ['onlineDeltaSec', 'onlineDelta', st.onlineDelta],
+  ]);
   const li = file.limits ?? {};
-  const limits = {
-    ...(own.limits as object),
-    ...definedOnly({
-      maxPayloadBytes: li.maxPayload,
-      maxConnPerChannel: li.maxConnPerChannel,
-      maxMessagesPerRequest: li.maxMessagesPerRequest,
-      maxChannelsPerRequest: li.maxChannelsPerRequest,
-    }),
-  };
-  if (Object.keys(limits).length > 0) input.limits = limits;
+  section('limits', [
+    ['maxPayloadBytes', 'maxPayload', li.maxPayload],
+    ['maxConnPerChannel', 'maxConnPerChannel', li.maxConnPerChannel],
+    ['maxMessagesPerRequest', 'maxMessagesPerRequest', li.maxMessagesPerRequest],
+    ['maxChannelsPerRequest', 'maxChannelsPerRequest', li.maxChannelsPerRequest],
+  ]);
   return input as ConfigInput;
 }
 
@@ -140,11 +171,7 @@ function pickRoutes(routes: Record<string, string>): Record<string, string> {
   return out;
 }
 
-function definedOnly(o: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-}
-
-function ignoredKeys(raw: Record<string, unknown>): string[] {
+export function ignoredKeys(raw: Record<string, unknown>): string[] {
   const out: string[] = [];
   for (const [key, value] of Object.entries(raw)) {
     if (!READ_KEYS.has(key)) {

@@ -7,8 +7,16 @@ import { z } from 'zod';
  * shape by `load.ts`; nothing else reads configuration.
  */
 
-const port = z.coerce.number().int().min(0).max(65_535);
-const positiveInt = z.coerce.number().int().positive();
+/**
+ * A number, or a string that spells one (environment values). Not z.coerce.number(),
+ * which reads a blank string or null as 0, true as 1 and [5] as 5: a port left blank
+ * would listen on a random port, `"maxPayloadBytes": true` would allow one byte.
+ */
+const numeric = (schema: z.ZodNumber) => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), schema);
+const int = () => z.number().int();
+
+const port = numeric(int().min(0).max(65_535));
+const positiveInt = numeric(int().positive());
 
 export const ROUTE_NAMES = ['sub', 'pub', 'rest', 'stat'] as const;
 export type RouteName = (typeof ROUTE_NAMES)[number];
@@ -64,7 +72,7 @@ const Nats = z.strictObject({
   connectTimeoutMs: positiveInt.default(5_000).describe('Time allowed for the first connection before start-up fails.'),
   requestTimeoutMs: positiveInt.default(5_000).describe('Time allowed for one JetStream API request (stream info, direct get).'),
   localDataDir: z.string().optional().describe('Store directory of the child nats-server started when url is unset. Default: data/nats, or data/nats-<port> when the first listener is not on 8010, so instances side by side keep apart.'),
-  localPort: z.coerce.number().int().min(-1).max(65_535).default(4222).describe('Client port of the child nats-server (on 127.0.0.1); when taken, a free port is used and logged. -1: always a free port.'),
+  localPort: numeric(int().min(-1).max(65_535)).default(4222).describe('Client port of the child nats-server (on 127.0.0.1); when taken, a free port is used and logged. -1: always a free port.'),
   localBinary: z.string().default('nats-server').describe('Executable started when url is unset.'),
 });
 
@@ -77,7 +85,8 @@ const origin = z
   .regex(/^https?:\/\/(\*\.)?[a-z0-9.-]+(:[0-9]{1,5})?$/i, 'an origin is scheme://host[:port], such as https://portal.example.com or https://*.example.com');
 
 const Security = z.strictObject({
-  key: z.string().min(1).optional().describe('HMAC key shared with the portal (pull module "signature_key"). Unset: unsigned private ids are accepted and public ids are unusable.'),
+  key: z.string().min(1).optional().describe('HMAC key shared with the portal (pull module "signature_key"); it signs and verifies. Unset: unsigned private ids are accepted, so anyone who knows a channel id can subscribe to it, and public ids are unusable; a warning is logged at start and shown in /server-stat/.'),
+  previousKeys: commaList(z.string().min(1)).optional().describe('Keys the portal used before (comma separated here, a JSON array in a config file): signatures made with them are still accepted, so changing "signature_key" does not disconnect every client. Drop a key once the channels it signed have expired (12 h after the change). Needs key.'),
   algo: z.string().default('sha1').describe('HMAC hash (pull module "signature_algo").'),
   allowedOrigins: commaList(origin)
     .default([])
@@ -89,10 +98,10 @@ const Storage = z.strictObject({
   liveOnlyTtlSec: positiveInt.default(300).describe('On nats-server 2.11+ (per-message TTL): how long a live-only message (no expiry) stays in the stream, long enough for gateways to catch up after a reconnect; it is never replayed. Older servers keep it for messageTtlSec.'),
   channelTtlSec: positiveInt.default(86_400).describe('Accepted for Push server 2.0 compatibility; per-channel history lives as long as its messages.'),
   onlineTtlSec: positiveInt.default(120).describe('Presence lifetime after the last sign of a connection.'),
-  onlineDeltaSec: z.coerce.number().int().min(0).default(10).describe('Slack added to onlineTtlSec.'),
+  onlineDeltaSec: numeric(int().min(0)).default(10).describe('Slack added to onlineTtlSec.'),
   presenceWritesInFlight: positiveInt.default(64).describe('Presence writes (KV puts) one process has outstanding at once; the rest wait in a queue of one entry per channel, so the pongs of a ping round cannot flood NATS. A long queue makes presence late, never wrong for longer than it.'),
-  streamReplicas: z.coerce.number().int().min(1).max(5).default(1).describe('Replicas of every stream and bucket: 1 for one NATS server, 3 for a cluster.'),
-  streamMaxBytes: z.coerce.number().int().default(-1).describe('Upper bound of the message stream on disk (bytes); the oldest messages go first. -1: unbounded.'),
+  streamReplicas: numeric(int().min(1).max(5)).default(1).describe('Replicas of every stream and bucket: 1 for one NATS server, 3 for a cluster.'),
+  streamMaxBytes: numeric(int()).default(-1).describe('Upper bound of the message stream on disk (bytes); the oldest messages go first. -1: unbounded.'),
   duplicateWindowMs: positiveInt.default(120_000).describe('Window in which a retried publish with the same id is stored once.'),
 });
 
@@ -101,11 +110,18 @@ const Limits = z.strictObject({
   maxConnPerChannel: positiveInt.default(100).describe('Connections per channel with a public id; the oldest is closed with 4029.'),
   maxMessagesPerRequest: positiveInt.default(100).describe('Messages in one protobuf request (4016).'),
   maxChannelsPerRequest: positiveInt.default(100).describe('Receivers of one message, or channels of one stats request (4018).'),
+  maxClientMessageBytes: positiveInt.default(65_536).describe('Largest body of one message a client publishes (binary WebSocket, /bitrix/rest/); a larger one refuses the request with 4013. The backend\'s /bitrix/pub/ is bounded by maxPayloadBytes only.'),
+  maxClientCopiesPerRequest: positiveInt.default(100).describe('Copies one client request may store: its messages\' receivers added up (each receiver is one stored copy); more refuses the request with 4018. Without it one frame could store maxMessagesPerRequest × maxChannelsPerRequest copies.'),
+  clientRequestsPerSec: positiveInt.default(50).describe('Untrusted requests (binary WebSocket frames, POST /bitrix/rest/) one public id may make per second on one process, with clientRequestBurst saved up. Over it a WebSocket is read more slowly (nothing refused or closed), a POST is answered 429 with Retry-After.'),
+  clientRequestBurst: positiveInt.default(200).describe('Requests a public id may make at once before clientRequestsPerSec applies.'),
+  restRequestsPerIpPerSec: numeric(int().min(0)).default(0).describe('POST /bitrix/rest/ requests one client address may make per second on one process (burst the same), checked before the CHANNEL_ID; over it 429 with Retry-After. 0: not limited. The address is the TCP peer, or clientIpHeader: behind a proxy without it every client shares the proxy\'s address.'),
+  clientIpHeader: z.string().min(1).optional().describe('Request header that carries the client address set by a trusted proxy, e.g. x-real-ip (deploy/nginx sets it); only for restRequestsPerIpPerSec. Unset: the TCP peer address. Set it only when every request comes through that proxy, or clients choose their own address.'),
+  maxClientExpirySec: numeric(int().min(0)).default(600).describe('Longest expiry (seconds) a client publish may ask for; a longer one is cut to it, 0 makes every client message live only. Bounds how long client messages take stream space.'),
 });
 
 const Gateway = z.strictObject({
   longPollTimeoutMs: positiveInt.default(40_000).describe('How long a long poll is held before 304.'),
-  coalesceWindowMs: z.coerce.number().int().min(0).default(400).describe('After a WebSocket frame, further messages within this window are sent together as one frame. 0: every message at once.'),
+  coalesceWindowMs: numeric(int().min(0)).default(400).describe('After a WebSocket frame, further messages within this window are sent together as one frame. 0: every message at once.'),
   pingIntervalMs: positiveInt.default(120_000).describe('WebSocket ping interval; a connection that has not answered the previous ping is terminated.'),
   maxOutboxBytes: positiveInt.default(4 * 1_048_576).describe('Bytes queued for one connection (unsent plus socket buffer); beyond it the connection is closed (4008) so a reader that stalls cannot hold memory.'),
   maxClientRequestsInFlight: positiveInt.default(8).describe('Binary requests of one WebSocket (client publishing, channel stats) handled at once; while that many are in hand the server stops reading that socket, so one client cannot fill the publisher for everyone.'),
@@ -114,6 +130,7 @@ const Gateway = z.strictObject({
   maxConcurrentReplays: positiveInt.default(64).describe('Replays read from JetStream at once per gateway; further ones wait their turn.'),
   maxQueuedReplays: positiveInt.default(20_000).describe('Replays waiting for a slot; beyond it new connections with a mid are refused with 503 so a reconnect storm cannot starve live delivery.'),
   maxNewConnectionsPerSec: positiveInt.default(5_000).describe('New connections (WebSocket upgrades and long polls) a gateway accepts per second, with a burst of the same size; beyond it 503.'),
+  repollGraceMs: numeric(int().min(0)).default(10_000).describe('A long poll that comes back to the same gateway within this time after its answer, for the same channels and with the mid that answer gave it, is not counted against maxNewConnectionsPerSec (one such poll per answer; the replay-queue bound still applies). So one broadcast answering many held polls does not get their next polls refused. 0: every poll is counted.'),
   maxCatchUpHeldMessages: positiveInt.default(100_000).describe('Live messages held while a catch-up reads the stream after a NATS reconnect or a stream leader change; past it the held ones are dropped and read from the stream instead (a slower catch-up, nothing lost).'),
   drainWindowMs: positiveInt.default(10_000).describe('On SIGTERM, connections are closed (1012) in batches spread over this window, so clients reconnect elsewhere without a herd.'),
 });
@@ -137,8 +154,13 @@ export const ConfigSchema = z.strictObject({
   publisher: Publisher.prefault({}),
   admin: z
     .strictObject({
-      port: z.coerce.number().int().min(-1).max(65_535).optional().describe('Port of the internal listener for /healthz, /readyz and /metrics; -1 turns it off, 0 picks a free one. Default: the first listener\'s port + 1170 (9180 for 8010), so instances side by side get their own. With several workers, worker n listens on port + n.'),
+      port: numeric(int().min(-1).max(65_535)).optional().describe('Port of the internal listener for /healthz, /readyz and /metrics; -1 turns it off, 0 picks a free one. Default: the first listener\'s port + 1170 (9180 for 8010), so instances side by side get their own. With several workers, worker n listens on port + n.'),
       hostname: z.string().default('127.0.0.1').describe('Bind address of the internal listener.'),
+      // A JSON config file gives a boolean, the environment a string.
+      demo: z
+        .union([z.boolean(), z.stringbool()])
+        .default(false)
+        .describe('Serve a demo page at /demo on the internal listener: the official pull client subscribed to a demo user, and a form that publishes to it. Anyone who can reach the internal listener can then publish to the demo channels; npm start turns it on.'),
     })
     .prefault({}),
   workers: positiveInt.default(1).describe('Processes started by one jetpull command, sharing the listening ports (node:cluster); each is a full jetpull process.'),

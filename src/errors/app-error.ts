@@ -116,7 +116,11 @@ export class IdempotencyConflictError extends AppError {
  * closed with `closeCode`, an HTTP request answered 400 (429 for 4029) with "<code>: <reason>".
  */
 export class ProtocolError extends AppError {
-  constructor(readonly closeCode: PushCode) {
+  constructor(
+    readonly closeCode: PushCode,
+    /** Why, in a word or two, for the log line only: the client sees the code and its reason. */
+    readonly detail?: string,
+  ) {
     const status = longPollStatus(closeCode);
     super('PUSH_ERR_REFUSED', closeText(closeCode), typeof status === 'number' ? status : 400, false);
     this.name = 'ProtocolError';

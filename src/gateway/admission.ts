@@ -44,11 +44,15 @@ export class Admission {
     this.draining = true;
   }
 
-  /** A ticket to release once the connection's replay is queued, or the reason it is refused. */
-  admit(withReplay: boolean): AdmissionTicket | Refusal {
+  /**
+   * A ticket to release once the connection's replay is queued, or the reason it is
+   * refused. `uncharged` is asked only when the rate would be charged: true lets the
+   * connection in without a token (a long poll's next poll, see RepollCredits).
+   */
+  admit(withReplay: boolean, uncharged?: () => boolean): AdmissionTicket | Refusal {
     if (this.draining) return 'draining';
     if (withReplay && this.replaysWaiting() + this.replaysPending >= this.limits.maxQueuedReplays) return 'replay-queue';
-    if (!this.bucket.take()) return 'connection-rate';
+    if (uncharged?.() !== true && !this.bucket.take()) return 'connection-rate';
     if (!withReplay) return NO_REPLAY;
     this.replaysPending++;
     let held = true;

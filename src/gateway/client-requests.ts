@@ -10,6 +10,8 @@ import type { WsSession } from './ws-session.ts';
  */
 export interface ClientRequests {
   handle(bytes: Uint8Array, publicId: string | undefined): Promise<Buffer | undefined>;
+  /** Resolves once the sender may make its next request (limits.clientRequestsPerSec), or once `gone()`. */
+  waitTurn?(publicId: string, gone: () => boolean): Promise<void>;
 }
 
 /**
@@ -24,13 +26,17 @@ export async function answerClientFrame(session: WsSession, data: Buffer, isBina
     session.close(CloseCode.WrongRequestData);
     return;
   }
+  if (session.publicId !== undefined && requests.waitTurn !== undefined) {
+    await requests.waitTurn(session.publicId, () => session.isClosed);
+    if (session.isClosed) return;
+  }
   try {
     const reply = await requests.handle(data, session.publicId);
     if (reply !== undefined) session.sendNow(reply);
   } catch (err) {
     const e = toClientError(err);
     if (e instanceof ProtocolError) {
-      log.info({ connId: session.id, closeCode: e.closeCode }, 'client request refused');
+      log.info({ connId: session.id, closeCode: e.closeCode, detail: e.detail }, 'client request refused');
       session.close(e.closeCode);
     } else if (e.temporary) {
       session.close(CloseCode.TryAgainLater);

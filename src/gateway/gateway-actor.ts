@@ -19,6 +19,7 @@ import { closeInBatches } from './drain.ts';
 import { Hub } from './hub.ts';
 import { LongPollSession } from './long-poll-session.ts';
 import { ReplayReader } from './replay-reader.ts';
+import { RepollCredits } from './repoll-credits.ts';
 import { ReplayScheduler } from './replay-scheduler.ts';
 import type { Session } from './session.ts';
 import { WsSession } from './ws-session.ts';
@@ -68,6 +69,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private readonly reader: ReplayReader;
   private readonly replays: ReplayScheduler;
   private readonly admission: Admission;
+  private readonly repollCredits: RepollCredits;
   private readonly sessions = new Set<Session>();
   private readonly wsSessions = new Set<WsSession>();
   private timers: NodeJS.Timeout[] = [];
@@ -99,6 +101,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       log.child({ component: 'replay' }),
     );
     this.admission = new Admission(cfg, () => this.replays.waiting);
+    this.repollCredits = new RepollCredits(cfg.repollGraceMs);
   }
 
   // Handlers every session shares (one function, not a closure per connection).
@@ -152,6 +155,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
         const seq = await this.reader.newestSeq(keys);
         return seq === 0 ? '' : formatMid(this.epochSec(), seq);
       },
+      onAnswered: (mid) => this.repollCredits.grant(keys, mid),
       log,
       telemetry: this.deps.telemetry,
     });
@@ -164,7 +168,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
    */
   open(session: Session, mid: string | undefined): Promise<Refusal | undefined> {
     const fromSeq = this.replayStart(mid);
-    const admitted = this.state === 'running' ? this.admission.admit(fromSeq !== undefined) : 'draining';
+    const repoll = session.transport === 'longpoll' ? () => this.repollCredits.take(session.keys, parseMid(mid) === undefined ? '' : mid!) : undefined;
+    const admitted = this.state === 'running' ? this.admission.admit(fromSeq !== undefined, repoll) : 'draining';
     if (typeof admitted === 'string') {
       this.refuse(session, admitted);
       return Promise.resolve(admitted);

@@ -10,6 +10,8 @@ export interface LongPollSessionOptions extends SessionOptions {
   requestMid: string | undefined;
   /** Newest stored mid of the channels, for a timeout without a request mid. */
   newestMid: () => Promise<string>;
+  /** The poll was answered (200 or the timeout's 304) with this mid for the client's next poll; '' for none. */
+  onAnswered?: (mid: string) => void;
 }
 
 /**
@@ -82,6 +84,7 @@ export class LongPollSession extends Session {
       const body = batchFrame(list, this.format, grouping);
       sendBody(this.res, 200, body, this.format === 'binary' ? CONTENT_BINARY : CONTENT_TEXT);
       this.telemetry.delivered(list.length, body.length);
+      this.opts.onAnswered?.(list.at(-1)!.mid);
     }
     this.markClosed();
   }
@@ -93,6 +96,7 @@ export class LongPollSession extends Session {
     const lastMessageId = this.opts.requestMid ?? (await this.opts.newestMid().catch(() => ''));
     if (this.isClosed || this.res.headersSent) return;
     sendNotModified(this.res, lastMessageId);
+    this.opts.onAnswered?.(lastMessageId);
     this.markClosed();
   }
 }

@@ -13,10 +13,18 @@ export interface AdminChecks {
   maxBodyBytes: number;
 }
 
+const ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** More routes on the internal listener (the demo): answers and returns true when the request is theirs. */
+export interface AdminRoutes {
+  handle(req: IncomingMessage, res: ServerResponse, path: string): boolean;
+}
+
 /**
  * The internal listener (admin.hostname:admin.port): `/healthz` answers while the
  * process runs, `/readyz` while it should get traffic (NATS connected, streams
- * ensured, not draining), `/metrics` in Prometheus text format.
+ * ensured, not draining), `/metrics` in Prometheus text format; `extra` routes
+ * (admin.demo) are asked first.
  */
 export class AdminListener {
   private readonly server: Server;
@@ -26,21 +34,28 @@ export class AdminListener {
     private readonly port: number,
     checks: AdminChecks,
     private readonly log: Logger,
+    extra?: AdminRoutes,
   ) {
     this.server = createServer((req, res) => {
       if (onRefusedConnection(req)) return;
-      if (!hasBody(req)) return this.route(req, res, checks);
-      withBody(req, res, checks.maxBodyBytes, log, () => this.route(req, res, checks)).catch((err: unknown) => {
+      const path = (req.url ?? '/').split('?')[0]!;
+      // The demo's routes read their own bodies, within the same limit (body-limit.ts).
+      if (extra?.handle(req, res, path)) return;
+      if (!hasBody(req)) return this.route(req, res, path, checks);
+      withBody(req, res, checks.maxBodyBytes, log, () => this.route(req, res, path, checks)).catch((err: unknown) => {
         log.debug({ err }, 'admin request body failed');
         res.destroy();
       });
     });
   }
 
-  private route(req: IncomingMessage, res: ServerResponse, checks: AdminChecks): void {
-    const path = (req.url ?? '/').split('?')[0];
+  private route(req: IncomingMessage, res: ServerResponse, path: string, checks: AdminChecks): void {
+    if (!ROUTES.has(path)) {
+      res.writeHead(404).end();
+      return;
+    }
     if (req.method !== 'GET') {
-      res.writeHead(405).end();
+      res.writeHead(405, { Allow: 'GET' }).end();
       return;
     }
     if (path === '/healthz') {
@@ -60,9 +75,7 @@ export class AdminListener {
           res.writeHead(500).end();
         },
       );
-      return;
     }
-    res.writeHead(404).end();
   }
 
   /** The bound address, once listening. */

@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http';
+
 /** Path and query of a request URL; repeated parameters are kept as arrays. */
 export interface ParsedUrl {
   readonly pathname: string;
@@ -19,4 +21,15 @@ export function single(query: URLSearchParams, name: string): string | string[] 
   const all = query.getAll(name);
   if (all.length === 0) return null;
   return all.length === 1 ? all[0]! : all;
+}
+
+/**
+ * The client's address: the header a trusted proxy sets (its first value, for a list
+ * such as X-Forwarded-For), or the TCP peer when no header is configured.
+ */
+export function clientAddress(req: IncomingMessage, header: string | undefined): string | undefined {
+  if (header === undefined) return req.socket.remoteAddress;
+  const value = req.headers[header.toLowerCase()];
+  const first = (Array.isArray(value) ? value[0] : value)?.split(',')[0]?.trim();
+  return first === undefined || first === '' ? req.socket.remoteAddress : first;
 }

@@ -23,8 +23,9 @@ import type { ServerStatsReporter } from '../stats/server-stats.ts';
 import type { ChannelIdParser } from '../wire/channel-id.ts';
 import { firstPublicId } from '../wire/channel-id.ts';
 import { CloseCode } from '../errors/close-codes.ts';
-import { sendPushError } from '../wire/http-replies.ts';
-import { single } from './request.ts';
+import { sendPushError, sendTooManyRequests } from '../wire/http-replies.ts';
+import { clientAddress, single } from './request.ts';
+import type { ClientRate } from '../api/client-rate.ts';
 
 /** What each route needs; a route whose handler is absent is not served by this process. */
 export interface RouteHandlers {
@@ -33,7 +34,7 @@ export interface RouteHandlers {
   /** `pub`: trusted text and protobuf publishing, and channel stats. */
   publish?: PublishDeps & { requests: ProtobufRequests; channelStats: ChannelStatsDeps };
   /** `rest`: untrusted client requests. */
-  rest?: { requests: ProtobufRequests; parser: ChannelIdParser };
+  rest?: { requests: ProtobufRequests; parser: ChannelIdParser; rate: ClientRate; ipHeader: string | undefined };
   /** `stat`: server statistics. */
   stat?: { reporter: ServerStatsReporter; counters: DailyCounters };
   maxPayloadBytes: number;
@@ -171,6 +172,13 @@ export class Listener {
     }
     if (rest && routes.rest !== undefined && raw.startsWith(routes.rest) && method === 'POST') {
       if (!this.originAllowed(req)) return this.refuseOrigin(req, res);
+      // By address next: it costs nothing, the CHANNEL_ID costs an HMAC. The body is not read.
+      const wait = rest.rate.restAddress(clientAddress(req, rest.ipHeader));
+      if (wait > 0) {
+        closeAfterAnswer(req, res);
+        sendTooManyRequests(res, wait, { Connection: 'close' });
+        return undefined;
+      }
       return (body) => this.run(this.clientRequest(res, url, body, rest), res);
     }
     if (stat && routes.stat !== undefined && raw.startsWith(routes.stat) && method === 'GET') {
@@ -184,6 +192,9 @@ export class Listener {
     const raw = single(url.query, 'CHANNEL_ID');
     const tokens = rest.parser.parse(typeof raw === 'string' ? raw : null, 'subscribe');
     if (tokens === null) return sendPushError(res, CloseCode.WrongChannelId);
+    const publicId = firstPublicId(tokens);
+    const wait = publicId === undefined ? 0 : rest.rate.restRequest(publicId);
+    if (wait > 0) return sendTooManyRequests(res, wait);
     await handleProtobufRequest(res, body, { trusted: false, publicId: firstPublicId(tokens) }, rest.requests, this.log);
   }
 

@@ -19,6 +19,8 @@ export function createRootLogger(
         paths: [
           'security.key',
           '*.security.key',
+          'security.previousKeys',
+          '*.security.previousKeys',
           'key',
           'password',
           '*.password',

@@ -25,6 +25,7 @@ export class Metrics implements Telemetry {
   private readonly bytesDelivered: Counter;
   private readonly slowClients: Counter;
   private readonly admission: Counter<'reason'>;
+  private readonly clientLimited: Counter<'action' | 'by'>;
 
   constructor(sources: MetricsSources, labels: Record<string, string>) {
     const r = this.registry;
@@ -51,6 +52,12 @@ export class Metrics implements Telemetry {
       name: 'jetpull_admission_rejections_total',
       help: 'Connections or publishes refused with 503 by admission control.',
       labelNames: ['reason'],
+      registers: [r],
+    });
+    this.clientLimited = new Counter({
+      name: 'jetpull_client_requests_limited_total',
+      help: 'Client requests over limits.clientRequestsPerSec (by public id) or limits.restRequestsPerIpPerSec (by address): made to wait, or refused with 429.',
+      labelNames: ['action', 'by'],
       registers: [r],
     });
 
@@ -167,6 +174,10 @@ export class Metrics implements Telemetry {
 
   admissionRefused(reason: Refusal): void {
     this.admission.inc({ reason });
+  }
+
+  clientRequestLimited(action: 'delayed' | 'refused', by: 'public-id' | 'ip'): void {
+    this.clientLimited.inc({ action, by });
   }
 }
 

@@ -14,6 +14,8 @@ export function serverStatSnapshot(
   gateway: () => GatewayStats | undefined,
   counters: DailyCounters,
   replayWindow: () => ReplayWindow,
+  /** Signature keys in force (0: none, unsigned private ids are accepted). */
+  signatureKeys: number,
 ): () => ServerStat {
   const limits = {
     maxPayload: effective.maxPayloadBytes,
@@ -33,13 +35,15 @@ export function serverStatSnapshot(
       websockets: g?.websockets ?? 0,
       pollings: g?.pollings ?? 0,
       daily: counters.snapshot(),
-      jetpull: extras(replayWindow(), config),
+      jetpull: extras(replayWindow(), config, signatureKeys),
     };
   };
 }
 
-function extras(window: ReplayWindow, config: Config): NonNullable<ServerStat['jetpull']> {
+/** Additions under one key of jetpull's own, beside the reference's fields, which the portal reads as before. */
+function extras(window: ReplayWindow, config: Config, signatureKeys: number): NonNullable<ServerStat['jetpull']> {
   const warnings: string[] = [];
+  if (signatureKeys === 0) warnings.push('no security.key: unsigned private channel ids are accepted, anyone who knows a channel id can subscribe to it');
   if (window.shortened) warnings.push(`replay window ${window.seconds} s is shorter than storage.messageTtlSec ${config.storage.messageTtlSec} s (stream byte limit)`);
-  return { replayWindowSec: window.seconds ?? null, warnings };
+  return { replayWindowSec: window.seconds ?? null, signatureKeys, warnings };
 }

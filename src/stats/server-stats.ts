@@ -13,7 +13,7 @@ export interface ServerStat {
   pollings: number;
   daily: { requests: Record<string, number>; messages: Record<string, number> };
   /** jetpull's own additions: the replay window held, and what an operator should know. */
-  jetpull?: { replayWindowSec: number | null; warnings: string[] };
+  jetpull?: { replayWindowSec: number | null; signatureKeys: number; warnings: string[] };
 }
 
 /**

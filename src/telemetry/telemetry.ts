@@ -12,6 +12,8 @@ export interface Telemetry {
   delivered(messages: number, bytes: number): void;
   slowClientClosed(): void;
   admissionRefused(reason: Refusal): void;
+  /** A client request over its rate (ClientRate): made to wait (WebSocket) or refused with 429 (POST). */
+  clientRequestLimited(action: 'delayed' | 'refused', by: 'public-id' | 'ip'): void;
 }
 
 /** Which entry point a publish came through. */

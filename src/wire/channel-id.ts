@@ -31,38 +31,45 @@ export interface ChannelToken {
 }
 
 export interface Signer {
-  /** Lowercase hex HMAC of `message`, or undefined when no key is configured. */
+  /** Lowercase hex HMAC of `message` with the first key, or undefined when no key is configured. */
   sign(message: string): string | undefined;
-  /** Raw HMAC bytes of `message`, or undefined when no key is configured. */
+  /** Raw HMAC bytes of `message` with the first key, or undefined when no key is configured. */
   signRaw(message: string): Buffer | undefined;
-  /** Constant-time comparison of a hex signature against HMAC(message). */
+  /** Constant-time comparison of a hex signature against HMAC(message) under every key. */
   verifyHex(message: string, signatureHex: string): boolean;
-  /** Constant-time comparison of raw signature bytes against HMAC(message). */
+  /** Constant-time comparison of raw signature bytes against HMAC(message) under every key. */
   verifyRaw(message: string, signature: Uint8Array): boolean;
   readonly hasKey: boolean;
+  /** Keys signatures are checked against: the current one, then the previous ones. */
+  readonly keyCount: number;
   /** Hex length of a signature: the HMAC size, or 40 (sha1) without a key. */
   readonly signatureHexLength: number;
 }
 
-export function createSigner(key: string | undefined, algo: string): Signer {
-  const hexLength = key === undefined ? 40 : createHmac(algo, 'x').update('').digest().length * 2;
-  const raw = (message: string): Buffer | undefined =>
-    key === undefined ? undefined : createHmac(algo, key).update(message).digest();
+/**
+ * `keys`: the current key first (it signs), then previous ones that still verify, so
+ * the portal can change `signature_key` while ids it signed before stay valid.
+ */
+export function createSigner(keys: string | readonly string[] | undefined, algo: string): Signer {
+  const all = keys === undefined ? [] : typeof keys === 'string' ? [keys] : [...keys];
+  const hexLength = all.length === 0 ? 40 : createHmac(algo, 'x').update('').digest().length * 2;
+  const hmac = (key: string, message: string): Buffer => createHmac(algo, key).update(message).digest();
+  const raw = (message: string): Buffer | undefined => (all.length === 0 ? undefined : hmac(all[0]!, message));
+  // Every key is tried, whichever matches, so the time taken does not tell which one did.
+  const verify = (message: string, given: Uint8Array): boolean => {
+    if (all.length === 0 || given.length * 2 !== hexLength) return false;
+    let ok = false;
+    for (const key of all) ok = timingSafeEqual(hmac(key, message), given) || ok;
+    return ok;
+  };
   return {
-    hasKey: key !== undefined,
+    hasKey: all.length > 0,
+    keyCount: all.length,
     signatureHexLength: hexLength,
     sign: (message) => raw(message)?.toString('hex'),
     signRaw: raw,
-    verifyHex(message, signatureHex) {
-      const expected = raw(message);
-      if (expected === undefined || signatureHex.length !== expected.length * 2) return false;
-      return timingSafeEqual(expected, Buffer.from(signatureHex, 'hex'));
-    },
-    verifyRaw(message, signature) {
-      const expected = raw(message);
-      if (expected === undefined || signature.length !== expected.length) return false;
-      return timingSafeEqual(expected, signature);
-    },
+    verifyHex: (message, signatureHex) => signatureHex.length === hexLength && verify(message, Buffer.from(signatureHex, 'hex')),
+    verifyRaw: verify,
   };
 }
 

@@ -77,6 +77,11 @@ export function sendPlain(res: ServerResponse, status: number, reason: string, e
   res.end(reason);
 }
 
+/** A client over its request rate (api/client-rate.ts): 429, and when to come back. */
+export function sendTooManyRequests(res: ServerResponse, waitMs: number, extra: Record<string, string> = {}): void {
+  sendPlain(res, 429, 'Too many requests.', { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))), ...extra });
+}
+
 /**
  * A refused WebSocket handshake, byte for byte what Push server 2.0 (ws 4) wrote:
  * `400 Bad Request`, `Content-type: text/html`, body `Wrong Channel Id.`.

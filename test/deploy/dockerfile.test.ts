@@ -90,4 +90,19 @@ describe('deploy: build script', () => {
     const target = posix.join(posix.dirname(builtPath('src/wire/protobuf.ts')), 'push.proto');
     assert.ok(build.includes('src/wire/push.proto') && build.includes(target), `the build script copies push.proto to ${target}: ${build}`);
   });
+
+  it('builds the demo page next to the compiled module that serves it, from files the image build has', () => {
+    const build = pkg.scripts.build ?? '';
+    assert.match(build, /tsc -p tsconfig\.build\.json .*&& node scripts\/build-demo\.mjs/, 'after tsc, whose output it imports');
+    const script = readRepoFile('scripts/build-demo.mjs');
+    const served = posix.dirname(builtPath('src/demo/assets.ts'));
+    assert.ok(script.includes(`${served}/page/`) && script.includes(`${served}/assets.js`), `build-demo.mjs writes into ${served}/page/`);
+    const stage = stages.find((s) => instructions(s, 'RUN').some((i) => /\bnpm run build\b/.test(i.getArgumentsContent() ?? '')))!;
+    const context = dockerignore.default().add(readRepoFile('.dockerignore'));
+    for (const path of ['src/demo/page/index.html', 'src/demo/page/client.ts', 'scripts/build-demo.mjs']) {
+      assert.ok(existsSync(repoPath(path)), path);
+      assert.ok(copies(stage, path), `the build stage copies ${path}`);
+      assert.ok(!context.ignores(path), `.dockerignore excludes ${path}`);
+    }
+  });
 });

@@ -53,7 +53,7 @@ describe('deploy: environment variables', () => {
     const text = renderEnvExample();
     const assigned = new Map([...text.matchAll(/^#([A-Z][A-Z0-9_]*)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
     for (const name of KNOWN_ENV) assert.ok(assigned.has(name), `${name} is missing`);
-    for (const secret of ['PUSH_SECURITY__KEY', 'PUSH_NATS__PASSWORD', 'PUSH_NATS__TOKEN']) assert.equal(assigned.get(secret), '', `${secret} has a value`);
+    for (const secret of ['PUSH_SECURITY__KEY', 'PUSH_SECURITY__PREVIOUS_KEYS', 'PUSH_NATS__PASSWORD', 'PUSH_NATS__TOKEN']) assert.equal(assigned.get(secret), '', `${secret} has a value`);
     const env = Object.fromEntries([...assigned].filter(([, v]) => v !== ''));
     const { config } = loadConfig({ argv: [], env });
     assert.equal(config.servers.length, 2, 'the PUSH_SERVERS example defines two listeners');

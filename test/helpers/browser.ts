@@ -48,19 +48,21 @@ function servePage(script: string): Promise<Server> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-export async function startBrowser(): Promise<BrowserHarness> {
+/** Headless Chromium of the OS, quiet on the network. */
+export function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(`Chromium not found at ${CHROMIUM_PATH}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
   }
-  const [script, browser] = await Promise.all([
-    bundle(),
-    chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      headless: true,
-      // The machine's network is closed: without these Chromium keeps dialling Google.
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    }) as Promise<Browser>,
-  ]);
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    // The machine's network is closed: without these Chromium keeps dialling Google.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+export async function startBrowser(): Promise<BrowserHarness> {
+  const [script, browser] = await Promise.all([bundle(), launchChromium()]);
   const server = await servePage(script);
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const pages: Page[] = [];

@@ -21,10 +21,17 @@ export interface JetpullProcess {
   stop(): Promise<void>;
 }
 
-export async function spawnJetpull(natsUrl: string, env: Record<string, string> = {}): Promise<JetpullProcess> {
-  const port = await freePort();
-  const adminPort = await freePort();
-  return start([], port, adminPort, {
+/** Listener and admin ports; free ones when left out (given: a restart on the same ports). */
+export interface JetpullPorts {
+  port: number;
+  adminPort: number;
+}
+
+/** jetpull with the test key; `args` is its command line (none: the server, as `npm start`). */
+export async function spawnJetpull(natsUrl: string, env: Record<string, string> = {}, opts: { ports?: JetpullPorts; args?: string[] } = {}): Promise<JetpullProcess> {
+  const port = opts.ports?.port ?? (await freePort());
+  const adminPort = opts.ports?.adminPort ?? (await freePort());
+  return start(opts.args ?? [], port, adminPort, {
     NATS_URL: natsUrl,
     PUSH_PORT: String(port),
     PUSH_HOSTNAME: '127.0.0.1',

@@ -200,14 +200,15 @@ describe('a client that floods requests', () => {
     const b = await openWs(`${small.wsBase}/bitrix/subws/?CHANNEL_ID=${bob.token}&binaryMode=true`);
     const to = [{ id: hex(bob.pub), isPrivate: false, signature: signRaw(`public:${bob.pub}`) }];
     const N = 300;
-    for (let n = 0; n < N; n++) a.ws.send(incomingMessages([{ receivers: to, body: `{"n":${n}}`, expiry: 0 }]));
+    const body = (n: number): string => `{"module_id":"t","command":"c","params":{"n":${n}}}`;
+    for (let n = 0; n < N; n++) a.ws.send(incomingMessages([{ receivers: to, body: body(n), expiry: 0 }]));
     // The backend publishes in the middle of the flood and is not refused.
     const backend = await publishText(small.base, bob.priv, '{"n":"backend"}', 60);
     assert.equal(backend.status, 200, await backend.text());
 
     const bodies = (): string[] => b.frames.flatMap((f) => decodeResponseBatch(f.data).flatMap((r) => r.outgoingMessages ?? []).map((m) => m.body));
     await eventually('every client publish to reach bob', () => bodies().filter((x) => x !== '{"n":"backend"}').length >= N, 15_000);
-    assert.deepEqual(bodies().filter((x) => x !== '{"n":"backend"}'), Array.from({ length: N }, (_, n) => `{"n":${n}}`));
+    assert.deepEqual(bodies().filter((x) => x !== '{"n":"backend"}'), Array.from({ length: N }, (_, n) => body(n)));
     assert.ok(bodies().includes('{"n":"backend"}'));
     assert.equal(a.ws.readyState, a.ws.OPEN, 'the flooding client was not closed');
     a.close();

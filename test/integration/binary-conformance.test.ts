@@ -224,7 +224,7 @@ describe('spec §8 binary mode and version 4', () => {
     const bob = newUser();
     const a = await openWs(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=${alice.token}&binaryMode=true`);
     const b = await openWs(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=${bob.token}&binaryMode=true`);
-    a.ws.send(incomingMessages([{ receivers: [{ id: hex(bob.pub), isPrivate: false, signature: signRaw(`public:${bob.pub}`) }], body: '{"hi":"bob"}', expiry: 0 }]));
+    a.ws.send(incomingMessages([{ receivers: [{ id: hex(bob.pub), isPrivate: false, signature: signRaw(`public:${bob.pub}`) }], body: '{"module_id":"t","command":"hi","params":{}}', expiry: 0 }]));
     const [f] = await b.waitFrames(1);
     const m = decodeResponseBatch(f!.data)[0]!.outgoingMessages![0]!;
     assert.deepEqual(m.sender, { type: 1, id: alice.pub });

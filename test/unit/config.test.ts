@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, envVariables, loadConfig } from '../../src/config/load.ts';
+import { filePathOf, readPushConfigFile } from '../../src/config/push-config-file.ts';
 
 const fixture = (name: string): string => new URL(`../fixtures/${name}`, import.meta.url).pathname;
 
@@ -104,6 +105,17 @@ describe('config', () => {
     assert.equal(config.gateway.coalesceWindowMs, 100);
   });
 
+  it('admin.demo is off unless asked for: "true"/"false" from the environment, a boolean from a file', () => {
+    assert.equal(loadConfig({ argv: [], env: {} }).config.admin.demo, false);
+    assert.equal(loadConfig({ argv: [], env: { PUSH_ADMIN__DEMO: 'true' } }).config.admin.demo, true);
+    assert.equal(loadConfig({ argv: [], env: { PUSH_ADMIN__DEMO: 'false' } }).config.admin.demo, false, 'the string "false" is false');
+    assert.deepEqual(problemsOf(() => loadConfig({ argv: [], env: { PUSH_ADMIN__DEMO: 'yes please' } })).length, 1);
+    const dir = mkdtempSync(join(tmpdir(), 'jetpull-config-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ jetpull: { admin: { demo: true } } }));
+    assert.equal(loadConfig({ argv: ['--config', file], env: {} }).config.admin.demo, true);
+  });
+
   it('refuses a file with wrong types, naming the path in the file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'jetpull-config-'));
     const file = join(dir, 'config.json');
@@ -139,5 +151,30 @@ describe('config', () => {
       assert.ok(path.length >= 1);
     }
     assert.ok(envVariables().some(([n]) => n === 'PUSH_GATEWAY__MAX_OUTBOX_BYTES'));
+  });
+  it('command-line overrides win over the environment and the file', () => {
+    const { config } = loadConfig({ argv: ['--config', fixture('push-server-pub-9010.json')], env: { PUSH_ROLE: 'gateway' }, overrides: { role: 'all' } });
+    assert.equal(config.role, 'all');
+  });
+
+  it('a file records which Push server 2.0 key each setting came from; the rest lives under "jetpull"', () => {
+    const { origins } = readPushConfigFile(fixture('push-server-sub-8010.json'));
+    assert.deepEqual(filePathOf(['storage', 'messageTtlSec'], origins), ['storage', 'messageTLL'], 'the misspelt key it was read from');
+    assert.deepEqual(filePathOf(['limits', 'maxPayloadBytes'], origins), ['limits', 'maxPayload']);
+    assert.deepEqual(filePathOf(['servers', '0', 'routes', 'sub'], origins), ['servers', '0', 'routes', 'sub']);
+    assert.deepEqual(filePathOf(['security', 'algo'], origins), ['jetpull', 'security', 'algo'], 'not in this file');
+    assert.deepEqual(filePathOf(['gateway', 'pingIntervalMs'], origins), ['jetpull', 'gateway', 'pingIntervalMs']);
+  });
+
+  it('every problem carries its path and a fix', () => {
+    try {
+      loadConfig({ argv: [], env: { PUSH_LIMITS__MAX_PAYLOAD_BYTES: '0', PUSH_ROLE: 'boss' } });
+      assert.fail('expected the configuration to be refused');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      const byPath = new Map(err.issues.map((i) => [i.path.join('.'), i.fix]));
+      assert.equal(byPath.get('limits.maxPayloadBytes'), 'use a value greater than 0');
+      assert.equal(byPath.get('role'), 'use one of: "all", "gateway", "publisher"');
+    }
   });
 });

@@ -4,7 +4,7 @@ import protobuf from 'protobufjs';
 import { ChannelIdParser, createSigner, receiversOf } from '../../src/wire/channel-id.ts';
 import { formatMid, midFromBytes, midToBytes, parseMid } from '../../src/wire/mid.ts';
 import { decodeRequestBatch, encodeResponseEntry } from '../../src/wire/protobuf.ts';
-import { encodeTextMessage } from '../../src/wire/text-frame.ts';
+import { encodeTextMessage, withoutMarkers } from '../../src/wire/text-frame.ts';
 import { SPEC } from '../helpers/channels.ts';
 
 const signer = createSigner('testkey', 'sha1');
@@ -105,6 +105,27 @@ describe('wire - text frame (spec §3.2)', () => {
     const body = Buffer.from('{"t":"привет ✓"}');
     const frame = encodeTextMessage(2, formatMid(1, 2), body, 0).toString('utf8');
     assert.ok(frame.includes('"text":{"t":"привет ✓"}}#!NGINXNME!#'));
+  });
+
+  it('writes the # of a frame marker inside a body as \\u0023: one message, the same JSON value', () => {
+    const value = { s: '}#!NGINXNME!##!NGINXNMS!#{"id":1,"text":{}}#!NGINXNME!#', t: '#!NGINXNM#!NGINX', u: '\\#!NGINXNMS!#' };
+    const body = Buffer.from(JSON.stringify({ module_id: 'm', command: 'c', params: value }));
+    const frame = encodeTextMessage(3, formatMid(1, 3), body, 0).toString('utf8');
+    const blocks = [...frame.matchAll(/#!NGINXNMS!#(.*?)#!NGINXNME!#/g)];
+    assert.equal(blocks.length, 1, frame);
+    assert.equal(blocks[0]!.index, 0);
+    assert.equal(blocks[0]![0].length, frame.length);
+    assert.deepEqual((JSON.parse(blocks[0]![1]!) as { text: { params: unknown } }).text.params, value);
+  });
+
+  it('leaves a body without markers as it is, and bodies that are not JSON cannot open a frame', () => {
+    const plain = Buffer.from('{"a":"#!NGINX"}');
+    assert.equal(withoutMarkers(plain), plain);
+    const raw = Buffer.from('{}}#!NGINXNME!##!NGINXNMS!#{"id":1,"text":{"module_id":"x"}');
+    const frame = encodeTextMessage(4, formatMid(1, 4), raw, 0).toString('utf8');
+    assert.equal([...frame.matchAll(/#!NGINXNMS!#/g)].length, 1);
+    assert.equal([...frame.matchAll(/#!NGINXNME!#/g)].length, 1);
+    assert.ok(frame.endsWith('}#!NGINXNME!#'));
   });
 });
 

@@ -23,7 +23,7 @@ export async function handleProtobufRequest(
   } catch (err) {
     const e = toClientError(err);
     if (e instanceof ProtocolError) {
-      log.info({ closeCode: e.closeCode, trusted: origin.trusted }, 'request refused');
+      log.info({ closeCode: e.closeCode, detail: e.detail, trusted: origin.trusted }, 'request refused');
       sendPushError(res, e.closeCode);
     } else {
       sendPlain(res, e.httpStatus, e.message, e.temporary ? { 'Retry-After': '1' } : {});

@@ -4,11 +4,11 @@ import { readRepoFile } from './paths.ts';
 
 /**
  * How long jetpull waits after the drain window before exiting anyway: the
- * SHUTDOWN_GRACE_MS constant of src/main.ts, read with the TypeScript parser because
- * importing the entry module would start the server.
+ * SHUTDOWN_GRACE_MS constant of src/cli/server.ts (what jetpull serve runs), read with
+ * the TypeScript parser so that the deploy checks load none of the server.
  */
 export function shutdownGraceMs(): number {
-  const source = ts.createSourceFile('main.ts', readRepoFile('src/main.ts'), ts.ScriptTarget.Latest);
+  const source = ts.createSourceFile('server.ts', readRepoFile('src/cli/server.ts'), ts.ScriptTarget.Latest);
   for (const statement of source.statements) {
     if (!ts.isVariableStatement(statement)) continue;
     for (const decl of statement.declarationList.declarations) {
@@ -17,5 +17,5 @@ export function shutdownGraceMs(): number {
       }
     }
   }
-  assert.fail('src/main.ts no longer defines SHUTDOWN_GRACE_MS as a number');
+  assert.fail('src/cli/server.ts no longer defines SHUTDOWN_GRACE_MS as a number');
 }

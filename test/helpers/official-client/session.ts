@@ -16,6 +16,8 @@ export interface OfficialClientOptions extends PullConfigOptions {
    * answers `pull.channel.public.list` with their public ids and signatures.
    */
   publicUsers?: Record<number, TestUser>;
+  /** The config the portal answers, as it is; default: one built from the other options. */
+  config?: ReturnType<typeof buildPullConfig>;
 }
 
 /** One pull client, not started yet, with everything that records what it does. */
@@ -32,7 +34,7 @@ export interface Session {
 
 export function openSession(opts: OfficialClientOptions): Session {
   installBrowserShims();
-  const config = buildPullConfig(opts);
+  const config = opts.config ?? buildPullConfig(opts);
   const tap = openTap(opts.user.priv);
   const restCalls: string[] = [];
   const client = new B24PullClientManager({
