@@ -4,6 +4,7 @@ import { BenchSetupError, machineInfo } from './lib/env.ts';
 import { cpuRss, formatTable, otherLoadWarning, saturationWarning, type RunReport } from './lib/report.ts';
 import type { Scenario } from './lib/scenario.ts';
 import { log, nowMs } from './lib/util.ts';
+import { atomicBatchScenario } from './scenarios/atomic-batch.ts';
 import { binaryScenario } from './scenarios/binary.ts';
 import { ceilingScenario } from './scenarios/ceiling.ts';
 import { fanoutScenario } from './scenarios/fanout.ts';
@@ -30,6 +31,7 @@ const SCENARIOS: Scenario[] = [
   longpollScenario,
   binaryScenario,
   faultsScenario,
+  atomicBatchScenario,
 ];
 
 function specsOf(s: Scenario): OptSpecs {
@@ -72,7 +74,7 @@ async function main(): Promise<number> {
   }, timeoutS * 1000 + 30_000);
   hardStop.unref();
 
-  const machine = machineInfo();
+  const machine = machineInfo(opts.optStr('natsBinary'));
   const date = new Date().toISOString();
   log(`scenario ${scenario.name} on ${machine.cores} cores, ${machine.memGiB} GiB, node ${machine.node}, nats-server ${machine.natsServer}; load average ${machine.loadAvgAtStart.join(' ')}`);
   try {

@@ -19,6 +19,7 @@ import { StreamWatch } from './nats/stream-watch.ts';
 import { PUBLISH_QUEUE_GROUP } from './nats/subjects.ts';
 import { Presence } from './presence/presence.ts';
 import { PublisherActor } from './publisher/publisher-actor.ts';
+import { BatchPolicy } from './publisher/batch-policy.ts';
 import { StreamWriter } from './publisher/stream-writer.ts';
 import { DailyCounters } from './stats/daily-counters.ts';
 import { ReplayWindowWatch, type ReplayWindow } from './stats/replay-window.ts';
@@ -110,8 +111,11 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     const access = await NatsAccess.open(config.nats, natsUrl, natsLog, waiting);
     nats = access;
     undo.push(() => access.close());
-    // Per-message TTL came with nats-server 2.11; the echo of the stream config decides in the end.
-    const decl = streamDeclarations(config, access.serverAtLeast(2, 11));
+    // Per-message TTL came with nats-server 2.11, atomic batches with 2.12 (older servers are not sent
+    // the field; a single-replica stream does not get it, see BatchPolicy); the echo of the stream
+    // config decides in the end.
+    const atomicBatch = access.serverAtLeast(2, 12) && config.storage.streamReplicas > 1;
+    const decl = streamDeclarations(config, { perMessageTtl: access.serverAtLeast(2, 11), atomicBatch });
     const streamsLog = rootLog.child({ actor: 'streams' });
     // Publishing processes own the streams' settings; gateways only create what is missing.
     const messages = (await access.ensure(decl, streamsLog, { updateExisting: config.role !== 'gateway', waiting })).get(MESSAGE_STREAM)!;
@@ -142,9 +146,11 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
 
     const appender = access.appender();
     undo.push(() => appender.close());
+    const publisherLog = rootLog.child({ actor: 'publisher' });
+    const batches = new BatchPolicy(messages.atomicBatch, config.publisher.atomicBatchMaxReceivers, publisherLog);
     const publishing = new PublisherActor(
-      rootLog.child({ actor: 'publisher' }),
-      new StreamWriter(appender, access.link, streamWatch, (seq) => storedReader.at(seq), messages.perMessageTtl ? ttlPolicy(config.storage) : () => undefined),
+      publisherLog,
+      new StreamWriter(appender, access.link, streamWatch, (seq) => storedReader.at(seq), messages.perMessageTtl ? ttlPolicy(config.storage) : () => undefined, batches),
       config.publisher.mailboxCapacity,
       config.publisher.maxInFlight,
       config.publisher.publishTimeoutMs,
@@ -192,7 +198,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       const gatewayLog = rootLog.child({ actor: 'gateway' });
       gateway = new GatewayActor(gatewayLog, epochSec, config.gateway, limits, {
         link: access.link,
-        feed: access.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' })),
+        feed: access.liveFeed(MESSAGE_STREAM, gatewayLog.child({ component: 'live' }), config.gateway.liveSubscription),
         reader: storedReader,
         watch: streamWatch,
         presence,

@@ -19,6 +19,8 @@ export const StreamSpecSchema = z.strictObject({
   allowDirect: z.boolean(),
   /** Per-message TTL (`Nats-TTL` header, nats-server 2.11+); older servers ignore the field. */
   allowMsgTtl: z.boolean(),
+  /** Atomic batch publish (`Nats-Batch-*` headers, nats-server 2.12+); sent only to servers that know it. */
+  allowAtomic: z.boolean(),
   republish: z.strictObject({ src: z.string(), dest: z.string() }).optional(),
 });
 export type StreamSpec = z.infer<typeof StreamSpecSchema>;

@@ -25,6 +25,8 @@ export const COMMON_OPTIONS: OptSpecs = {
   logLevel: { type: 'string', default: 'warn', help: 'PUSH_LOG__LEVEL of the jetpull child' },
   runtime: { type: 'string', default: 'dist', help: 'how the jetpull child runs: dist (node dist/src/main.js, built first when src/ is newer, as in production) or tsx (node --import tsx src/main.ts)' },
   serverLog: { type: 'string', help: 'file for the jetpull child\'s output (default: a temporary file, kept only if it logged warnings or errors)' },
+  serverNodeArgs: { type: 'string', help: 'extra node flags for the jetpull child, space separated: "--cpu-prof --cpu-prof-dir=/tmp/prof" (profiles), "--heapsnapshot-signal=SIGUSR2"' },
+  natsBinary: { type: 'string', default: 'nats-server', help: 'the nats-server the benchmark starts (a name on PATH or a path: $(scripts/nats-server-current.sh) for the current release)' },
 };
 
 export class Options {

@@ -29,6 +29,10 @@ export interface DeploymentOptions {
   serverLog?: string | undefined;
   /** `dist`: the compiled build, as production runs it; `tsx`: the sources through tsx. */
   runtime?: 'dist' | 'tsx';
+  /** Extra node flags for the jetpull child (profiling). */
+  nodeArgs?: readonly string[];
+  /** The nats-server binary to start (name on PATH or path). */
+  natsBinary?: string | undefined;
 }
 
 export interface Deployment {
@@ -129,6 +133,7 @@ export async function startDeployment(opts: DeploymentOptions): Promise<Deployme
   };
 
   const nats: LocalNats = await startLocalNats({
+    ...(opts.natsBinary === undefined ? {} : { binary: opts.natsBinary }),
     storeDir,
     port: -1,
     onLog: (line) => logStream.write(`[nats-server] ${line}\n`),
@@ -154,7 +159,8 @@ export async function startDeployment(opts: DeploymentOptions): Promise<Deployme
     ...adminEnv,
     ...opts.env,
   };
-  const args = opts.runtime === 'tsx' ? ['--import', 'tsx', 'src/main.ts'] : ['--enable-source-maps', ensureBuilt()];
+  const entry = opts.runtime === 'tsx' ? ['--import', 'tsx', 'src/main.ts'] : ['--enable-source-maps', ensureBuilt()];
+  const args = [...(opts.nodeArgs ?? []), ...entry];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env,

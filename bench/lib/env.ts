@@ -16,10 +16,10 @@ export interface MachineInfo {
   loadAvgAtStart: number[];
 }
 
-export function machineInfo(): MachineInfo {
+export function machineInfo(natsBinary = 'nats-server'): MachineInfo {
   let natsServer = 'unknown';
   try {
-    const out = execFileSync(resolveNatsBinary('nats-server'), ['--version'], { encoding: 'utf8' }).trim();
+    const out = execFileSync(resolveNatsBinary(natsBinary), ['--version'], { encoding: 'utf8' }).trim();
     natsServer = /v?(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? out;
   } catch {
     natsServer = 'not installed';

@@ -27,14 +27,16 @@ const RequestBatch = root.lookupType('RequestBatch');
 export interface BatchItem {
   /** 32-hex private channel id. */
   channel: string;
+  /** Further private receivers of the same message. */
+  alsoTo?: readonly string[];
   body: string;
   expirySec: number;
 }
 
-/** RequestBatch { requests: [{ incomingMessages: { messages } }] }, one private receiver per message. */
+/** RequestBatch { requests: [{ incomingMessages: { messages } }] }, private receivers. */
 export function encodeIncomingBatch(items: readonly BatchItem[]): Buffer {
   const messages = items.map((m) => ({
-    receivers: [{ id: Buffer.from(m.channel, 'hex'), isPrivate: true }],
+    receivers: [m.channel, ...(m.alsoTo ?? [])].map((c) => ({ id: Buffer.from(c, 'hex'), isPrivate: true })),
     body: m.body,
     expiry: m.expirySec,
     type: 'bench_m',

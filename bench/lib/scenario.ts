@@ -31,6 +31,8 @@ export function deploymentFor(ctx: ScenarioContext, env: Record<string, string> 
     logLevel: o.str('logLevel'),
     serverLog: o.optStr('serverLog'),
     runtime: o.str('runtime') === 'tsx' ? 'tsx' : 'dist',
+    nodeArgs: (o.optStr('serverNodeArgs') ?? '').split(' ').filter((a) => a !== ''),
+    natsBinary: o.optStr('natsBinary'),
     env: { ...(coalesce === undefined ? {} : { PUSH_GATEWAY__COALESCE_WINDOW_MS: String(coalesce) }), ...env, ...extra },
   });
 }

@@ -36,6 +36,7 @@ export const idleScenario: Scenario = {
   options: {
     clients: { type: 'number', default: 20000, help: 'idle WebSocket connections (C)' },
     settleS: { type: 'number', default: 5, help: 'idle time after connecting, before RSS is read' },
+    steadyS: { type: 'number', default: 45, help: 'idle time after connecting before RSS is read again: the connect burst\'s garbage is returned by then (0: not read again)' },
     binaryMode: { type: 'boolean', default: false, help: 'connect with binaryMode=true' },
   },
   async run(ctx): Promise<ScenarioOutcome> {
@@ -115,6 +116,14 @@ export const idleScenario: Scenario = {
       const after: Record<string, number> = {};
       for (const t of dep.targets) after[t.name] = await steadyRssKiB(t.pid, othersOf(t.pid));
       const loadgenAfter = process.memoryUsage.rss() / 1024;
+      // Idle long enough, V8 gives back what the connect burst left: the steady cost of an idle connection.
+      const steadyS = o.num('steadyS');
+      const steady: Record<string, number> = {};
+      if (steadyS > o.num('settleS')) {
+        await sleep((steadyS - o.num('settleS')) * 1000);
+        dep.assertAlive();
+        for (const t of dep.targets) steady[t.name] = await steadyRssKiB(t.pid, othersOf(t.pid));
+      }
       const window = sampler.stop();
       const open = conns.filter((c) => c.isOpen).length;
 
@@ -132,10 +141,12 @@ export const idleScenario: Scenario = {
       const logCounts = dep.logCounts();
       await dep.stop();
 
-      const perConn = (name: string): number =>
-        before[name] !== undefined && after[name] !== undefined ? round((after[name]! - before[name]!) / clients, 2) : NaN;
+      const perConn = (name: string, at: Record<string, number> = after): number =>
+        before[name] !== undefined && at[name] !== undefined ? round((at[name]! - before[name]!) / clients, 2) : NaN;
       const jpPer = jp ? perConn(jp.name) : NaN;
       const natsPer = nats ? perConn(nats.name) : NaN;
+      const jpSteady = jp ? perConn(jp.name, steady) : NaN;
+      const natsSteady = nats ? perConn(nats.name, steady) : NaN;
       const deploymentPer = round((Number.isFinite(jpPer) ? jpPer : 0) + (Number.isFinite(natsPer) ? natsPer : 0), 2);
       const results = {
         connections: clients,
@@ -150,6 +161,10 @@ export const idleScenario: Scenario = {
         natsRssAfterMiB: nats ? round(after[nats.name]! / 1024, 1) : null,
         jetpullKiBPerConnection: jpPer,
         natsKiBPerConnection: natsPer,
+        steadyAfterS: steadyS > o.num('settleS') ? steadyS : null,
+        jetpullRssSteadyMiB: jp && steady[jp.name] !== undefined ? round(steady[jp.name]! / 1024, 1) : null,
+        jetpullKiBPerConnectionSteady: Number.isFinite(jpSteady) ? jpSteady : null,
+        natsKiBPerConnectionSteady: Number.isFinite(natsSteady) ? natsSteady : null,
         deploymentKiBPerConnection: deploymentPer,
         loadgenKiBPerConnection: round((loadgenAfter - loadgenBefore) / clients, 2),
         broadcastDelivered: received,
@@ -164,6 +179,7 @@ export const idleScenario: Scenario = {
         ['connect', `${round(connectMs / 1000, 2)} s (${results.connectsPerSec}/s, retries ${retries}, 503 busy ${refused503})`],
         ['jetpull RSS', `${results.jetpullRssBeforeMiB} → ${results.jetpullRssAfterMiB} MiB: ${jpPer} KiB per connection`],
         ['nats-server RSS', `${results.natsRssBeforeMiB} → ${results.natsRssAfterMiB} MiB: ${natsPer} KiB per connection`],
+        ['steady', Number.isFinite(jpSteady) ? `after ${steadyS} s idle: jetpull ${results.jetpullRssSteadyMiB} MiB, ${jpSteady} KiB per connection; nats-server ${natsSteady} KiB` : 'not read (--steady-s)'],
         ['deployment', `${deploymentPer} KiB per connection (jetpull + nats-server)`],
         ['load generator', `${results.loadgenKiBPerConnection} KiB per connection`],
         ['broadcast check', `${received}/${clients} got it; last after ${results.broadcastMs} ms (${fmtLatency(results.broadcastLatencyMs)})`],

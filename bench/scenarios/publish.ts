@@ -14,7 +14,7 @@ import { fmtInt, log, nowMs, randomHexId, round, sleep } from '../lib/util.ts';
 /**
  * Acknowledged publishes per second through the three entry points, each for T
  * seconds (or N messages): HTTP text (one message per request), HTTP protobuf
- * (RequestBatch of 100 incomingMessages, one receiver each) and native NATS
+ * (RequestBatch of 100 incomingMessages, --receivers each, 1 by default) and native NATS
  * request/reply on push.publish. Requests are built before the timed window; each
  * path runs closed-loop with its own concurrency.
  */
@@ -97,6 +97,7 @@ export const publishScenario: Scenario = {
     textConcurrency: { type: 'number', default: 64, help: 'HTTP text publishes in flight' },
     protobufConcurrency: { type: 'number', default: 8, help: 'HTTP protobuf requests in flight' },
     batchSize: { type: 'number', default: 100, help: 'incomingMessages per protobuf request' },
+    receivers: { type: 'number', default: 1, help: 'private receivers of each protobuf message (copies stored per message)' },
     natsConcurrency: { type: 'number', default: 256, help: 'NATS requests in flight' },
     channels: { type: 'number', default: 1000, help: 'private channels the messages are spread over (nobody subscribed)' },
     expiryS: { type: 'number', default: 60, help: 'Message-Expiry of every message' },
@@ -146,12 +147,19 @@ export const publishScenario: Scenario = {
         } else if (path === 'protobuf') {
           const n = o.num('protobufConcurrency');
           const size = o.num('batchSize');
+          const receivers = o.num('receivers');
           const batches = Array.from({ length: 64 }, (_, b) =>
-            encodeIncomingBatch(Array.from({ length: size }, (_, j) => ({ channel: pick(b * size + j), body: benchBody(b * size + j, -1, nowMs(), bodyBytes), expirySec: expiry }))),
+            encodeIncomingBatch(
+              Array.from({ length: size }, (_, j) => {
+                const i = b * size + j;
+                const alsoTo = Array.from({ length: receivers - 1 }, (_, r) => channels[(i * 7919 + (r + 1) * 104_729) % channels.length]!);
+                return { channel: pick(i), alsoTo, body: benchBody(i, -1, nowMs(), bodyBytes), expirySec: expiry };
+              }),
+            ),
           );
           const heads = batches.map((b) => binaryPublishHead(dep.host, dep.port, b.length));
           const pool = new HttpPool(dep.host, dep.port, n);
-          log(`publish protobuf: ${n} requests of ${size} messages in flight for ${durationMs / 1000} s`);
+          log(`publish protobuf: ${n} requests of ${size} messages to ${receivers} receivers each in flight for ${durationMs / 1000} s`);
           try {
             record(
               await closedLoop('protobuf', dep, n, size, durationMs, maxMessages, ctx.deadline, async (i) =>

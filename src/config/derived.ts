@@ -10,10 +10,18 @@ import type { Config } from './schema.ts';
 /** Room for jetpull's headers on top of a body, when checking the server's max_payload. */
 const HEADER_ALLOWANCE_BYTES = 4096;
 
+/** What the connected NATS server supports, by its release. */
+export interface ServerFeatures {
+  /** Per-message TTL (nats-server 2.11+). */
+  perMessageTtl: boolean;
+  /** Atomic batch publish (nats-server 2.12+), asked for on replicated streams. */
+  atomicBatch: boolean;
+}
+
 /** The JetStream resources this configuration needs (streams/). */
-export function streamDeclarations(config: Config, perMessageTtl: boolean): ReturnType<typeof declarations> {
+export function streamDeclarations(config: Config, features: ServerFeatures): ReturnType<typeof declarations> {
   return declarations({
-    perMessageTtl,
+    ...features,
     messageTtlSec: config.storage.messageTtlSec,
     duplicateWindowMs: config.storage.duplicateWindowMs,
     replicas: config.storage.streamReplicas,

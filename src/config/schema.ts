@@ -127,6 +127,17 @@ const Gateway = z.strictObject({
   maxClientRequestsInFlight: positiveInt.default(8).describe('Binary requests of one WebSocket (client publishing, channel stats) handled at once; while that many are in hand the server stops reading that socket, so one client cannot fill the publisher for everyone.'),
   maxChannelsPerConnection: positiveInt.default(100).describe('Channel tokens in one CHANNEL_ID; more is answered with 4010.'),
   replayPageMessages: positiveInt.default(1_000).describe('Messages read per replay step; a long poll answers one page and continues from its new mid.'),
+  liveSubscription: z
+    .enum(['channel', 'all'])
+    .default('channel')
+    .describe(
+      "How a gateway receives live messages. 'channel': one NATS subscription per channel it holds (about 1.5 KB in the gateway and 0.5-0.9 KB in nats-server each; only those channels' messages arrive). 'all': one subscription to every channel's messages, those of channels it does not hold dropped on arrival (saves that memory per connection; each gateway then receives the whole message stream: for one gateway, or gateways that each hold most online users).",
+    ),
+  replayWindowBytes: positiveInt
+    .default(64 * 1_048_576)
+    .describe(
+      'Bytes of stream messages a gateway keeps from the scans of a reconnect wave, so clients arriving during or after a scan are served from it (plus a short read of what came since) instead of a scan each; let go 10 s after the wave, the oldest dropped beyond it. Smaller: in a wave wider than this, clients with older mids are read one by one (slower).',
+    ),
   maxConcurrentReplays: positiveInt.default(64).describe('Replays read from JetStream at once per gateway; further ones wait their turn.'),
   maxQueuedReplays: positiveInt.default(20_000).describe('Replays waiting for a slot; beyond it new connections with a mid are refused with 503 so a reconnect storm cannot starve live delivery.'),
   maxNewConnectionsPerSec: positiveInt.default(5_000).describe('New connections (WebSocket upgrades and long polls) a gateway accepts per second, with a burst of the same size; beyond it 503.'),
@@ -140,6 +151,14 @@ const Publisher = z.strictObject({
   maxInFlight: positiveInt.default(1_024).describe('JetStream writes awaiting acknowledgement at once.'),
   publishTimeoutMs: positiveInt.default(10_000).describe('Time from a publish request to its acknowledgement (queueing and retries included); past it the answer is 503. Long enough to ride out a stream leader election (4–9 s).'),
   natsSubject: z.string().min(1).default('push.publish').describe('Request/reply subject of the native NATS publish API.'),
+  atomicBatchMaxReceivers: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(1_000)
+    .describe(
+      'Receivers of one publish written as one atomic batch on nats-server 2.12+ with storage.streamReplicas above 1: every copy stored or none, one acknowledgement. A publish to more receivers, or to a single-replica stream, is written one copy at a time. Keep it at or below the server\'s jetstream.limits.batch.max_msgs (default 1000). 0: always one copy at a time.',
+    ),
 });
 
 export const ConfigSchema = z.strictObject({

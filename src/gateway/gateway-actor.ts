@@ -96,7 +96,12 @@ export class GatewayActor extends Actor<GatewayMsg> {
       this.reader,
       deps.reader,
       epochSec,
-      { maxConcurrent: cfg.maxConcurrentReplays, pageMessages: cfg.replayPageMessages, pageBytes: Math.floor(cfg.maxOutboxBytes / 2) },
+      {
+        maxConcurrent: cfg.maxConcurrentReplays,
+        pageMessages: cfg.replayPageMessages,
+        pageBytes: Math.floor(cfg.maxOutboxBytes / 2),
+        windowBytes: cfg.replayWindowBytes,
+      },
       deps.telemetry,
       log.child({ component: 'replay' }),
     );

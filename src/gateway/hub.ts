@@ -344,17 +344,16 @@ export class Hub {
   }
 
   private subscribe(key: string): ChannelEntry {
-    const entry: ChannelEntry = {
-      key,
-      sessions: new Set(),
-      lastSeq: 0,
-      idleSince: 0,
-      completeFrom: undefined,
-      sub: this.feed.subscribe(key, (m) => this.onMessage(entry, m)),
-    };
+    const entry: ChannelEntry = { key, sessions: new Set(), lastSeq: 0, idleSince: 0, completeFrom: undefined, sub: this.feed.subscribe(key, this.onLive) };
     this.channels.set(key, entry);
     return entry;
   }
+
+  /** Every channel's live messages, one handler (not a closure per channel). */
+  private readonly onLive = (msg: StoredMessage): void => {
+    const entry = this.channels.get(msg.key);
+    if (entry !== undefined) this.onMessage(entry, msg);
+  };
 
   private onMessage(entry: ChannelEntry, msg: StoredMessage): void {
     this.counters.messagesIn++;

@@ -17,6 +17,15 @@ export interface PageLimits {
   readonly bytes: number;
 }
 
+/** One channel's messages after a point, at most a page of them. */
+export interface ChannelRead {
+  readonly messages: StoredMessage[];
+  /** More messages follow `lastSeq` on the channel. */
+  readonly capped: boolean;
+  /** The channel was read up to this sequence. */
+  readonly lastSeq: number;
+}
+
 /** What a message costs in a frame beyond its body (envelope, mid, time). */
 const FRAME_OVERHEAD_BYTES = 160;
 
@@ -47,21 +56,9 @@ export class ReplayReader {
     nowMs = Date.now(),
   ): Promise<ReplayPage> {
     const perChannel = await Promise.all(readKeys.map((key) => this.readChannel(key, fromSeq, limits.messages)));
-    // Where a channel hit the limit, later sequences of other channels wait for the next page.
-    let horizon = Number.MAX_SAFE_INTEGER;
-    for (const c of perChannel) if (c.capped) horizon = Math.min(horizon, c.lastSeq);
-    const merged: StoredMessage[] = [];
-    for (const c of perChannel) for (const m of c.messages) if (m.seq <= horizon) merged.push(m);
-    merged.sort((a, b) => a.seq - b.seq);
-    const cut = cutAtBytes(merged, limits.bytes);
-    if (cut < merged.length) horizon = merged[cut - 1]!.seq;
-    const truncated = horizon !== Number.MAX_SAFE_INTEGER;
     const considered = perChannel.reduce((max, c) => Math.max(max, c.lastSeq), fromSeq);
-    return {
-      messages: await this.finalize(merged.slice(0, cut), keys, fromSeq, nowMs),
-      truncated,
-      nextFrom: truncated ? horizon : considered,
-    };
+    const page = mergePage(perChannel, limits.bytes, considered);
+    return { ...page, messages: await this.finalize(page.messages, keys, fromSeq, nowMs) };
   }
 
   /**
@@ -90,11 +87,7 @@ export class ReplayReader {
     return last.reduce((max, m) => Math.max(max, m?.seq ?? 0), 0);
   }
 
-  private async readChannel(
-    key: string,
-    fromSeq: number,
-    limit: number,
-  ): Promise<{ messages: StoredMessage[]; capped: boolean; lastSeq: number }> {
+  private async readChannel(key: string, fromSeq: number, limit: number): Promise<ChannelRead> {
     const last = await this.stream.last(key);
     if (last === null || last.seq <= fromSeq) return { messages: [], capped: false, lastSeq: Math.max(fromSeq, last?.seq ?? 0) };
     const messages: StoredMessage[] = [];
@@ -125,6 +118,24 @@ export class ReplayReader {
     }
     return false;
   }
+}
+
+/**
+ * One page from what each channel gave: merged by sequence; where a channel hit its
+ * limit, later sequences of the other channels wait for the next page, and the page
+ * ends where its bodies reach `maxBytes`. `considered`: every channel was read up to
+ * there when none was cut. The messages are not finalized yet.
+ */
+export function mergePage(perChannel: readonly ChannelRead[], maxBytes: number, considered: number): ReplayPage {
+  let horizon = Number.MAX_SAFE_INTEGER;
+  for (const c of perChannel) if (c.capped) horizon = Math.min(horizon, c.lastSeq);
+  const merged: StoredMessage[] = [];
+  for (const c of perChannel) for (const m of c.messages) if (m.seq <= horizon) merged.push(m);
+  if (perChannel.length > 1) merged.sort((a, b) => a.seq - b.seq);
+  const cut = cutAtBytes(merged, maxBytes);
+  if (cut < merged.length) horizon = merged[cut - 1]!.seq;
+  const truncated = horizon !== Number.MAX_SAFE_INTEGER;
+  return { messages: merged.slice(0, cut), truncated, nextFrom: truncated ? horizon : considered };
 }
 
 /** How many of the messages fit in `maxBytes` (at least one, so a replay always moves on). */

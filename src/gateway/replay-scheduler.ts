@@ -2,10 +2,11 @@ import type { Logger } from '../log/logger.ts';
 import type { Telemetry } from '../telemetry/telemetry.ts';
 import { CloseCode } from '../errors/close-codes.ts';
 import type { StoredMessage } from '../nats/stored-message.ts';
-import type { StreamReader } from '../nats/stream-reader.ts';
+import type { StreamPosition, StreamReader } from '../nats/stream-reader.ts';
 import { Delivery } from './delivery.ts';
 import type { Hub } from './hub.ts';
-import type { ReplayReader } from './replay-reader.ts';
+import { mergePage, type ReplayReader } from './replay-reader.ts';
+import { ScanWindow } from './scan-window.ts';
 import type { Session } from './session.ts';
 
 interface Job {
@@ -21,9 +22,11 @@ export interface ReplaySchedulerOptions {
   pageMessages: number;
   /** Bytes of bodies per page: one frame, well under the connection's outbox. */
   pageBytes: number;
+  /** Bytes of messages the scan window holds at most (see ScanWindow). */
+  windowBytes: number;
 }
 
-/** Queued replays from which one shared scan of the stream is worth its cost. */
+/** Replays arriving within a second from which the next ones share a scan of the stream. */
 const SHARED_MIN_JOBS = 16;
 /** Replays served by one shared scan at most. */
 const SHARED_MAX_JOBS = 10_000;
@@ -34,6 +37,8 @@ const SHARED_MAX_JOBS = 10_000;
  * the cheaper read up to ~600 messages per replay it serves.
  */
 const SHARED_SCAN_MESSAGES_PER_JOB = 500;
+/** A scan window nobody used for this long is let go: the wave is over. */
+const WINDOW_IDLE_MS = 10_000;
 
 /**
  * Runs the replays of reconnecting clients, at most `maxConcurrent` at a time.
@@ -43,12 +48,15 @@ const SHARED_SCAN_MESSAGES_PER_JOB = 500;
  *   are all like that goes live at once. This is the common case of a long poll
  *   coming back with the mid of the message it just got.
  * - A few replays read their channels with direct gets (ReplayReader).
- * - Many replays waiting at once (a reconnect storm) are served by one shared scan:
- *   one ordered consumer reads the stream from the oldest of their mids and hands
- *   each message to the replays of its channel. Per-client direct gets made
- *   nats-server the bottleneck of a storm (about 11 reads per client); a scan reads
- *   each stored message once. Clients whose mid is much older than the others' are
- *   left out of the scan and read on their own.
+ * - A wave of replays (16 or more within a second) is served by shared scans: one
+ *   ordered consumer reads the stream from the oldest of their mids and the stretch
+ *   it read is kept (ScanWindow). Replays that arrive meanwhile wait for the scan and
+ *   are then served from the window, after one short read of what was stored since
+ *   (shared by all that wait), or at once when the hub has had their channels since
+ *   before the window's end. Per-client direct gets made nats-server the bottleneck of
+ *   a storm (about 11 reads per client, each walking the interleaved stream); a scan
+ *   reads each stored message once. Clients whose mid is much older than the others'
+ *   are left out and read on their own.
  */
 export class ReplayScheduler {
   /** Replays that may share a scan. */
@@ -58,6 +66,10 @@ export class ReplayScheduler {
   private running = 0;
   /** One shared scan at a time: several would each read the same stretch of the stream. */
   private scanning = false;
+  private readonly window: ScanWindow;
+  /** When the latest replays arrived (a ring): the pace of a wave. */
+  private readonly arrivals = new Array<number>(SHARED_MIN_JOBS).fill(-Infinity);
+  private arrived = 0;
 
   constructor(
     private readonly hub: Hub,
@@ -67,7 +79,9 @@ export class ReplayScheduler {
     private readonly opts: ReplaySchedulerOptions,
     private readonly telemetry: Telemetry,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.window = new ScanWindow(opts.windowBytes, WINDOW_IDLE_MS);
+  }
 
   get waiting(): number {
     return this.queue.length + this.alone.length;
@@ -75,6 +89,11 @@ export class ReplayScheduler {
 
   get inUse(): number {
     return this.running;
+  }
+
+  /** Bytes the scan window holds now. */
+  get windowBytes(): number {
+    return this.window.bytes;
   }
 
   /** The session is attached to the hub (live messages are buffered); hand it what it missed. */
@@ -85,24 +104,40 @@ export class ReplayScheduler {
       this.telemetry.replayDone(0, 0);
       return;
     }
-    this.queue.push({ session, fromSeq, readKeys });
+    const job = { session, fromSeq, readKeys };
+    this.arrivals[this.arrived++ % SHARED_MIN_JOBS] = Date.now();
+    if (this.fromWindow(job, Date.now())) return;
+    this.queue.push(job);
     this.pump();
+  }
+
+  /**
+   * Replays per second lately, when a wave is on (SHARED_MIN_JOBS arrived within a
+   * second); 0 otherwise.
+   */
+  private wavePace(now = Date.now()): number {
+    const oldest = this.arrivals[this.arrived % SHARED_MIN_JOBS]!;
+    const span = now - oldest;
+    return span > 1_000 ? 0 : (SHARED_MIN_JOBS * 1_000) / Math.max(span, 1);
   }
 
   private pump(): void {
     while (this.running < this.opts.maxConcurrent) {
       let run: Promise<void>;
-      if (this.queue.length >= SHARED_MIN_JOBS || (this.scanning && this.queue.length > 0 && this.alone.length === 0)) {
-        // A storm: replays gather for the next shared scan.
+      const lone = this.alone.shift();
+      if (lone !== undefined) {
+        run = this.runOne(lone);
+      } else if (this.queue.length === 0) {
+        return;
+      } else if (this.queue.length >= SHARED_MIN_JOBS || this.wavePace() > 0 || this.window.covers(this.queue[0]!.fromSeq, this.epochSec())) {
+        // A wave: replays gather for the next shared scan.
         if (this.scanning) return;
         this.scanning = true;
         run = this.runShared(this.queue.splice(0, SHARED_MAX_JOBS)).finally(() => {
           this.scanning = false;
         });
       } else {
-        const job = this.alone.shift() ?? this.queue.shift();
-        if (job === undefined) return;
-        run = this.runOne(job);
+        run = this.runOne(this.queue.shift()!);
       }
       this.running++;
       void run.finally(() => {
@@ -132,65 +167,98 @@ export class ReplayScheduler {
     }
   }
 
+  /**
+   * Serves a replay from the window when that is all it needs: the window holds its
+   * channels from its mid on, and the hub has had each of them since before the
+   * window's end without delivering anything newer, so what follows reaches the
+   * session live.
+   */
+  private fromWindow(job: Job, started: number): boolean {
+    if (!this.window.covers(job.fromSeq, this.epochSec())) return false;
+    const to = this.window.to;
+    if (!job.readKeys.every((k) => this.hub.knowsNothingAfter(k, to))) return false;
+    void this.serveFromWindow(job, started);
+    return true;
+  }
+
+  /** One page from the window; the window's end is the horizon. */
+  private async serveFromWindow(job: Job, started: number): Promise<void> {
+    const { session } = job;
+    if (session.isClosed) return;
+    try {
+      const perChannel = job.readKeys.map((k) => this.window.read(k, job.fromSeq, this.opts.pageMessages));
+      const page = mergePage(perChannel, this.opts.pageBytes, Math.max(job.fromSeq, this.window.to));
+      const messages = await this.reader.finalize(page.messages, session.keys, job.fromSeq);
+      await this.hand(session, messages, page.truncated, page.nextFrom, started);
+    } catch (err) {
+      this.fail(session, err);
+    }
+  }
+
+  /**
+   * One shared pass: the window is opened (or extended back) for the waiting replays
+   * it does not cover, within budget, then read on to the stream's end as it is now,
+   * after every one of them was attached; each is then served from it.
+   */
   private async runShared(group: Job[]): Promise<void> {
     const started = Date.now();
-    group = group.filter((j) => !j.session.isClosed);
-    let end: number;
+    const epoch = this.epochSec();
+    this.window.prepare(epoch, started);
+    group = group.filter((j) => !j.session.isClosed && !this.fromWindow(j, started));
+    if (group.length === 0) return;
+    let pos: StreamPosition;
     try {
-      end = await this.stream.end();
+      pos = await this.stream.position();
     } catch (err) {
       for (const j of group) this.fail(j.session, err);
       return;
     }
-    // Newest mids first; keep the longest run whose scan stays within budget.
-    group.sort((a, b) => b.fromSeq - a.fromSeq);
-    let size = group.length;
-    while (size > 1 && end - group[size - 1]!.fromSeq > size * SHARED_SCAN_MESSAGES_PER_JOB) size--;
-    const shared = group.slice(0, size);
-    this.alone.push(...group.slice(size));
-    if (shared.length < SHARED_MIN_JOBS) {
-      for (const j of shared) await this.runOne(j);
-      return;
-    }
-
-    const byKey = new Map<string, Job[]>();
-    for (const j of shared) {
-      for (const k of j.readKeys) {
-        const list = byKey.get(k);
-        if (list === undefined) byKey.set(k, [j]);
-        else list.push(j);
-      }
-    }
-    const collected = new Map<Job, { messages: StoredMessage[]; bytes: number }>(shared.map((j) => [j, { messages: [], bytes: 0 }]));
-    const capped = new Set<Job>();
-    const from = shared[shared.length - 1]!.fromSeq;
-    let last: number;
+    const covered: Job[] = [];
+    const older: Job[] = [];
+    for (const j of group) (this.window.covers(j.fromSeq, epoch) ? covered : older).push(j);
+    // Newest mids first; keep the longest run whose read stays within budget, counting the replays the wave brings meanwhile.
+    older.sort((a, b) => b.fromSeq - a.fromSeq);
+    const upTo = this.window.isOpen ? this.window.from : pos.lastSeq;
+    const bytesPerMessage = pos.messages > 0 ? pos.bytes / pos.messages : 0;
+    const expected = Math.min(SHARED_MAX_JOBS, Math.floor(this.wavePace(started)));
+    let size = older.length;
+    const tooFar = (n: number): boolean => {
+      const span = upTo - older[n - 1]!.fromSeq;
+      return span > Math.max(n, expected) * SHARED_SCAN_MESSAGES_PER_JOB || this.window.bytes + span * bytesPerMessage > this.opts.windowBytes;
+    };
+    while (size > 0 && tooFar(size)) size--;
+    this.alone.push(...older.slice(size));
+    const shared = [...covered, ...older.slice(0, size)];
+    if (shared.length === 0) return;
+    const from = size > 0 ? older[size - 1]!.fromSeq : this.window.from;
     try {
-      last = await this.stream.scan(from, (key) => byKey.has(key), (m) => {
-        for (const j of byKey.get(m.key)!) {
-          if (m.seq <= j.fromSeq || capped.has(j)) continue;
-          const page = collected.get(j)!;
-          page.messages.push(m);
-          page.bytes += m.body.length;
-          if (page.messages.length >= this.opts.pageMessages || page.bytes >= this.opts.pageBytes) capped.add(j);
-        }
-      });
-      this.log.info({ count: shared.length, fromSeq: from, toSeq: last, durationMs: Date.now() - started }, 'shared replay scan done');
+      if (!this.window.isOpen) {
+        this.window.openAt(from);
+      } else if (from < this.window.from) {
+        const before: StoredMessage[] = [];
+        await this.stream.scan(from, () => true, (m) => before.push(m), () => 0, this.window.from);
+        this.window.prepend(from, before);
+      }
+      const readAfter = this.window.to;
+      const last = await this.stream.scan(readAfter, () => true, (m) => this.window.append(m));
+      this.window.advanceTo(last);
+      this.log.info(
+        { count: shared.length, fromSeq: from, readAfterSeq: readAfter, toSeq: last, windowBytes: this.window.bytes, durationMs: Date.now() - started },
+        'shared replay scan done',
+      );
     } catch (err) {
+      this.window.clear();
       for (const j of shared) this.fail(j.session, err);
       return;
     }
     await Promise.all(
-      shared.map(async (j) => {
-        if (j.session.isClosed) return;
-        try {
-          const page = collected.get(j)!;
-          const messages = await this.reader.finalize(page.messages, j.session.keys, j.fromSeq);
-          const horizon = capped.has(j) ? page.messages.at(-1)!.seq : last;
-          await this.hand(j.session, messages, capped.has(j), horizon, started);
-        } catch (err) {
-          this.fail(j.session, err);
+      shared.map((j) => {
+        // The window let go of its start (over its byte limit): read on its own.
+        if (!this.window.covers(j.fromSeq, epoch)) {
+          this.alone.push(j);
+          return undefined;
         }
+        return this.serveFromWindow(j, started);
       }),
     );
   }

@@ -198,8 +198,11 @@ export class Listener {
     await handleProtobufRequest(res, body, { trusted: false, publicId: firstPublicId(tokens) }, rest.requests, this.log);
   }
 
+  /** One listener for every upgraded socket, not a closure each. */
+  private readonly onSocketError = (err: Error): void => this.log.debug({ err }, 'socket error during upgrade');
+
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', (err) => this.log.debug({ err }, 'socket error during upgrade'));
+    socket.on('error', this.onSocketError);
     const url = parseUrl(req.url);
     const subscribe = this.handlers.subscribe;
     if (subscribe === undefined || !this.subPaths.includes(url.pathname) || req.method !== 'GET') {

@@ -44,6 +44,8 @@ export interface EnsuredStream {
   readonly createdSec: number;
   /** Messages may carry their own TTL: the server kept `allow_msg_ttl`. */
   readonly perMessageTtl: boolean;
+  /** Publishes may be atomic batches: the server kept `allow_atomic` on a replicated stream. */
+  readonly atomicBatch: boolean;
 }
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -63,6 +65,8 @@ export function toStreamConfig(spec: StreamSpec): Partial<StreamConfig> & { name
     discard: spec.discard === 'old' ? DiscardPolicy.Old : DiscardPolicy.New,
     allow_direct: spec.allowDirect,
     ...(spec.allowMsgTtl ? { allow_msg_ttl: true } : {}),
+    // Sent only when declared: a server before 2.12 does not know the field.
+    ...(spec.allowAtomic ? { allow_atomic: true } : {}),
     ...(spec.republish ? { republish: { src: spec.republish.src, dest: spec.republish.dest } } : {}),
   };
 }
@@ -72,7 +76,7 @@ const FIXED_FIELDS = ['storage', 'retention'] as const;
 /** Fields compared to decide whether an update is needed. */
 const COMPARED_FIELDS = [
   'description', 'subjects', 'max_age', 'max_bytes', 'max_msg_size', 'duplicate_window',
-  'num_replicas', 'discard', 'allow_direct', 'republish', 'allow_msg_ttl',
+  'num_replicas', 'discard', 'allow_direct', 'republish', 'allow_msg_ttl', 'allow_atomic',
 ] as const;
 
 /**
@@ -102,7 +106,10 @@ export async function ensureStream(jsm: JetStreamManager, spec: StreamSpec, log:
   checkEcho(spec.name, wanted, info);
   const perMessageTtl = info.config.allow_msg_ttl === true;
   if (spec.allowMsgTtl && !perMessageTtl) log.warn({ stream: spec.name }, 'the server ignored allow_msg_ttl; messages keep the stream age limit');
-  return { spec, info, createdSec: Math.floor(Date.parse(info.created) / 1000), perMessageTtl };
+  // What the server echoes decides: a stream left as it was (a gateway) may differ either way.
+  const atomicBatch = info.config.allow_atomic === true && info.config.num_replicas > 1;
+  if (spec.allowAtomic && !atomicBatch) log.warn({ stream: spec.name }, 'the stream does not allow atomic batches; publishes to several receivers are written one copy at a time');
+  return { spec, info, createdSec: Math.floor(Date.parse(info.created) / 1000), perMessageTtl, atomicBatch };
 }
 
 /**

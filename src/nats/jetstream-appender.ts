@@ -1,5 +1,6 @@
-import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { createInbox, headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { PayloadTooLargeError, PublishRejectedError, PublishUnavailableError } from '../errors/app-error.ts';
+import { batchErrorKind, DUPLICATE_IN_PROCESS, setBatchHeaders, type BatchAck, type BatchCopy } from './atomic-batch.ts';
 import { encodeHeaders, type WriteMeta } from './stored-message.ts';
 import { storedSubject } from './subjects.ts';
 
@@ -9,25 +10,28 @@ export interface Ack {
   readonly duplicate: boolean;
 }
 
-interface Pending {
-  resolve(ack: Ack): void;
-  reject(err: Error): void;
-  deadline: number;
-}
+type Pending =
+  | { batch: false; resolve(ack: Ack): void; reject(err: Error): void; deadline: number }
+  | { batch: true; count: number; resolve(ack: BatchAck): void; reject(err: Error): void; deadline: number };
 
 interface Queued {
   subject: string;
   data: Uint8Array;
   headers: MsgHdrs;
+  /** The write it answers to; every message of a batch has the batch's. */
   token: string;
+  /** false on the messages of a batch before its commit: only the commit is answered. */
+  reply: boolean;
+}
+
+interface PubAck {
+  seq?: number;
+  duplicate?: boolean;
+  count?: number;
+  error?: { code?: number; err_code?: number; description?: string };
 }
 
 const SWEEP_MS = 50;
-/**
- * nats-server 2.11+: an earlier attempt with the same message id is still being
- * stored (a retry after a slow acknowledgement). A later retry gets "duplicate".
- */
-const DUPLICATE_IN_PROCESS = 10158;
 
 /**
  * Appends messages to JetStream and collects their acknowledgements, built for the
@@ -40,7 +44,8 @@ const DUPLICATE_IN_PROCESS = 10158;
  *
  * Failures are the app's own errors: PublishUnavailableError (temporary: no leader,
  * no answer in time, connection closed; a retry with the same message id is safe) and
- * PublishRejectedError (permanent: the stream refused the message).
+ * PublishRejectedError (permanent: the stream refused the message). A batch the
+ * stream refuses as a whole is an answer, not an error (see atomic-batch.ts).
  */
 export class JetStreamAppender {
   private readonly inbox: string;
@@ -70,12 +75,32 @@ export class JetStreamAppender {
     const data = body;
     const token = (this.next++).toString(36);
     return new Promise<Ack>((resolve, reject) => {
-      this.pending.set(token, { resolve, reject, deadline: Date.now() + timeoutMs });
-      this.queue.push({ subject, data, headers: h, token });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.pending.set(token, { batch: false, resolve, reject, deadline: Date.now() + timeoutMs });
+      this.queue.push({ subject, data, headers: h, token, reply: true });
+      this.schedule();
+    });
+  }
+
+  /**
+   * Stores every copy or none, as one atomic batch with a new batch id (a batch id
+   * is never reused, so each call is its own attempt). The copies' message ids make
+   * a retry of a stored batch a refusal ("duplicate") instead of a second copy.
+   * Only the commit is answered, unless `answerEach`: then every message is, and a
+   * message the stream refuses is named by its own error instead of "incomplete".
+   */
+  appendBatch(copies: readonly BatchCopy[], body: Uint8Array, timeoutMs: number, answerEach = false): Promise<BatchAck> {
+    const batchId = nuid.next();
+    const token = (this.next++).toString(36);
+    const count = copies.length;
+    return new Promise<BatchAck>((resolve, reject) => {
+      this.pending.set(token, { batch: true, count, resolve, reject, deadline: Date.now() + timeoutMs });
+      copies.forEach((c, i) => {
+        const h = encodeHeaders(c.meta) ?? natsHeaders();
+        h.set('Nats-Msg-Id', c.msgId);
+        setBatchHeaders(h, batchId, i, count);
+        this.queue.push({ subject: storedSubject(c.key), data: body, headers: h, token, reply: answerEach || i === count - 1 });
+      });
+      this.schedule();
     });
   }
 
@@ -86,13 +111,22 @@ export class JetStreamAppender {
     this.pending.clear();
   }
 
+  private schedule(): void {
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
   private flush(): void {
     this.scheduled = false;
-    const batch = this.queue;
+    const queued = this.queue;
     this.queue = [];
-    for (const q of batch) {
+    for (const q of queued) {
+      // Nobody waits for it any more (timed out, or an earlier message of its batch could not be sent: the server drops the unfinished batch).
+      if (!this.pending.has(q.token)) continue;
       try {
-        this.nc.publish(q.subject, q.data, { reply: this.inbox + q.token, headers: q.headers });
+        this.nc.publish(q.subject, q.data, q.reply ? { reply: this.inbox + q.token, headers: q.headers } : { headers: q.headers });
       } catch (err) {
         const p = this.pending.get(q.token);
         this.pending.delete(q.token);
@@ -106,30 +140,38 @@ export class JetStreamAppender {
   private onAck(msg: Msg): void {
     const token = msg.subject.slice(this.inbox.length);
     const p = this.pending.get(token);
-    if (p === undefined) return; // answered after its deadline
+    if (p === undefined) return; // answered after its deadline, or a batch already settled
+    // A message of a batch taken in: the commit's answer follows.
+    if (p.batch && msg.data.length === 0 && msg.headers === undefined) return;
     this.pending.delete(token);
     if (msg.data.length === 0) {
       // A status message: 503 "no responders" while the stream has no leader.
       p.reject(new PublishUnavailableError('nats-unavailable', { cause: new Error(`no responders (${msg.headers?.code ?? 'status'})`) }));
       return;
     }
+    let r: PubAck;
     try {
-      const r = JSON.parse(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength).toString('utf8')) as {
-        seq?: number;
-        duplicate?: boolean;
-        error?: { code?: number; err_code?: number; description?: string };
-      };
-      if (r.error) {
-        const err =
-          r.error.code === 503 || r.error.err_code === DUPLICATE_IN_PROCESS
-            ? new PublishUnavailableError('nats-unavailable', { cause: new Error(r.error.description ?? 'unavailable') })
-            : new PublishRejectedError(`stream refused the message (${r.error.err_code ?? 0}: ${r.error.description ?? 'refused'})`);
-        p.reject(err);
-        return;
-      }
-      p.resolve({ seq: r.seq ?? 0, duplicate: r.duplicate === true });
+      r = JSON.parse(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength).toString('utf8')) as PubAck;
     } catch (err) {
       p.reject(new PublishRejectedError('unreadable acknowledgement', { cause: err }));
+      return;
+    }
+    const e = r.error;
+    const detail = e ? `${e.err_code ?? 0}: ${e.description ?? 'refused'}` : '';
+    const kind = e === undefined ? undefined : p.batch ? batchErrorKind(e) : e.code === 503 || e.err_code === DUPLICATE_IN_PROCESS ? 'temporary' : 'rejected';
+    if (kind === 'temporary') {
+      p.reject(new PublishUnavailableError('nats-unavailable', { cause: new Error(detail) }));
+    } else if (kind === 'rejected') {
+      p.reject(new PublishRejectedError(`stream refused the message (${detail})`));
+    } else if (!p.batch) {
+      p.resolve({ seq: r.seq ?? 0, duplicate: r.duplicate === true });
+    } else if (kind !== undefined) {
+      p.resolve({ stored: false, refusal: kind, detail });
+    } else if (r.count !== p.count || r.seq === undefined) {
+      // Not the answer of a batch: the copies may have been stored one by one, so this is no success either.
+      p.reject(new PublishRejectedError(`batch of ${p.count} acknowledged with count ${r.count ?? 'none'}`));
+    } else {
+      p.resolve({ stored: true, lastSeq: r.seq, count: r.count });
     }
   }
 

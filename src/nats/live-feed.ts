@@ -1,12 +1,20 @@
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../log/logger.ts';
 import { decodeStored, type StoredMessage } from './stored-message.ts';
-import { leaderElectedSubject, liveSubject } from './subjects.ts';
+import { LIVE_PREFIX, leaderElectedSubject, liveSubject } from './subjects.ts';
 
 /** One channel's live subscription. */
 export interface LiveSubscription {
   unsubscribe(): void;
 }
+
+/**
+ * `channel`: one core subscription per channel held (only its messages arrive, each
+ * costs memory in the client and in nats-server). `all`: one subscription to every
+ * channel's republished messages, routed here by subject; those of channels not held
+ * are dropped before their headers are read.
+ */
+export type LiveSubscriptionMode = 'channel' | 'all';
 
 /**
  * Live messages as the stream republishes them: one core subscription per channel
@@ -15,23 +23,64 @@ export interface LiveSubscription {
  * leader-change advisories, after which republished messages may have been lost.
  */
 export class LiveFeed {
+  /** Mode `all`: the one subscription and the channels it serves. */
+  private all: { sub: Subscription; handlers: Map<string, (m: StoredMessage) => void> } | undefined;
+  private readonly callbacks = new WeakMap<(m: StoredMessage) => void, (err: Error | null, msg: Msg) => void>();
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly stream: string,
     private readonly log: Logger,
+    private readonly mode: LiveSubscriptionMode = 'channel',
   ) {}
 
+  /** One subscription per key at a time (the hub holds one per channel). */
   subscribe(key: string, onMessage: (m: StoredMessage) => void): LiveSubscription {
-    return this.nc.subscribe(liveSubject(key), {
-      callback: (err, msg) => {
+    if (this.mode === 'all') {
+      const all = (this.all ??= this.subscribeAll());
+      all.handlers.set(key, onMessage);
+      return {
+        unsubscribe: () => {
+          if (all.handlers.get(key) === onMessage) all.handlers.delete(key);
+        },
+      };
+    }
+    return this.nc.subscribe(liveSubject(key), { callback: this.callbackFor(onMessage) });
+  }
+
+  /** One NATS callback per handler, not a closure per channel: the channel is in the subject. */
+  private callbackFor(onMessage: (m: StoredMessage) => void): (err: Error | null, msg: Msg) => void {
+    let callback = this.callbacks.get(onMessage);
+    if (callback === undefined) {
+      callback = (err, msg) => {
         if (err) {
-          this.log.warn({ err, channel: key }, 'live subscription failed');
+          this.log.warn({ err }, 'live subscription failed');
           return;
         }
-        const stored = decodeLive(key, msg);
+        const stored = decodeLive(msg.subject.slice(LIVE_PREFIX.length), msg);
         if (stored !== undefined) onMessage(stored);
+      };
+      this.callbacks.set(onMessage, callback);
+    }
+    return callback;
+  }
+
+  private subscribeAll(): { sub: Subscription; handlers: Map<string, (m: StoredMessage) => void> } {
+    const handlers = new Map<string, (m: StoredMessage) => void>();
+    const sub = this.nc.subscribe(`${LIVE_PREFIX}>`, {
+      callback: (err, msg) => {
+        if (err) {
+          this.log.warn({ err }, 'live subscription failed');
+          return;
+        }
+        const key = msg.subject.slice(LIVE_PREFIX.length);
+        const handler = handlers.get(key);
+        if (handler === undefined) return;
+        const stored = decodeLive(key, msg);
+        if (stored !== undefined) handler(stored);
       },
     });
+    return { sub, handlers };
   }
 
   /** Resolves after a server round trip that started after every subscription made so far. */

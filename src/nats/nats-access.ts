@@ -9,7 +9,7 @@ import { NatsLink } from './connection.ts';
 import { ensureAll, ensureStream, StreamDriftError, StreamFeatureError, type EnsuredStream } from './ensure-streams.ts';
 import { JetStreamAppender } from './jetstream-appender.ts';
 import { KvStore } from './kv-store.ts';
-import { LiveFeed } from './live-feed.ts';
+import { LiveFeed, type LiveSubscriptionMode } from './live-feed.ts';
 import { serveRequests, type RequestHandler } from './request-server.ts';
 import { StreamReader, type StreamReaderOptions } from './stream-reader.ts';
 
@@ -101,8 +101,8 @@ export class NatsAccess {
     return new StreamReader(jetstream(this.link.nc, { timeout: this.cfg.requestTimeoutMs }), this.readJsm, stream, opts);
   }
 
-  liveFeed(stream: string, log: Logger): LiveFeed {
-    return new LiveFeed(this.link.nc, stream, log);
+  liveFeed(stream: string, log: Logger, mode?: LiveSubscriptionMode): LiveFeed {
+    return new LiveFeed(this.link.nc, stream, log, mode);
   }
 
   bucket(name: string): Promise<KvStore> {

@@ -8,7 +8,10 @@ import { headers as natsHeaders, nuid, type MsgHdrs } from '@nats-io/transport-n
  *   Jp-Expiry    seconds the message stays replayable; absent = 0 = live only
  *   Jp-Sender    public id of the client that sent it; absent = the backend
  *   Jp-Pub       publish id, on every copy of a publish with several receivers
- *   Jp-First     sequence of the first copy, on copies 2..n
+ *   Jp-First     sequence of the first copy, on copies 2..n written one at a time
+ *   Jp-First-Offset  on copies 2..n of an atomic batch instead: how many sequences back
+ *                the first copy is (a batch is stored at consecutive sequences, and the
+ *                first copy's sequence is not known before the batch is committed)
  *   Jp-First-Key channel key of the first copy, on copies 2..n
  *   Jp-Hash      digest of receivers, expiry, sender and body, on publishes with an
  *                idempotency key: a retry is the same message only when it matches
@@ -18,6 +21,7 @@ export const H_EXPIRY = 'Jp-Expiry';
 export const H_SENDER = 'Jp-Sender';
 export const H_PUB = 'Jp-Pub';
 export const H_FIRST = 'Jp-First';
+export const H_FIRST_OFFSET = 'Jp-First-Offset';
 export const H_FIRST_KEY = 'Jp-First-Key';
 export const H_HASH = 'Jp-Hash';
 /** The server's per-message TTL header (nats-server 2.11+). */
@@ -50,6 +54,8 @@ export interface WriteMeta {
   senderId?: string | undefined;
   pubId?: string | undefined;
   firstSeq?: number | undefined;
+  /** Copies back to the first copy, on copies 2..n of an atomic batch (in place of firstSeq). */
+  firstOffset?: number | undefined;
   firstKey?: string | undefined;
   hash?: string | undefined;
   /** Seconds the server keeps this message (per-message TTL); undefined: the stream's age limit. */
@@ -65,6 +71,7 @@ export function encodeHeaders(meta: WriteMeta): MsgHdrs | undefined {
   if (meta.senderId !== undefined) h.set(H_SENDER, meta.senderId);
   if (meta.pubId !== undefined) h.set(H_PUB, meta.pubId);
   if (meta.firstSeq !== undefined) h.set(H_FIRST, String(meta.firstSeq));
+  if (meta.firstOffset !== undefined) h.set(H_FIRST_OFFSET, String(meta.firstOffset));
   if (meta.firstKey !== undefined) h.set(H_FIRST_KEY, meta.firstKey);
   if (meta.hash !== undefined) h.set(H_HASH, meta.hash);
   if (meta.ttlSec !== undefined) h.set(H_TTL, `${meta.ttlSec}s`);
@@ -82,6 +89,7 @@ export function decodeStored(
 ): StoredMessage {
   const expiry = h.get(H_EXPIRY);
   const first = h.get(H_FIRST);
+  const offset = first === '' ? h.get(H_FIRST_OFFSET) : '';
   return {
     seq,
     key,
@@ -90,7 +98,7 @@ export function decodeStored(
     timeMs,
     senderId: h.get(H_SENDER) || undefined,
     pubId: h.get(H_PUB) || undefined,
-    firstSeq: first === '' ? undefined : Number(first),
+    firstSeq: first !== '' ? Number(first) : offset !== '' ? seq - Number(offset) : undefined,
     firstKey: h.get(H_FIRST_KEY) || undefined,
     prevSeq,
     hash: h.get(H_HASH) || undefined,

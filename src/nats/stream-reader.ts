@@ -61,8 +61,7 @@ export class StreamReader {
   /** Rejects with StreamMissingError when the stream does not exist. */
   async position(): Promise<StreamPosition> {
     const info = await this.jsm.streams.info(this.stream).catch((err: unknown) => {
-      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) throw new StreamMissingError(this.stream, { cause: err });
-      throw err;
+      throw this.readError(err);
     });
     const s = info.state;
     return {
@@ -117,13 +116,20 @@ export class StreamReader {
    * Visits every message after `afterSeq` whose channel key `wants` accepts (only those
    * are decoded), in order, up to the stream's end when the scan starts or, when
    * `until` says more, up to that (re-read as the scan goes, so a scan can chase a
-   * moving point). An empty fetch is not the end: the scan goes on until it reaches
-   * its target or the stream no longer holds anything up to it (aged out, purged).
-   * Returns the sequence up to which everything was considered.
+   * moving point); never past `upTo`. An empty fetch is not the end: the scan goes on
+   * until it reaches its target or the stream no longer holds anything up to it (aged
+   * out, purged). Returns the sequence up to which everything was considered.
    */
-  async scan(afterSeq: number, wants: (key: string) => boolean, visit: (m: StoredMessage) => void, until: () => number = () => 0): Promise<number> {
+  async scan(
+    afterSeq: number,
+    wants: (key: string) => boolean,
+    visit: (m: StoredMessage) => void,
+    until: () => number = () => 0,
+    upTo = Number.MAX_SAFE_INTEGER,
+  ): Promise<number> {
     const start = await this.position();
-    let target = Math.max(start.lastSeq, until());
+    const targetNow = (t: number): number => Math.min(upTo, Math.max(t, until()));
+    let target = targetNow(start.lastSeq);
     if (target <= afterSeq) return afterSeq;
     const consumer = await this.js.consumers.get(this.stream, {
       filter_subjects: `${STORED_PREFIX}>`,
@@ -134,19 +140,27 @@ export class StreamReader {
     let progressAt = Date.now();
     try {
       while (last < target) {
-        const batch = await consumer.fetch({ max_messages: SCAN_BATCH, expires: 2_000 });
+        // A bounded scan asks for no more than its stretch; an open one keeps a large batch
+        // flowing, so it catches up with a target that moves.
+        const wanted = upTo === Number.MAX_SAFE_INTEGER ? SCAN_BATCH : Math.max(1, Math.min(SCAN_BATCH, target - last));
+        const batch = await consumer.fetch({ max_messages: wanted, expires: 2_000 });
         let got = 0;
         for await (const m of batch) {
+          if (m.seq > upTo) {
+            // Past the bound (deleted sequences before it): everything up to it was seen.
+            last = upTo;
+            break;
+          }
           got++;
           last = m.seq;
           const key = keyOfStoredSubject(m.subject);
           if (wants(key)) visit(decodeStored(m.headers ?? natsHeaders(), key, m.data, m.seq, Math.floor(m.info.timestampNanos / 1e6), undefined));
           if (last >= target) {
-            target = Math.max(target, until());
+            target = targetNow(target);
             if (last >= target) break;
           }
         }
-        target = Math.max(target, until());
+        target = targetNow(target);
         if (got > 0) {
           progressAt = Date.now();
           continue;
@@ -200,8 +214,25 @@ export class StreamReader {
     this.reads++;
     // The client's query types are unions its signatures do not accept as such;
     // the server's MSG.GET takes next_by_subj like a direct get does.
-    if (this.opts.replicas > 1) return this.jsm.streams.getMessage(this.stream, query as Parameters<JetStreamManager['streams']['getMessage']>[1]);
-    return this.jsm.direct.getMessage(this.stream, query as Parameters<JetStreamManager['direct']['getMessage']>[1]);
+    const read =
+      this.opts.replicas > 1
+        ? this.jsm.streams.getMessage(this.stream, query as Parameters<JetStreamManager['streams']['getMessage']>[1])
+        : this.jsm.direct.getMessage(this.stream, query as Parameters<JetStreamManager['direct']['getMessage']>[1]);
+    return read.catch((err: unknown) => {
+      throw this.readError(err);
+    });
+  }
+
+  /**
+   * What a failed read means for the caller: the stream is gone, or a read that may
+   * succeed later (timeout, no leader, "JetStream system temporarily unavailable",
+   * NATS away). Never a raw client error: a publish would answer it 500 and its
+   * caller would give up on a message that may be stored.
+   */
+  private readError(err: unknown): StreamReadError {
+    if (err instanceof StreamReadError) return err;
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return new StreamMissingError(this.stream, { cause: err });
+    return new StreamReadError(err instanceof Error ? err.message : String(err), { cause: err });
   }
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { IdempotencyConflictError, PublishUnavailableError, toClientError } from '../errors/app-error.ts';
+import type { BatchCopy } from '../nats/atomic-batch.ts';
 import type { Ack, JetStreamAppender } from '../nats/jetstream-appender.ts';
 import type { NatsLink } from '../nats/connection.ts';
 import type { StreamWatch } from '../nats/stream-watch.ts';
@@ -7,15 +8,25 @@ import { newPublishId, type StoredMessage, type WriteMeta } from '../nats/stored
 import { delay } from '../util/deferred.ts';
 import { channelKey } from '../wire/channel-id.ts';
 import { formatMid } from '../wire/mid.ts';
+import type { BatchPolicy } from './batch-policy.ts';
 import type { PublishCommand, PublishResult } from './publish-command.ts';
 
 /**
  * Appends one publish to the message stream and resolves only once JetStream has
  * acknowledged every copy. A publish to one receiver is one write. A publish to
- * several is one copy per receiver: the first is written alone, and the others carry
- * its sequence (`Jp-First`) and the shared publish id (`Jp-Pub`), so that a
- * connection holding several of the receivers gets the message once, live and on
- * replay. Every write carries a message id; retries reuse it, so the stream's
+ * several is one copy per receiver, each with the shared publish id (`Jp-Pub`) and a
+ * way to the first copy, so that a connection holding several of the receivers gets
+ * the message once, live and on replay:
+ * - as one atomic batch where the stream allows it (BatchPolicy): all copies or none,
+ *   at consecutive sequences, so copies 2..n carry their distance to the first
+ *   (`Jp-First-Offset`);
+ * - otherwise one copy at a time: the first is written alone, and the others carry
+ *   its sequence (`Jp-First`). So is a publish whose batch the stream refused as
+ *   such (batches not allowed, too many copies; nothing stored), and a retry of a
+ *   batch already stored (refused as "duplicate"): each copy is then answered as a
+ *   duplicate with its sequence. A copy the stream refuses fails the whole batch,
+ *   and the publish, with nothing stored.
+ * Every copy carries a message id; retries reuse it, on either path, so the stream's
  * duplicate window stores each copy once however often it is retried.
  *
  * With an idempotency key the message id comes from the caller, so each copy also
@@ -33,6 +44,7 @@ export class StreamWriter {
     private readonly storedAt: (seq: number) => Promise<StoredMessage | null>,
     /** Seconds the server keeps a message of this expiry, or undefined for the stream's age limit. */
     private readonly ttlFor: (expirySec: number) => number | undefined,
+    private readonly batches: BatchPolicy,
   ) {}
 
   /** `deadline` (ms since the epoch) bounds the whole write, retries included. */
@@ -45,13 +57,44 @@ export class StreamWriter {
       await this.checkSame(ack, hash);
       return { mids: [await this.midOf(ack)] };
     }
-    const firstKey = channelKey(receivers[0]!);
+    if (this.batches.fits(receivers.length)) {
+      const mids = await this.writeBatch(cmd, pubId, hash, deadline);
+      if (mids !== undefined) return { mids };
+    }
+    return { mids: await this.writeCopies(cmd, pubId, hash, deadline) };
+  }
+
+  /** The first copy alone, then the others with its sequence. */
+  private async writeCopies(cmd: PublishCommand, pubId: string, hash: string | undefined, deadline: number): Promise<string[]> {
+    const firstKey = channelKey(cmd.receivers[0]!);
     const first = await this.append(firstKey, cmd, `${pubId}.0`, { pubId, hash }, deadline);
     await this.checkSame(first, hash);
     const rest = await Promise.all(
-      receivers.slice(1).map((r, i) => this.append(channelKey(r), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq, firstKey, hash }, deadline)),
+      cmd.receivers.slice(1).map((r, i) => this.append(channelKey(r), cmd, `${pubId}.${i + 1}`, { pubId, firstSeq: first.seq, firstKey, hash }, deadline)),
     );
-    return { mids: await Promise.all([first, ...rest].map((ack) => this.midOf(ack))) };
+    return Promise.all([first, ...rest].map((ack) => this.midOf(ack)));
+  }
+
+  /** Every copy in one atomic batch; undefined when the stream refused the batch as such (nothing of it stored). */
+  private async writeBatch(cmd: PublishCommand, pubId: string, hash: string | undefined, deadline: number): Promise<string[] | undefined> {
+    const base: WriteMeta = { expirySec: cmd.expirySec, senderId: cmd.senderId, ttlSec: this.ttlFor(cmd.expirySec), pubId, hash };
+    const firstKey = channelKey(cmd.receivers[0]!);
+    const copies: BatchCopy[] = cmd.receivers.map((r, i) => ({
+      key: channelKey(r),
+      msgId: `${pubId}.${i}`,
+      meta: i === 0 ? base : { ...base, firstOffset: i, firstKey },
+    }));
+    // A retry asks for an answer to every copy: "incomplete" may hide a copy the stream refuses for good.
+    const ack = await this.retrying(deadline, (timeoutMs, attempt) => this.appender.appendBatch(copies, cmd.body, timeoutMs, attempt > 0));
+    if (!ack.stored) {
+      this.batches.refused(ack.refusal, copies.length, ack.detail);
+      return undefined;
+    }
+    // The batch is stored at consecutive sequences ending at the acknowledged one, all in one epoch.
+    const firstSeq = ack.lastSeq - ack.count + 1;
+    const known = this.epoch.epochOf(ack.lastSeq);
+    const epoch = typeof known === 'number' ? known : await known;
+    return copies.map((_, i) => formatMid(epoch, firstSeq + i));
   }
 
   /** A duplicate names an earlier write of this epoch; a new write is checked against the stream. */
@@ -68,8 +111,13 @@ export class StreamWriter {
     if (stored !== null && stored.hash !== hash) throw new IdempotencyConflictError();
   }
 
-  private async append(key: string, cmd: PublishCommand, msgId: string, copy: Pick<WriteMeta, 'pubId' | 'firstSeq' | 'firstKey' | 'hash'>, deadline: number): Promise<Ack> {
+  private append(key: string, cmd: PublishCommand, msgId: string, copy: Pick<WriteMeta, 'pubId' | 'firstSeq' | 'firstKey' | 'hash'>, deadline: number): Promise<Ack> {
     const meta: WriteMeta = { expirySec: cmd.expirySec, senderId: cmd.senderId, ttlSec: this.ttlFor(cmd.expirySec), ...copy };
+    return this.retrying(deadline, (timeoutMs) => this.appender.append(key, cmd.body, msgId, meta, timeoutMs));
+  }
+
+  /** Sends until answered, up to `deadline`; a temporary failure is retried (the message ids make that safe). */
+  private async retrying<T>(deadline: number, send: (timeoutMs: number, attempt: number) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -83,7 +131,7 @@ export class StreamWriter {
       try {
         // A retry follows a timeout or "no leader", most likely a leader election: ask
         // more often then, so the first write after the election is acknowledged soon.
-        return await this.appender.append(key, cmd.body, msgId, meta, Math.min(remaining, attempt === 0 ? 2_000 : 1_000));
+        return await send(Math.min(remaining, attempt === 0 ? 2_000 : 1_000), attempt);
       } catch (err) {
         if (!toClientError(err).temporary) throw err;
         // Timed out or no leader yet: the same message id makes the retry safe.

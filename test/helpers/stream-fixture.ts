@@ -43,6 +43,7 @@ export class StreamFixture {
       onlineTtlSec: config.storage.onlineTtlSec,
       onlineDeltaSec: config.storage.onlineDeltaSec,
       perMessageTtl: false,
+      atomicBatch: nats.serverAtLeast(2, 12),
     });
     const messages = (await nats.ensure(decl, log, { updateExisting: true })).get(MESSAGE_STREAM)!;
     return new StreamFixture(server, nats, config, messages.createdSec, nats.streamReader(MESSAGE_STREAM), nats.appender());

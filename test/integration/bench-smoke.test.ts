@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { resolveNatsBinary } from '../../src/nats/local-server.ts';
 
 /**
  * The benchmark suite (bench/run.ts) with tiny numbers: every scenario starts its own
@@ -116,6 +117,29 @@ describe('bench smoke (tiny numbers, same code paths)', () => {
       assert.ok(r.results[path].ackedMessages > 0, `${path} acked nothing`);
       assert.equal(r.results[path].errors, 0, `${path} errors`);
     }
+  });
+
+  it('atomic-batch (both multi-receiver write paths on R1 and R3), or a clear refusal before nats-server 2.12', async () => {
+    const version = execFileSync(resolveNatsBinary(process.env.JETPULL_TEST_NATS_BINARY ?? 'nats-server'), ['--version'], { encoding: 'utf8' });
+    const [major = 0, minor = 0] = (/v(\d+)\.(\d+)/.exec(version) ?? []).slice(1).map(Number);
+    const args = ['atomic-batch', '--publishes', '5', '--copies', '3', '--rounds', '1'];
+    if (major > 2 || (major === 2 && minor >= 12)) {
+      const r = await bench(args);
+      assert.deepEqual(
+        r.results.runs.map((x: { replicas: number; path: string; failed: number }) => `R${x.replicas} ${x.path} ${x.failed}`),
+        ['R1 per-copy 0', 'R1 batch 0', 'R3 per-copy 0', 'R3 batch 0'],
+      );
+      return;
+    }
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+      child.once('error', reject);
+      child.once('exit', (c) => resolve({ code: c, stderr: err }));
+    });
+    assert.equal(code, 1);
+    assert.match(stderr, /needs nats-server 2\.12/);
   });
 
   it('refuses a client count over the open-files limit with a clear message', async () => {

@@ -33,6 +33,7 @@ before(async () => {
     onlineTtlSec: 120,
     onlineDeltaSec: 10,
     perMessageTtl: false,
+    atomicBatch: false,
   });
   await writer.ensure(decl, log, { updateExisting: true });
 });

@@ -15,7 +15,7 @@ let nats: TestNats;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 
-const PARAMS = { messageTtlSec: 86_400, duplicateWindowMs: 120_000, replicas: 1, maxBytes: -1, maxPayloadBytes: 1_048_576, onlineTtlSec: 120, onlineDeltaSec: 10, perMessageTtl: false };
+const PARAMS = { messageTtlSec: 86_400, duplicateWindowMs: 120_000, replicas: 1, maxBytes: -1, maxPayloadBytes: 1_048_576, onlineTtlSec: 120, onlineDeltaSec: 10, perMessageTtl: false, atomicBatch: false };
 
 function spec(name: string, overrides: Partial<StreamSpec> = {}): StreamSpec {
   const base = declarations(PARAMS).streams[0]!;

@@ -30,7 +30,7 @@ describe('replay scheduler', () => {
       reader,
       f.reader,
       () => f.epochSec,
-      { maxConcurrent: opts.maxConcurrent ?? 4, pageMessages: opts.pageMessages ?? 1_000, pageBytes: opts.pageBytes ?? 1 << 20 },
+      { maxConcurrent: opts.maxConcurrent ?? 4, pageMessages: opts.pageMessages ?? 1_000, pageBytes: opts.pageBytes ?? 1 << 20, windowBytes: 64 << 20 },
       h.telemetry,
       f.log,
     );
@@ -83,6 +83,57 @@ describe('replay scheduler', () => {
     hub.close();
   });
 
+  it('serves a wave of replays with a shared scan while replay slots are still free', async () => {
+    const { hub, scheduler } = setup({ maxConcurrent: 64 });
+    const keys = Array.from({ length: 40 }, () => `priv.${newId()}`);
+    const from = await f.store(keys[0]!);
+    const expected = new Map<string, number[]>();
+    for (const k of keys) expected.set(k, [await f.store(k), await f.store(k)]);
+    const pairs = await Promise.all(keys.map((k) => h.ws({ keys: [k] })));
+    for (const p of pairs) await hub.attach(p.session);
+    const scansBefore = f.logs.find('shared replay scan done').length;
+    for (const p of pairs) scheduler.replay(p.session, from);
+    for (const [i, p] of pairs.entries()) assert.deepEqual(await p.client.waitSeqs(2), expected.get(keys[i]!));
+    assert.ok(f.logs.find('shared replay scan done').length > scansBefore, 'a shared scan');
+    hub.close();
+  });
+
+  it('serves replays that come after a wave from the stretch its scan read, without scanning it again', async () => {
+    const { hub, reader, scheduler } = setup({ maxConcurrent: 1 });
+    const keys = Array.from({ length: 22 }, () => `priv.${newId()}`);
+    const from = await f.store(keys[0]!);
+    const expected = new Map<string, number[]>();
+    for (const k of keys) expected.set(k, [await f.store(k), await f.store(k)]);
+    const pairs = await Promise.all(keys.map((k) => h.ws({ keys: [k] })));
+    // Two late clients: one on a channel this gateway held all along, one on a channel new to it.
+    const [held, fresh] = [pairs.pop()!, pairs.pop()!];
+    for (const p of pairs) await hub.attach(p.session);
+    const scans = (): Array<Record<string, unknown>> => f.logs.find('shared replay scan done');
+    const scansBefore = scans().length;
+    for (const p of pairs) scheduler.replay(p.session, from);
+    for (const [i, p] of pairs.entries()) assert.deepEqual(await p.client.waitSeqs(2), expected.get(keys[i]!));
+    const waveEnd = scans().at(-1)!.toSeq as number;
+    assert.ok(waveEnd >= expected.get(keys[19]!)![1]!);
+
+    await hub.attach(held.session);
+    const reads = reader.reads;
+    scheduler.replay(held.session, from);
+    assert.deepEqual(await held.client.waitSeqs(2), expected.get(keys[21]!));
+    assert.equal(reader.reads, reads, 'no direct get');
+
+    const stored = await f.store(keys[20]!);
+    await hub.attach(fresh.session);
+    const scansNow = scans().length;
+    scheduler.replay(fresh.session, from);
+    assert.deepEqual(await fresh.client.waitSeqs(3), [...expected.get(keys[20]!)!, stored]);
+    const extension = scans().slice(scansNow);
+    assert.equal(extension.length, 1);
+    assert.equal(extension[0]!.readAfterSeq, waveEnd, 'only what came after the wave\'s scan was read');
+    assert.equal(extension[0]!.toSeq, stored);
+    assert.ok(scans().length - scansBefore <= 3);
+    hub.close();
+  });
+
   it('hands a WebSocket one page and closes it with 1013, so it resumes from the page end', async () => {
     const { hub, scheduler } = setup({ pageMessages: 2 });
     const key = `priv.${newId()}`;
@@ -106,7 +157,7 @@ describe('replay scheduler', () => {
       Object.assign(Object.create(reader) as ReplayReader, { readPage: () => Promise.reject(new Error('storage gone')) }),
       f.reader,
       () => f.epochSec,
-      { maxConcurrent: 1, pageMessages: 10, pageBytes: 1 << 20 },
+      { maxConcurrent: 1, pageMessages: 10, pageBytes: 1 << 20, windowBytes: 64 << 20 },
       h.telemetry,
       f.log,
     );

@@ -80,8 +80,22 @@ export async function handleUpgrade(
   }
   deps.wss.handleUpgrade(req, socket, head, (ws) => {
     socket.off('close', aborted);
+    dropHttpListenerWrappers(socket);
     session.bind(ws as SessionSocket);
   });
+}
+
+/**
+ * node:http gives each socket its own `on`/`addListener`/`prependListener` (closures
+ * that hand the socket back from its HTTP parser when a `data` listener is added). An
+ * upgraded socket has no parser any more: the shared methods do the same, and 20,000
+ * idle connections do not each keep three closures.
+ */
+function dropHttpListenerWrappers(socket: Duplex): void {
+  const shared = Object.getPrototypeOf(socket) as Duplex;
+  for (const name of ['on', 'addListener', 'prependListener'] as const) {
+    if (Object.hasOwn(socket, name)) socket[name] = shared[name];
+  }
 }
 
 export function refuse(socket: Duplex, status: number, statusText: string, message: string): void {
