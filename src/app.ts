@@ -90,6 +90,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
           config.admin.port,
           {
             registry: metrics.registry,
+            maxBodyBytes: config.limits.maxPayloadBytes,
             notReady: readinessRule({
               starting: () => starting,
               stopping: () => shuttingDown || stopping !== undefined,

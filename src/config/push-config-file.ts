@@ -53,7 +53,7 @@ const LegacyFile = z.looseObject({
 });
 
 /** Top-level and nested keys that are read; anything else is listed as ignored. */
-const READ_KEYS = new Set([
+export const READ_KEYS = new Set([
   'servers', 'processUniqueId', 'publishMode', 'security', 'storage', 'limits', 'jetpull',
   'security.key', 'security.algo', 'security.previousKeys',
   'storage.messageTTL', 'storage.messageTLL', 'storage.channelTTL', 'storage.channelTLL',

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ListenerConfig } from '../config/schema.ts';
 import { toClientError } from '../errors/app-error.ts';
-import { BodyTooLargeError, parseUrl, readBody } from '../http/request.ts';
+import { BodyTooLargeError, closeAfterAnswer, readBody } from '../http/body-limit.ts';
+import { parseUrl } from '../http/request.ts';
 import type { Logger } from '../log/logger.ts';
 import { capExpiry, type Publisher } from '../publisher/publish-command.ts';
 import { channelKey, type Signer } from '../wire/channel-id.ts';
@@ -119,7 +120,10 @@ export class DemoRoutes {
     try {
       body = await readBody(req, parts.maxPayloadBytes);
     } catch (err) {
-      if (err instanceof BodyTooLargeError) return send(res, 413, 'text/plain', `body over ${err.limitBytes} bytes`, { Connection: 'close' });
+      if (err instanceof BodyTooLargeError) {
+        closeAfterAnswer(req, res);
+        return send(res, 413, 'text/plain', `body over ${err.limitBytes} bytes`, { Connection: 'close' });
+      }
       throw err;
     }
     if (body.length === 0) return send(res, 400, 'text/plain', 'empty body');

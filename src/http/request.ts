@@ -23,49 +23,6 @@ export function single(query: URLSearchParams, name: string): string | string[] 
   return all.length === 1 ? all[0]! : all;
 }
 
-export class BodyTooLargeError extends Error {
-  constructor(readonly limitBytes: number) {
-    super(`request body exceeds ${limitBytes} bytes`);
-    this.name = 'BodyTooLargeError';
-  }
-}
-
-/**
- * Reads a request body of at most `limitBytes`. A declared Content-Length over the
- * limit is refused before reading; a body that grows past it stops being read.
- */
-export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limitBytes) {
-      reject(new BodyTooLargeError(limitBytes));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      size += chunk.length;
-      if (size > limitBytes) {
-        failed = true;
-        reject(new BodyTooLargeError(limitBytes));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!failed) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    });
-    req.on('error', (err) => {
-      if (!failed) {
-        failed = true;
-        reject(err);
-      }
-    });
-  });
-}
-
 /**
  * The client's address: the header a trusted proxy sets (its first value, for a list
  * such as X-Forwarded-For), or the TCP peer when no header is configured.

@@ -10,7 +10,8 @@ import { sendNotFound, sendPlain, sendPreflight } from '../wire/http-replies.ts'
 import { ListenError } from './listen-error.ts';
 import type { OriginPolicy } from './origin-policy.ts';
 import { readTlsOptions } from './tls.ts';
-import { BodyTooLargeError, parseUrl, readBody, type ParsedUrl } from './request.ts';
+import { closeAfterAnswer, hasBody, onRefusedConnection, withBody } from './body-limit.ts';
+import { parseUrl, type ParsedUrl } from './request.ts';
 import { handleChannelStats, type ChannelStatsDeps } from './routes/channel-stats.ts';
 import { handleProtobufRequest } from './routes/protobuf.ts';
 import { handleTextPublish, type PublishDeps } from './routes/publish.ts';
@@ -43,6 +44,10 @@ export interface RouteHandlers {
 
 /** Long polling through nginx arrives as /bitrix/sub/; served directly too, so no proxy is needed. */
 const SUB_ALIAS = '/bitrix/sub/';
+const EMPTY_BODY = Buffer.alloc(0);
+
+/** What a route does with the request's body, once read within the limit. */
+type Handler = (body: Buffer) => void;
 
 /**
  * One HTTP(S) listener of `servers[]`, serving the routes its config names.
@@ -125,48 +130,61 @@ export class Listener {
     this.server.closeAllConnections();
   }
 
+  /**
+   * The route is chosen first (an origin it refuses is answered without reading the
+   * body), then every body is read within limits.maxPayloadBytes, whatever the route:
+   * a body over it is always a 413 with the connection closed (body-limit.ts).
+   */
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (onRefusedConnection(req)) return;
+    const handle = this.route(req, res);
+    if (handle === undefined) return;
+    if (!hasBody(req)) return handle(EMPTY_BODY);
+    this.run(withBody(req, res, this.handlers.maxPayloadBytes, this.log, handle), res);
+  }
+
+  /** The handler for the request, or undefined when it was answered already (origin refused). */
+  private route(req: IncomingMessage, res: ServerResponse): Handler | undefined {
     const url = parseUrl(req.url);
     const raw = req.url ?? '/';
     const routes = this.cfg.routes;
     const { subscribe, publish, rest, stat } = this.handlers;
     const method = req.method;
     if (subscribe && this.matchesSub(raw)) {
-      if (method === 'OPTIONS') return sendPreflight(res);
+      if (method === 'OPTIONS') return () => sendPreflight(res);
       if (method === 'GET') {
-        if (!this.originAllowed(req)) return sendPlain(res, 403, 'origin not allowed');
-        return this.run(handleLongPoll(req, res, url, { ...subscribe, wss: this.wss }), res);
+        if (!this.originAllowed(req)) return this.refuseOrigin(req, res);
+        return () => this.run(handleLongPoll(req, res, url, { ...subscribe, wss: this.wss }), res);
       }
     }
     if (publish && routes.pub !== undefined && raw.startsWith(routes.pub)) {
       if (method === 'POST') {
         const binary = single(url.query, 'binaryMode') === 'true';
-        return this.run(
-          this.withBody(req, res, (body) =>
+        return (body) =>
+          this.run(
             binary
               ? handleProtobufRequest(res, body, { trusted: true }, publish.requests, publish.log)
               : handleTextPublish(req, res, url, body, publish),
-          ),
-          res,
-        );
+            res,
+          );
       }
-      if (method === 'GET') return this.run(handleChannelStats(res, url, publish.channelStats), res);
+      if (method === 'GET') return () => this.run(handleChannelStats(res, url, publish.channelStats), res);
     }
     if (rest && routes.rest !== undefined && raw.startsWith(routes.rest) && method === 'POST') {
-      if (!this.originAllowed(req)) return this.refuseBody(req, res);
+      if (!this.originAllowed(req)) return this.refuseOrigin(req, res);
       // By address next: it costs nothing, the CHANNEL_ID costs an HMAC. The body is not read.
       const wait = rest.rate.restAddress(clientAddress(req, rest.ipHeader));
       if (wait > 0) {
+        closeAfterAnswer(req, res);
         sendTooManyRequests(res, wait, { Connection: 'close' });
-        res.once('finish', () => req.socket.destroy());
-        return;
+        return undefined;
       }
-      return this.run(this.withBody(req, res, (body) => this.clientRequest(res, url, body, rest)), res);
+      return (body) => this.run(this.clientRequest(res, url, body, rest), res);
     }
     if (stat && routes.stat !== undefined && raw.startsWith(routes.stat) && method === 'GET') {
-      return this.run(handleServerStat(res, stat.reporter, stat.counters), res);
+      return () => this.run(handleServerStat(res, stat.reporter, stat.counters), res);
     }
-    sendNotFound(res);
+    return () => sendNotFound(res);
   }
 
   /** `POST /bitrix/rest/?CHANNEL_ID=…`: a client request, signed like a subscription. */
@@ -207,34 +225,23 @@ export class Listener {
     return false;
   }
 
-  /** 403 for a request whose body is not wanted: the connection is closed rather than the body read. */
-  private refuseBody(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * 403 from another site's page. A request with a body is not read: the connection is
+   * closed, and nothing that follows on it is handled.
+   */
+  private refuseOrigin(req: IncomingMessage, res: ServerResponse): undefined {
+    if (!hasBody(req)) {
+      sendPlain(res, 403, 'origin not allowed');
+      return undefined;
+    }
+    closeAfterAnswer(req, res);
     sendPlain(res, 403, 'origin not allowed', { Connection: 'close' });
-    res.once('finish', () => req.socket.destroy());
+    return undefined;
   }
 
   private matchesSub(rawUrl: string): boolean {
     for (const p of this.subPaths) if (rawUrl.startsWith(p)) return true;
     return false;
-  }
-
-  /** Reads the body within limits.maxPayloadBytes; over it: 413 and the connection is closed. */
-  private async withBody(req: IncomingMessage, res: ServerResponse, next: (body: Buffer) => Promise<void>): Promise<void> {
-    let body: Buffer;
-    try {
-      body = await readBody(req, this.handlers.maxPayloadBytes);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        this.log.info({ limitBytes: err.limitBytes }, 'request body too large');
-        if (!res.headersSent) {
-          res.writeHead(413, { 'Content-Type': 'text/plain', 'Access-Control-Allow-Origin': '*', 'Content-Length': 0, Connection: 'close' });
-          res.end(() => req.socket.destroy());
-        }
-        return;
-      }
-      throw err;
-    }
-    await next(body);
   }
 
   private run(work: Promise<void>, res: ServerResponse): void {
