@@ -11,6 +11,7 @@ import { GatewayActor } from './gateway/gateway-actor.ts';
 import { AdminListener } from './http/admin.ts';
 import { readinessRule } from './http/readiness.ts';
 import { OriginPolicy } from './http/origin-policy.ts';
+import { PublishSignature } from './http/publish-signature.ts';
 import { Listener, type RouteHandlers } from './http/server.ts';
 import type { Logger } from './log/logger.ts';
 import { Metrics } from './metrics/metrics.ts';
@@ -25,7 +26,7 @@ import { DailyCounters } from './stats/daily-counters.ts';
 import { ReplayWindowWatch, type ReplayWindow } from './stats/replay-window.ts';
 import { serverStatSnapshot } from './stats/server-stat-snapshot.ts';
 import { ServerStatsReporter } from './stats/server-stats.ts';
-import { ChannelIdParser, createSigner } from './wire/channel-id.ts';
+import { ChannelIdParser, createSigner, type Signer } from './wire/channel-id.ts';
 
 export interface App {
   /** Bound addresses, in the order of config.servers. */
@@ -214,7 +215,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     await reporter.start();
     undo.push(() => reporter.stop());
 
-    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, requests, clientRate, presence, counters, reporter });
+    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, signer, requests, clientRate, presence, counters, reporter });
     const listeners = config.servers.map((s) => new Listener(s, handlers, rootLog.child({ actor: 'http' })));
     const addresses: AddressInfo[] = [];
     for (const l of listeners) {
@@ -272,6 +273,7 @@ interface RouteParts {
   gateway: GatewayActor | undefined;
   publisher: PublisherActor;
   parser: ChannelIdParser;
+  signer: Signer;
   requests: ProtobufRequests;
   clientRate: ClientRate;
   presence: Presence;
@@ -281,7 +283,7 @@ interface RouteParts {
 
 /** Which routes this process serves, by role, and what each needs. */
 function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHandlers {
-  const { limits, gateway, publisher, parser, requests, clientRate, presence, counters, reporter } = p;
+  const { limits, gateway, publisher, parser, signer, requests, clientRate, presence, counters, reporter } = p;
   return {
     maxPayloadBytes: limits.maxPayloadBytes,
     origins: new OriginPolicy(config.security.allowedOrigins),
@@ -304,6 +306,7 @@ function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHan
         maxChannelsPerRequest: limits.maxChannelsPerRequest,
         counters,
         channelStats: { parser, presence, counters, maxChannelsPerRequest: limits.maxChannelsPerRequest },
+        signature: new PublishSignature(config.security.signedPublishing, signer),
         log: rootLog.child({ actor: 'publisher', component: 'http' }),
       },
     }),

@@ -26,6 +26,9 @@ export function crossFieldIssues(config: z.infer<typeof ConfigSchema>): ConfigIs
   if (config.security.key !== undefined && !isHash(config.security.algo)) {
     issues.push({ path: ['security', 'algo'], message: `"${config.security.algo}" is not a hash this Node.js supports`, fix: 'use the pull module\'s signature_algo, normally "sha1" (or "sha256")' });
   }
+  if (config.security.signedPublishing === 'required' && config.security.key === undefined) {
+    issues.push({ path: ['security', 'signedPublishing'], message: '"required" needs security.key to check signatures with', fix: 'set security.key to the portal\'s signature_key, or signedPublishing to "off"' });
+  }
   if (config.gateway.maxOutboxBytes < 2 * config.limits.maxPayloadBytes) {
     // A replay page is half the outbox and must hold the largest message.
     issues.push({

@@ -88,6 +88,10 @@ const Security = z.strictObject({
   key: z.string().min(1).optional().describe('HMAC key shared with the portal (pull module "signature_key"); it signs and verifies. Unset: unsigned private ids are accepted, so anyone who knows a channel id can subscribe to it, and public ids are unusable; a warning is logged at start and shown in /server-stat/.'),
   previousKeys: commaList(z.string().min(1)).optional().describe('Keys the portal used before (comma separated here, a JSON array in a config file): signatures made with them are still accepted, so changing "signature_key" does not disconnect every client. Drop a key once the channels it signed have expired (12 h after the change). Needs key.'),
   algo: z.string().default('sha1').describe('HMAC hash (pull module "signature_algo").'),
+  signedPublishing: z
+    .enum(['off', 'required'])
+    .default('off')
+    .describe('required: every request to the pub route (POST text and binaryMode publishes, GET channel stats) must carry ?signature=<hex HMAC of the raw body with key>, for GET of the CHANNEL_ID value, as Push server 2.0\'s cloud mode; without it or with a wrong one 400 "4026: Wrong request signature.". Needs key. off: not checked, as Push server 2.0 personal mode (the pull module signs only in its shared mode). /server-stat/ is never signed.'),
   allowedOrigins: commaList(origin)
     .default([])
     .describe('Browser origins (https://portal.example.com, https://*.example.com) whose pages may subscribe and send client requests; another Origin gets 403 (the official client backs off 15 s and more). Requests without an Origin (same-origin pages, desktop and mobile apps) are allowed. Empty: every origin.'),

@@ -2,7 +2,7 @@
  * Every code jetpull ends a connection or refuses a request with. A WebSocket is
  * closed with the code and its reason; a long poll answers `longPollStatus` with the
  * same reason as its body ("resume": a 304 carrying the client's resume point, so it
- * polls again at once). The 4010–4029 codes and texts are Push server 2.0's (spec
+ * polls again at once). The 4010–4029 codes (4026 from its cloud variant) and texts are Push server 2.0's (spec
  * §3.8); the others are standard WebSocket codes or jetpull's own.
  *
  * What the official client does (official-client.md §6–7): after an open WebSocket
@@ -35,6 +35,8 @@ export const CloseCode = {
   InvalidChannelId: 4019,
   PrivateChannelNotAllowed: 4020,
   InvalidSignature: 4021,
+  /** security.signedPublishing: a trusted request without a valid `signature` (Push server 2.0 cloud mode). */
+  WrongRequestSignature: 4026,
   TooManyConnections: 4029,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
@@ -70,6 +72,7 @@ export const CLOSE_CODES: Readonly<Record<CloseCode, CloseCodeInfo>> = {
   4019: reason(4019, 'Request has an invalid channel id.'),
   4020: reason(4020, 'Private channel is not allowed.'),
   4021: reason(4021, 'Channel has an invalid signature.'),
+  4026: reason(4026, 'Wrong request signature.'),
   4029: reason(4029, 'Too many connections'),
 };
 

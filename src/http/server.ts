@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.ts';
 import { sendNotFound, sendPlain, sendPreflight } from '../wire/http-replies.ts';
 import { ListenError } from './listen-error.ts';
 import type { OriginPolicy } from './origin-policy.ts';
+import type { PublishSignature } from './publish-signature.ts';
 import { readTlsOptions } from './tls.ts';
 import { closeAfterAnswer, hasBody, onRefusedConnection, withBody } from './body-limit.ts';
 import { parseUrl, type ParsedUrl } from './request.ts';
@@ -32,7 +33,7 @@ export interface RouteHandlers {
   /** `sub`: WebSocket and long polling. */
   subscribe?: Omit<SubscribeDeps, 'wss'>;
   /** `pub`: trusted text and protobuf publishing, and channel stats. */
-  publish?: PublishDeps & { requests: ProtobufRequests; channelStats: ChannelStatsDeps };
+  publish?: PublishDeps & { requests: ProtobufRequests; channelStats: ChannelStatsDeps; signature: PublishSignature };
   /** `rest`: untrusted client requests. */
   rest?: { requests: ProtobufRequests; parser: ChannelIdParser; rate: ClientRate; ipHeader: string | undefined };
   /** `stat`: server statistics. */
@@ -160,15 +161,22 @@ export class Listener {
     if (publish && routes.pub !== undefined && raw.startsWith(routes.pub)) {
       if (method === 'POST') {
         const binary = single(url.query, 'binaryMode') === 'true';
-        return (body) =>
+        return (body) => {
+          if (!publish.signature.acceptsBody(url.query, body)) return this.refuseSignature(res, method, publish.log);
           this.run(
             binary
               ? handleProtobufRequest(res, body, { trusted: true }, publish.requests, publish.log)
               : handleTextPublish(req, res, url, body, publish),
             res,
           );
+        };
       }
-      if (method === 'GET') return () => this.run(handleChannelStats(res, url, publish.channelStats), res);
+      if (method === 'GET') {
+        return () => {
+          if (!publish.signature.acceptsChannelStats(url.query)) return this.refuseSignature(res, method, publish.log);
+          this.run(handleChannelStats(res, url, publish.channelStats), res);
+        };
+      }
     }
     if (rest && routes.rest !== undefined && raw.startsWith(routes.rest) && method === 'POST') {
       if (!this.originAllowed(req)) return this.refuseOrigin(req, res);
@@ -200,6 +208,12 @@ export class Listener {
 
   /** One listener for every upgraded socket, not a closure each. */
   private readonly onSocketError = (err: Error): void => this.log.debug({ err }, 'socket error during upgrade');
+
+  /** security.signedPublishing: 400 "4026: Wrong request signature.", nothing published or read. */
+  private refuseSignature(res: ServerResponse, method: string, log: Logger): void {
+    log.info({ method, closeCode: CloseCode.WrongRequestSignature }, 'request refused');
+    sendPushError(res, CloseCode.WrongRequestSignature);
+  }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', this.onSocketError);

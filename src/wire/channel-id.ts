@@ -39,6 +39,11 @@ export interface Signer {
   verifyHex(message: string, signatureHex: string): boolean;
   /** Constant-time comparison of raw signature bytes against HMAC(message) under every key. */
   verifyRaw(message: string, signature: Uint8Array): boolean;
+  /**
+   * Constant-time check of a lowercase hex signature of raw bytes (a request body) or
+   * a string under every key; anything but lowercase hex of the HMAC's length is false.
+   */
+  verifyHexBytes(message: Buffer | string, signatureHex: string): boolean;
   readonly hasKey: boolean;
   /** Keys signatures are checked against: the current one, then the previous ones. */
   readonly keyCount: number;
@@ -53,10 +58,11 @@ export interface Signer {
 export function createSigner(keys: string | readonly string[] | undefined, algo: string): Signer {
   const all = keys === undefined ? [] : typeof keys === 'string' ? [keys] : [...keys];
   const hexLength = all.length === 0 ? 40 : createHmac(algo, 'x').update('').digest().length * 2;
-  const hmac = (key: string, message: string): Buffer => createHmac(algo, key).update(message).digest();
+  const hmac = (key: string, message: Buffer | string): Buffer => createHmac(algo, key).update(message).digest();
   const raw = (message: string): Buffer | undefined => (all.length === 0 ? undefined : hmac(all[0]!, message));
+  const lowerHex = new RegExp(`^[0-9a-f]{${hexLength}}$`);
   // Every key is tried, whichever matches, so the time taken does not tell which one did.
-  const verify = (message: string, given: Uint8Array): boolean => {
+  const verify = (message: Buffer | string, given: Uint8Array): boolean => {
     if (all.length === 0 || given.length * 2 !== hexLength) return false;
     let ok = false;
     for (const key of all) ok = timingSafeEqual(hmac(key, message), given) || ok;
@@ -70,6 +76,7 @@ export function createSigner(keys: string | readonly string[] | undefined, algo:
     signRaw: raw,
     verifyHex: (message, signatureHex) => signatureHex.length === hexLength && verify(message, Buffer.from(signatureHex, 'hex')),
     verifyRaw: verify,
+    verifyHexBytes: (message, signatureHex) => lowerHex.test(signatureHex) && verify(message, Buffer.from(signatureHex, 'hex')),
   };
 }
 

@@ -116,6 +116,15 @@ describe('config', () => {
     assert.equal(loadConfig({ argv: ['--config', file], env: {} }).config.admin.demo, true);
   });
 
+  it('security.signedPublishing is off by default, and required needs a key', () => {
+    assert.equal(loadConfig({ argv: [], env: {} }).config.security.signedPublishing, 'off');
+    const on = loadConfig({ argv: [], env: { PUSH_SECURITY__SIGNED_PUBLISHING: 'required', PUSH_SECURITY__KEY: 'k' } }).config;
+    assert.equal(on.security.signedPublishing, 'required');
+    const [problem] = problemsOf(() => loadConfig({ argv: [], env: { PUSH_SECURITY__SIGNED_PUBLISHING: 'required' } }));
+    assert.match(problem!, /security\.signedPublishing.*needs security\.key/);
+    assert.equal(problemsOf(() => loadConfig({ argv: [], env: { PUSH_SECURITY__SIGNED_PUBLISHING: 'yes', PUSH_SECURITY__KEY: 'k' } })).length, 1);
+  });
+
   it('refuses a file with wrong types, naming the path in the file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'jetpull-config-'));
     const file = join(dir, 'config.json');

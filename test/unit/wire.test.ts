@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import protobuf from 'protobufjs';
@@ -69,6 +70,19 @@ describe('wire - channel ids (spec §2)', () => {
     assert.equal(s.signatureHexLength, 64);
     assert.ok(p.parse(`${SPEC.priv}.${s.sign(SPEC.priv)}`, 'subscribe'));
     assert.equal(p.parse(`${SPEC.priv}.${SPEC.privSig}`, 'subscribe'), null);
+  });
+
+  it('verifyHexBytes: lowercase hex HMAC of bytes or a string, anything else false', () => {
+    const body = Buffer.from('{"a":"ü"}', 'utf8');
+    const good = createHmac('sha1', 'testkey').update(body).digest('hex');
+    assert.ok(signer.verifyHexBytes(body, good));
+    assert.ok(signer.verifyHexBytes(body.toString('utf8'), good), 'a string is signed as its UTF-8 bytes');
+    assert.ok(signer.verifyHexBytes('', createHmac('sha1', 'testkey').update('').digest('hex')));
+    for (const bad of [good.toUpperCase(), good.slice(0, 39), `${good}0`, `${good.slice(0, 38)}zz`, '', 'x'.repeat(40)]) {
+      assert.equal(signer.verifyHexBytes(body, bad), false, bad);
+    }
+    assert.equal(signer.verifyHexBytes(Buffer.from('{"a":"u"}'), good), false);
+    assert.equal(createSigner(undefined, 'sha1').verifyHexBytes(body, good), false, 'no key verifies nothing');
   });
 });
 
