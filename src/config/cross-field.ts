@@ -26,6 +26,12 @@ export function crossFieldIssues(config: z.infer<typeof ConfigSchema>): ConfigIs
   if (config.security.key !== undefined && !isHash(config.security.algo)) {
     issues.push({ path: ['security', 'algo'], message: `"${config.security.algo}" is not a hash this Node.js supports`, fix: 'use the pull module\'s signature_algo, normally "sha1" (or "sha256")' });
   }
+  if (config.nats.passwordFile !== undefined && config.nats.password !== undefined) {
+    issues.push({ path: ['nats', 'passwordFile'], message: 'set together with nats.password', fix: 'set the password or a file holding it, not both' });
+  }
+  if (config.nats.passwordFile !== undefined && config.nats.user === undefined) {
+    issues.push({ path: ['nats', 'passwordFile'], message: 'needs nats.user', fix: 'set nats.user to the NATS user the password belongs to (deploy/nats/auth.conf: gateway, publisher or jetpull)' });
+  }
   if (config.security.signedPublishing === 'required' && config.security.key === undefined) {
     issues.push({ path: ['security', 'signedPublishing'], message: '"required" needs security.key to check signatures with', fix: 'set security.key to the portal\'s signature_key, or signedPublishing to "off"' });
   }

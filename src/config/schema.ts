@@ -65,8 +65,9 @@ const Nats = z.strictObject({
     .optional()
     .describe('NATS server URL(s), comma separated. Unset: start nats-server from PATH as a child process.'),
   name: z.string().default('jetpull').describe('Connection name shown in NATS monitoring.'),
-  user: z.string().optional(),
-  password: z.string().optional(),
+  user: z.string().optional().describe('NATS user (deploy/nats/auth.conf: gateway, publisher, or jetpull for role all).'),
+  password: z.string().optional().describe('Password of user.'),
+  passwordFile: z.string().min(1).optional().describe('Path to a file holding the password of user (a trailing newline is ignored), read at start-up: container secrets, such as the ones compose generates. Not together with password.'),
   token: z.string().optional(),
   credsFile: z.string().optional().describe('Path to a NATS .creds file.'),
   connectTimeoutMs: positiveInt.default(5_000).describe('Time allowed for the first connection before start-up fails.'),

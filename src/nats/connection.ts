@@ -33,7 +33,7 @@ export class NatsLink {
       // for another node of the cluster; the default (2 min) would hold clients that long.
       pingInterval: 2_000,
       maxPingOut: 3,
-      ...(cfg.user === undefined ? {} : { user: cfg.user, pass: cfg.password ?? '' }),
+      ...(cfg.user === undefined ? {} : { user: cfg.user, pass: password(cfg) }),
       ...(cfg.token === undefined ? {} : { token: cfg.token }),
       ...(cfg.credsFile === undefined ? {} : { authenticator: credsAuthenticator(readFileSync(cfg.credsFile)) }),
     };
@@ -121,5 +121,23 @@ export class NatsLink {
       }
     }
     this.connectedValue = false;
+  }
+}
+
+/** nats.passwordFile cannot be read: waiting does not help, start-up stops. */
+export class NatsPasswordFileError extends Error {
+  constructor(file: string, options?: ErrorOptions) {
+    super(`nats.passwordFile (PUSH_NATS__PASSWORD_FILE): cannot read ${file}`, options);
+    this.name = 'NatsPasswordFileError';
+  }
+}
+
+/** nats.password, or the content of nats.passwordFile without its trailing newline. */
+function password(cfg: Config['nats']): string {
+  if (cfg.passwordFile === undefined) return cfg.password ?? '';
+  try {
+    return readFileSync(cfg.passwordFile, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new NatsPasswordFileError(cfg.passwordFile, { cause: err });
   }
 }

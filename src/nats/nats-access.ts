@@ -5,7 +5,7 @@ import { delay } from '../util/deferred.ts';
 import type { Declarations, StreamSpec } from '../../streams/schema.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
-import { NatsLink } from './connection.ts';
+import { NatsLink, NatsPasswordFileError } from './connection.ts';
 import { ensureAll, ensureStream, StreamDriftError, StreamFeatureError, type EnsuredStream } from './ensure-streams.ts';
 import { JetStreamAppender } from './jetstream-appender.ts';
 import { KvStore } from './kv-store.ts';
@@ -47,7 +47,7 @@ export class NatsAccess {
       } catch (err) {
         await link?.close().catch(() => undefined);
         // Wrong credentials do not heal by waiting: say so and stop.
-        if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError) throw err;
+        if (err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError || err instanceof NatsPasswordFileError) throw err;
         const retryInMs = backoffMs(attempt);
         waiting(link === undefined ? 'nats not reachable' : 'jetstream not available');
         log.warn({ err, attempt, retryInMs, servers: url.split(',').length }, link === undefined ? 'nats not reachable, retrying' : 'jetstream not available, retrying');

@@ -34,11 +34,13 @@ export interface TestNatsOptions {
   extraConfig?: string;
   port?: number;
   storeDir?: string;
+  /** Each line the server logs (binary backend only). */
+  onLog?: (line: string) => void;
 }
 
 export async function startTestNats(opts: TestNatsOptions = {}): Promise<TestNats> {
   if (process.env.JETPULL_TEST_NATS === 'container') {
-    if (opts.extraConfig !== undefined) throw new Error('a cluster or extra server config needs the binary backend');
+    if (opts.extraConfig !== undefined || opts.onLog !== undefined) throw new Error('a cluster, extra server config or the server log needs the binary backend');
     return startContainer();
   }
   return startBinary(opts);
@@ -48,7 +50,7 @@ async function startBinary(opts: TestNatsOptions): Promise<TestNats> {
   const storeDir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'jetpull-test-store-'));
   const ownsStore = opts.storeDir === undefined;
   const binary = process.env.JETPULL_TEST_NATS_BINARY;
-  let server: LocalNats = await startLocalNats({ binary, storeDir, port: opts.port ?? -1, extraConfig: opts.extraConfig });
+  let server: LocalNats = await startLocalNats({ binary, storeDir, port: opts.port ?? -1, extraConfig: opts.extraConfig, onLog: opts.onLog });
   const port = server.port;
   let running = true;
   const handle: TestNats = {
@@ -62,7 +64,7 @@ async function startBinary(opts: TestNatsOptions): Promise<TestNats> {
     },
     async start() {
       if (running) return;
-      server = await startWithRetry(() => startLocalNats({ binary, storeDir, port, extraConfig: opts.extraConfig }));
+      server = await startWithRetry(() => startLocalNats({ binary, storeDir, port, extraConfig: opts.extraConfig, onLog: opts.onLog }));
       running = true;
     },
     async pause() {

@@ -21,8 +21,15 @@ export function natsServerBinary(): string {
   assert.fail('nats-server is not installed (apt-get install -y nats-server): it checks the NATS configs');
 }
 
-/** `nats-server -c <file> -t`: the server's own parser and option checks. */
-export const testNatsConf = (file: string): Promise<RunResult> => run(natsServerBinary(), ['-c', file, '-t']);
+/** The environment variables deploy/nats/auth.conf reads its passwords from. */
+export const NATS_PASSWORD_VARS = ['NATS_GATEWAY_PASSWORD', 'NATS_PUBLISHER_PASSWORD', 'NATS_JETPULL_PASSWORD'] as const;
+
+/**
+ * `nats-server -c <file> -t`: the server's own parser and option checks, with test
+ * passwords in the environment (`binary`: another release than the one on PATH).
+ */
+export const testNatsConf = (file: string, binary = natsServerBinary()): Promise<RunResult> =>
+  run(binary, ['-c', file, '-t'], { ...process.env, ...Object.fromEntries(NATS_PASSWORD_VARS.map((v) => [v, `test${v.toLowerCase()}`])) });
 
 export type NatsValue = string | string[];
 

@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { publishText } from '../helpers/backend.ts';
+import { newShared, newUser } from '../helpers/channels.ts';
+import { longPoll } from '../helpers/long-poll-client.ts';
+import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
+import { channelStatsRequest, decodeResponseBatch, hex, incomingMessages } from '../helpers/protobuf.ts';
+import { parseTextFrames } from '../helpers/text-frames.ts';
+import { eventually } from '../helpers/wait.ts';
+import { openWs, type TestWs } from '../helpers/ws-client.ts';
+
+/**
+ * The NATS users shipped in deploy/nats/auth.conf, exactly as written there (test
+ * passwords in place of the environment references): a gateway-role and a
+ * publisher-role jetpull, each with its own user, do everything their role does
+ * without one permission violation in the server's log, and each user is refused
+ * what belongs to the other role.
+ */
+
+const PASSWORDS = { NATS_GATEWAY_PASSWORD: 'gwTestPass1', NATS_PUBLISHER_PASSWORD: 'pubTestPass2', NATS_JETPULL_PASSWORD: 'allTestPass3' };
+const shipped = readFileSync(new URL('../../deploy/nats/auth.conf', import.meta.url), 'utf8');
+const authBlock = Object.entries(PASSWORDS).reduce((text, [name, value]) => text.replaceAll(`$${name}`, JSON.stringify(value)), shipped);
+
+const serverLog: string[] = [];
+const violations = (): string[] => serverLog.filter((l) => /violation/i.test(l));
+/** A violation line of the server log; 2.9 writes `User "u", Subject "s"`, 2.11+ `"$G/user:u" - … Subject "s"`. */
+const violated = (kind: 'Publish' | 'Subscription', user: string, subject: string): boolean =>
+  violations().some((l) => l.includes(`${kind} Violation`) && (l.includes(`User "${user}"`) || l.includes(`user:${user}"`)) && l.includes(`Subject "${subject}`));
+const body = (n: number): string => `{"module_id":"t","command":"perm","params":{"n":${n}}}`;
+const ns = (ws: TestWs): number[] => parseTextFrames(ws.text()).map((f) => (f.text as { params: { n: number } }).params.n);
+const MID_ZERO = '10000000000000000000000000';
+
+let nats: TestNats;
+let gateway: TestApp;
+let publisher: TestApp;
+
+before(async () => {
+  assert.ok(!authBlock.includes('$NATS_'), 'every password reference was replaced');
+  nats = await startTestNats({ extraConfig: authBlock, onLog: (l) => serverLog.push(l) });
+  // The gateway first, on an empty server: it creates the streams and buckets itself.
+  gateway = await startTestApp(nats.url, {
+    role: 'gateway',
+    processUniqueId: 'perm-gw',
+    nats: { user: 'gateway', password: PASSWORDS.NATS_GATEWAY_PASSWORD },
+    // One replay at a time: a burst of reconnects queues up and is read by one scan (a consumer).
+    gateway: { longPollTimeoutMs: 1_000, maxConcurrentReplays: 1 },
+  });
+  publisher = await startTestApp(nats.url, {
+    role: 'publisher',
+    processUniqueId: 'perm-pub',
+    nats: { user: 'publisher', password: PASSWORDS.NATS_PUBLISHER_PASSWORD },
+  });
+});
+after(async () => {
+  await Promise.all([gateway?.stop(), publisher?.stop()]);
+  await nats?.stop();
+});
+
+async function client(user: string, password: string): Promise<NatsConnection> {
+  return connect({ servers: nats.url, user, pass: password, name: `perm-test-${user}` });
+}
+
+describe('deploy/nats/auth.conf: each role with its own user', () => {
+  it('publish over HTTP (text and binary) and NATS, replay by mid, client publishes, presence and stats work', async () => {
+    const user = newUser();
+    const shared = newShared();
+    const ws = await openWs(`${gateway.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}/${shared.token}`);
+    assert.equal((await publishText(publisher.base, `${user.priv}/${shared.id}`, body(1), 600)).status, 200);
+    const batch = incomingMessages([{ receivers: [{ id: hex(user.priv), isPrivate: true }], body: body(2), expiry: 600 }]);
+    assert.equal((await fetch(`${publisher.base}/bitrix/pub/?binaryMode=true`, { method: 'POST', body: batch })).status, 200);
+    const backend = await client('publisher', PASSWORDS.NATS_PUBLISHER_PASSWORD);
+    try {
+      const reply = await backend.request('push.publish', JSON.stringify({ channels: [user.priv], body: JSON.parse(body(3)), expiry: 600 }), { timeout: 5_000 });
+      assert.match(reply.string(), /"mids":\["\d{26}"\]/);
+    } finally {
+      await backend.close();
+    }
+    // A client publish through the gateway (/bitrix/rest/, public receivers only).
+    const sender = newUser();
+    const sig = Buffer.from(user.publicAddress.split('.')[1]!, 'hex');
+    const rest = await fetch(`${gateway.base}/bitrix/rest/?CHANNEL_ID=${sender.token}`, {
+      method: 'POST',
+      body: incomingMessages([{ receivers: [{ id: hex(user.pub), isPrivate: false, signature: sig }], body: body(4), expiry: 60 }]),
+    });
+    assert.equal(rest.status, 200);
+    await eventually('four messages live', () => ns(ws).length >= 4 && ns(ws));
+    assert.deepEqual(ns(ws).sort(), [1, 2, 3, 4]);
+
+    // Replay by mid: one client on its own (direct gets), then a burst that queues up (a scan).
+    const one = await openWs(`${gateway.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}&mid=${MID_ZERO}`);
+    await eventually('the replay', () => ns(one).length >= 4);
+    one.close();
+    const poll = await longPoll(`${gateway.base}/bitrix/sub/?CHANNEL_ID=${user.token}&mid=${MID_ZERO}`).result;
+    assert.equal(poll.status, 200);
+    // NATS frozen while they arrive, so the replays are still waiting when it answers again.
+    await nats.pause();
+    const opening = Array.from({ length: 24 }, () => openWs(`${gateway.wsBase}/bitrix/subws/?CHANNEL_ID=${newUser().token}/${shared.token}&mid=${MID_ZERO}`));
+    await new Promise((r) => setTimeout(r, 1_000));
+    await nats.resume();
+    const burst = await Promise.all(opening);
+    await Promise.all(burst.map((c) => eventually('a replay of the burst', () => ns(c).includes(1), 20_000)));
+    for (const c of burst) c.close();
+    assert.ok(gateway.logs.find('shared replay scan done').length > 0, 'the burst was read by a shared scan');
+
+    // Presence, as the publisher reads it, text and binary.
+    const online = await eventually('the channel online', async () => {
+      const res = await fetch(`${publisher.base}/bitrix/pub/?CHANNEL_ID=${user.priv}`);
+      const infos = ((await res.json()) as { infos: unknown[] }).infos;
+      return infos.length === 1 && infos;
+    });
+    assert.deepEqual(online, [{ channel: user.priv, subscribers: 1 }]);
+    const stats = await fetch(`${publisher.base}/bitrix/pub/?binaryMode=true`, { method: 'POST', body: channelStatsRequest([{ id: hex(user.priv), isPrivate: true }]) });
+    assert.deepEqual(decodeResponseBatch(new Uint8Array(await stats.arrayBuffer()))[0]?.channelStats?.map((c) => c.isOnline), [true]);
+
+    // Server stats on both: every process's object.
+    for (const app of [gateway, publisher]) {
+      await eventually('both processes in /server-stat/', async () => {
+        const list = (await (await fetch(`${app.base}/server-stat/`)).json()) as Array<{ processUniqueId: string }>;
+        return list.map((p) => p.processUniqueId).sort().join() === 'perm-gw,perm-pub';
+      });
+    }
+    ws.close();
+    assert.deepEqual(violations(), []);
+  });
+
+  it('after a NATS restart both roles reconnect, the gateway catches up and delivery goes on', async () => {
+    const user = newUser();
+    const ws = await openWs(`${gateway.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}`);
+    assert.equal((await publishText(publisher.base, user.priv, body(10), 600)).status, 200);
+    await eventually('before the restart', () => ns(ws).includes(10));
+    await nats.kill();
+    await nats.start();
+    const after = await eventually('a publish after the restart', async () => (await publishText(publisher.base, user.priv, body(11), 600)).status === 200, 30_000);
+    assert.ok(after);
+    await eventually('delivered after the restart', () => ns(ws).includes(11), 30_000);
+    ws.close();
+    const fresh = await openWs(`${gateway.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}&mid=${MID_ZERO}`);
+    await eventually('replayed after the restart', () => ns(fresh).includes(10) && ns(fresh).includes(11));
+    fresh.close();
+    assert.deepEqual(violations(), []);
+    for (const app of [gateway, publisher]) {
+      assert.deepEqual(app.logs.raw.filter((l) => /permission/i.test(l)), [], 'no permission error in jetpull');
+    }
+  });
+
+  it('the gateway user may not publish to push.publish or write private channels', async () => {
+    const nc = await client('gateway', PASSWORDS.NATS_GATEWAY_PASSWORD);
+    try {
+      await assert.rejects(nc.request('push.publish', '{}', { timeout: 3_000 }), /permission/i);
+      nc.publish(`push.msg.priv.${newUser().priv}`, 'x');
+      await nc.flush();
+    } finally {
+      await nc.close();
+    }
+    await eventually('both violations in the server log', () => {
+      return violated('Publish', 'gateway', 'push.publish"') && violated('Publish', 'gateway', 'push.msg.priv.');
+    });
+  });
+
+  it('the publisher user may not subscribe to push.live.> or write presence', async () => {
+    const nc = await client('publisher', PASSWORDS.NATS_PUBLISHER_PASSWORD);
+    try {
+      const sub = nc.subscribe('push.live.>');
+      await assert.rejects((async () => {
+        for await (const _ of sub) break;
+      })(), /permission/i);
+      nc.publish(`$KV.PUSH_PRESENCE.priv.${newUser().priv}`, 'x');
+      await nc.flush();
+    } finally {
+      await nc.close();
+    }
+    await eventually('both violations in the server log', () => {
+      return violated('Subscription', 'publisher', 'push.live.>"') && violated('Publish', 'publisher', '$KV.PUSH_PRESENCE.');
+    });
+  });
+});
