@@ -4,6 +4,7 @@ import { freshStartChecks, outcomeOfUp, type StartOutcome } from './checks/fresh
 import { gatewayStopChecks } from './checks/gateway-stop.ts';
 import { monitoringChecks } from './checks/monitoring.ts';
 import { natsFailoverChecks } from './checks/nats-failover.ts';
+import { natsUsersChecks } from './checks/nats-users.ts';
 import { protocolChecks } from './checks/protocol.ts';
 import { startupChecks } from './checks/startup.ts';
 import { testcontainersChecks } from './checks/testcontainers.ts';
@@ -68,6 +69,7 @@ describe(managed ? 'the running stack' : `the deployment at ${ctx.settings.publi
   if (managed) {
     natsFailoverChecks(ctx);
     gatewayStopChecks(ctx);
+    natsUsersChecks(ctx);
     freshStartChecks(ctx, () => firstOutcome);
   }
 });

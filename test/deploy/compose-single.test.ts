@@ -16,6 +16,7 @@ import { isSingleReference } from './lib/interpolation.ts';
 import { DEFAULTS, jetpullConfig } from './lib/jetpull-config.ts';
 import { shutdownGraceMs } from './lib/shutdown-grace.ts';
 import { natsSetting, natsSizes, readNatsConf } from './lib/nats-conf.ts';
+import { assertNatsUsers } from './lib/nats-users.ts';
 import { repoPath } from './lib/paths.ts';
 import { mapping, sequence } from './lib/shape.ts';
 
@@ -65,6 +66,10 @@ describe('deploy: deploy/compose.single.yml (single-node variant)', () => {
     assert.ok(published.has(main.port), 'the browser port is published');
     assert.equal(published.get(trusted.port)?.hostIp, '127.0.0.1', 'the publish port stays off public interfaces');
     assert.ok(!published.has(config.admin.port), 'the admin port is not published');
+  });
+
+  it('logs jetpull (every role) into NATS as the user jetpull, with a password generated on the first start', () => {
+    assertNatsUsers(c, [['nats', nats]], [['jetpull', app, jetpullConfig('jetpull', app)]]);
   });
 
   it('matches the NATS config: client port, payload size, store size', async () => {

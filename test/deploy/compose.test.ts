@@ -21,6 +21,7 @@ import { interpolate, isSingleReference, referencedVariables } from './lib/inter
 import { jetpullConfig, listenerPort } from './lib/jetpull-config.ts';
 import { shutdownGraceMs } from './lib/shutdown-grace.ts';
 import { natsSetting, natsSizes, readNatsConf } from './lib/nats-conf.ts';
+import { assertNatsUsers } from './lib/nats-users.ts';
 import { repoPath } from './lib/paths.ts';
 import { mapping, sequence } from './lib/shape.ts';
 
@@ -131,6 +132,10 @@ describe('deploy: docker-compose.yml', () => {
       assert.deepEqual(cfg.limits, first![1].limits, `${name} and ${first![0]}: the same limits`);
       assert.deepEqual(cfg.security, first![1].security, `${name} and ${first![0]}: the same key`);
     }
+  });
+
+  it('logs every jetpull service into NATS as its role\'s user, with a password generated on the first start', () => {
+    assertNatsUsers(c, natsNodes, jetpull.map(([name, svc]) => [name, svc, configs.get(name)!]));
   });
 
   it('serves subscriptions on the gateways and publishing on the publisher', () => {
