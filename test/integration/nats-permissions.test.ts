@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
@@ -175,5 +177,25 @@ describe('deploy/nats/auth.conf: each role with its own user', () => {
     await eventually('both violations in the server log', () => {
       return violated('Subscription', 'publisher', 'push.live.>"') && violated('Publish', 'publisher', '$KV.PUSH_PRESENCE.');
     });
+  });
+
+  it('nats.passwordFile: the password read from a file logs in (a trailing newline ignored); an unreadable file stops start-up naming the setting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jetpull-pwfile-'));
+    try {
+      const file = join(dir, 'password');
+      writeFileSync(file, `${PASSWORDS.NATS_PUBLISHER_PASSWORD}\n`);
+      const app = await startTestApp(nats.url, { role: 'publisher', processUniqueId: 'perm-file', nats: { user: 'publisher', passwordFile: file } });
+      try {
+        assert.equal((await publishText(app.base, newUser().priv, body(20), 60)).status, 200);
+      } finally {
+        await app.stop();
+      }
+      await assert.rejects(
+        startTestApp(nats.url, { role: 'publisher', processUniqueId: 'perm-nofile', nats: { user: 'publisher', passwordFile: join(dir, 'missing') } }),
+        /nats\.passwordFile \(PUSH_NATS__PASSWORD_FILE\): cannot read/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
