@@ -80,6 +80,11 @@ describe('deploy/nats/auth.conf: each role with its own user', () => {
     } finally {
       await backend.close();
     }
+    // A retry under an Idempotency-Key is compared with the stored copy; another body under it is refused.
+    const again = await publishText(publisher.base, user.priv, body(1), 600, { 'Idempotency-Key': `perm-${user.priv}` });
+    assert.equal(again.status, 200);
+    assert.equal((await publishText(publisher.base, user.priv, body(1), 600, { 'Idempotency-Key': `perm-${user.priv}` })).status, 200, 'the retry');
+    assert.equal((await publishText(publisher.base, user.priv, body(9), 600, { 'Idempotency-Key': `perm-${user.priv}` })).status, 409, 'another body under the key');
     // A client publish through the gateway (/bitrix/rest/, public receivers only).
     const sender = newUser();
     const sig = Buffer.from(user.publicAddress.split('.')[1]!, 'hex');
@@ -88,12 +93,12 @@ describe('deploy/nats/auth.conf: each role with its own user', () => {
       body: incomingMessages([{ receivers: [{ id: hex(user.pub), isPrivate: false, signature: sig }], body: body(4), expiry: 60 }]),
     });
     assert.equal(rest.status, 200);
-    await eventually('four messages live', () => ns(ws).length >= 4 && ns(ws));
-    assert.deepEqual(ns(ws).sort(), [1, 2, 3, 4]);
+    await eventually('five messages live', () => ns(ws).length >= 5 && ns(ws));
+    assert.deepEqual(ns(ws).sort(), [1, 1, 2, 3, 4]);
 
     // Replay by mid: one client on its own (direct gets), then a burst that queues up (a scan).
     const one = await openWs(`${gateway.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}&mid=${MID_ZERO}`);
-    await eventually('the replay', () => ns(one).length >= 4);
+    await eventually('the replay', () => ns(one).length >= 5);
     one.close();
     const poll = await longPoll(`${gateway.base}/bitrix/sub/?CHANNEL_ID=${user.token}&mid=${MID_ZERO}`).result;
     assert.equal(poll.status, 200);
