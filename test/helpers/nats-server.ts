@@ -146,7 +146,16 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(size = 3, name = 'jetpull-test'): Promise<TestCluster> {
+export interface TestClusterOptions {
+  /** Appended to every node's config (an authorization block). */
+  extraConfig?: string;
+  /** Each line a node logs, with the node's index. */
+  onLog?: (node: number, line: string) => void;
+  /** The user the readiness check logs in as, when the extra config asks for one. */
+  user?: { user: string; pass: string };
+}
+
+export async function startTestCluster(size = 3, name = 'jetpull-test', opts: TestClusterOptions = {}): Promise<TestCluster> {
   const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const clientPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(', ');
@@ -154,7 +163,8 @@ export async function startTestCluster(size = 3, name = 'jetpull-test'): Promise
     routePorts.map((routePort, i) =>
       startBinary({
         port: clientPorts[i]!,
-        extraConfig: `server_name: n${i + 1}\ncluster {\n  name: ${name}\n  listen: 127.0.0.1:${routePort}\n  routes: [${routes}]\n}\n`,
+        extraConfig: `server_name: n${i + 1}\ncluster {\n  name: ${name}\n  listen: 127.0.0.1:${routePort}\n  routes: [${routes}]\n}\n${opts.extraConfig ?? ''}`,
+        ...(opts.onLog === undefined ? {} : { onLog: (line: string) => opts.onLog!(i, line) }),
       }),
     ),
   );
@@ -165,15 +175,15 @@ export async function startTestCluster(size = 3, name = 'jetpull-test'): Promise
       await Promise.all(nodes.map((n) => n.stop()));
     },
   };
-  await waitForJetStream(cluster.url);
+  await waitForJetStream(cluster.url, opts.user);
   return cluster;
 }
 
 /** A new cluster elects its JetStream meta leader a few seconds after start; until then API calls time out. */
-async function waitForJetStream(url: string, timeoutMs = 30_000): Promise<void> {
+async function waitForJetStream(url: string, user?: { user: string; pass: string }, timeoutMs = 30_000): Promise<void> {
   const { connect } = await import('@nats-io/transport-node');
   const { jetstreamManager } = await import('@nats-io/jetstream');
-  const nc = await connect({ servers: url.split(','), maxReconnectAttempts: -1 });
+  const nc = await connect({ servers: url.split(','), maxReconnectAttempts: -1, ...user });
   try {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,6 +8,7 @@ import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { publishText } from '../helpers/backend.ts';
 import { newShared, newUser } from '../helpers/channels.ts';
 import { longPoll } from '../helpers/long-poll-client.ts';
+import { NATS_PASSWORDS, shippedAuthBlock, violated as violatedIn, violationsIn } from '../helpers/nats-auth.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { channelStatsRequest, decodeResponseBatch, hex, incomingMessages } from '../helpers/protobuf.ts';
 import { parseTextFrames } from '../helpers/text-frames.ts';
@@ -22,15 +23,12 @@ import { openWs, type TestWs } from '../helpers/ws-client.ts';
  * what belongs to the other role.
  */
 
-const PASSWORDS = { NATS_GATEWAY_PASSWORD: 'gwTestPass1', NATS_PUBLISHER_PASSWORD: 'pubTestPass2', NATS_JETPULL_PASSWORD: 'allTestPass3' };
-const shipped = readFileSync(new URL('../../deploy/nats/auth.conf', import.meta.url), 'utf8');
-const authBlock = Object.entries(PASSWORDS).reduce((text, [name, value]) => text.replaceAll(`$${name}`, JSON.stringify(value)), shipped);
+const PASSWORDS = { NATS_GATEWAY_PASSWORD: NATS_PASSWORDS.gateway, NATS_PUBLISHER_PASSWORD: NATS_PASSWORDS.publisher };
+const authBlock = shippedAuthBlock();
 
 const serverLog: string[] = [];
-const violations = (): string[] => serverLog.filter((l) => /violation/i.test(l));
-/** A violation line of the server log; 2.9 writes `User "u", Subject "s"`, 2.11+ `"$G/user:u" - … Subject "s"`. */
-const violated = (kind: 'Publish' | 'Subscription', user: string, subject: string): boolean =>
-  violations().some((l) => l.includes(`${kind} Violation`) && (l.includes(`User "${user}"`) || l.includes(`user:${user}"`)) && l.includes(`Subject "${subject}`));
+const violations = (): string[] => violationsIn(serverLog);
+const violated = (kind: 'Publish' | 'Subscription', user: string, subject: string): boolean => violatedIn(serverLog, kind, user, subject);
 const body = (n: number): string => `{"module_id":"t","command":"perm","params":{"n":${n}}}`;
 const ns = (ws: TestWs): number[] => parseTextFrames(ws.text()).map((f) => (f.text as { params: { n: number } }).params.n);
 const MID_ZERO = '10000000000000000000000000';
@@ -40,7 +38,6 @@ let gateway: TestApp;
 let publisher: TestApp;
 
 before(async () => {
-  assert.ok(!authBlock.includes('$NATS_'), 'every password reference was replaced');
   nats = await startTestNats({ extraConfig: authBlock, onLog: (l) => serverLog.push(l) });
   // The gateway first, on an empty server: it creates the streams and buckets itself.
   gateway = await startTestApp(nats.url, {
