@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { DEFAULT_ROUTES, type Config, type RouteName } from '../config/schema.ts';
 import { CliError, ExitCode } from './errors.ts';
@@ -50,10 +51,28 @@ export function natsOf(config: Config, override: string | undefined) {
   return {
     servers: url.split(',').map((s) => s.trim()),
     subject: config.publisher.natsSubject,
-    ...(config.nats.user === undefined ? {} : { user: config.nats.user, pass: config.nats.password ?? '' }),
+    ...(config.nats.user === undefined ? {} : { user: config.nats.user, pass: natsPassword(config) }),
     ...(config.nats.token === undefined ? {} : { token: config.nats.token }),
     ...(config.nats.credsFile === undefined ? {} : { credsFile: config.nats.credsFile }),
   };
+}
+
+/** nats.password, or what nats.passwordFile holds (as the server reads it). */
+function natsPassword(config: Config): string {
+  if (config.nats.passwordFile === undefined) return config.nats.password ?? '';
+  try {
+    return readFileSync(config.nats.passwordFile, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new CliError(ExitCode.Usage, `cannot read nats.passwordFile ${config.nats.passwordFile}`, 'point PUSH_NATS__PASSWORD_FILE at the file holding the NATS password', { cause: err });
+  }
+}
+
+/**
+ * The key the pub route's requests are signed with (security.signedPublishing), when
+ * the configuration has one: a server with signing off ignores the signature.
+ */
+export function signatureOf(config: Config): { signature?: { key: string; algo: string } } {
+  return config.security.key === undefined ? {} : { signature: { key: config.security.key, algo: config.security.algo } };
 }
 
 /** GET a trusted JSON route; failures say what to do. */

@@ -1,7 +1,7 @@
 import { createPublisher, InvalidPublishError, PublishFailedError, PublishRefusedError, type PullMessage } from '../client/index.ts';
 import { intOption, parseCommand } from './args.ts';
 import type { Command } from './command.ts';
-import { commandConfig, natsOf, routeUrl } from './context.ts';
+import { commandConfig, natsOf, routeUrl, signatureOf } from './context.ts';
 import { CliError, ExitCode, UsageError } from './errors.ts';
 import type { CliIo } from './io.ts';
 
@@ -17,7 +17,8 @@ Options:
                           "-" reads it from standard input
   --raw                   send a body that is not such an object exactly as given
   --expiry <seconds>      how long it stays replayable for clients that reconnect (default 0: live only)
-  --via http|nats         HTTP text publish on the pub route (default) or the NATS publish subject
+  --via http|nats         HTTP text publish on the pub route (default; signed with the key when the
+                          configuration has one, for security.signedPublishing) or the NATS publish subject
   --idempotency-key <k>   the key to store it under (default: a new UUID); reuse it to retry safely
   --attempts <n>          attempts at most (default 6)
   --url <base>            the server's base URL (default: the listener serving the pub route)
@@ -66,7 +67,7 @@ export const publish: Command = {
     const message = values.raw ? body : pullMessage(body);
     const config = commandConfig(io, values.config);
     const publisher = createPublisher({
-      ...(via === 'http' ? { http: { url: routeUrl(config, 'pub', values.url) } } : { nats: natsOf(config, values['nats-url']) }),
+      ...(via === 'http' ? { http: { url: routeUrl(config, 'pub', values.url), ...signatureOf(config) } } : { nats: natsOf(config, values['nats-url']) }),
       ...(maxAttempts === undefined ? {} : { retry: { maxAttempts } }),
       onRetry: (e) => io.err(`jetpull publish: attempt ${e.attempt} failed (${e.error.message}); retrying in ${e.delayMs} ms`),
     });

@@ -1,7 +1,8 @@
 import type { ServerStat } from '../stats/server-stats.ts';
 import { parseCommand } from './args.ts';
 import type { Command } from './command.ts';
-import { commandConfig, getJson, routeUrl } from './context.ts';
+import { bodySigner } from '../client/http-transport.ts';
+import { commandConfig, getJson, routeUrl, signatureOf } from './context.ts';
 import { CliError, ExitCode } from './errors.ts';
 import { table } from './table.ts';
 
@@ -38,7 +39,7 @@ export const stat: Command = {
     const config = commandConfig(io, values.config);
     const servers = (await getJson(routeUrl(config, 'stat', values.url), 'server stats')) as ServerStat[];
     if (!Array.isArray(servers)) throw new CliError(ExitCode.Failure, 'the server stats are not a list', 'is that a jetpull listener?');
-    const channels = values.channel?.length ? await online(routeUrl(config, 'pub', values.url), values.channel) : [];
+    const channels = values.channel?.length ? await online(routeUrl(config, 'pub', values.url), values.channel, signatureOf(config).signature) : [];
     if (values.json) {
       io.out(JSON.stringify({ servers, channels }, null, 2));
       return 0;
@@ -69,11 +70,14 @@ function serverTable(servers: readonly ServerStat[]): string {
   return table(['PROCESS', 'PID', 'AGE_S', 'WEBSOCKETS', 'POLLINGS', 'CHANNELS', 'MESSAGES_TODAY', 'REQUESTS_TODAY', 'REPLAY_WINDOW_S'], rows);
 }
 
-async function online(pub: URL, ids: readonly string[]): Promise<Array<{ channel: string; online: boolean }>> {
+/** GET on the pub route; with a key it is signed (the HMAC of the CHANNEL_ID value), for security.signedPublishing. */
+async function online(pub: URL, ids: readonly string[], key: { key: string; algo: string } | undefined): Promise<Array<{ channel: string; online: boolean }>> {
   const bad = ids.find((id) => !/^[a-f0-9]{32}$/.test(id));
   if (bad !== undefined) throw new CliError(ExitCode.Usage, `--channel "${bad}" is not a private id`, 'give the 32 lowercase hex private id (the part before ":" or ".")');
   const url = new URL(pub);
-  url.searchParams.set('CHANNEL_ID', ids.join('/'));
+  const channels = ids.join('/');
+  url.searchParams.set('CHANNEL_ID', channels);
+  if (key !== undefined) url.searchParams.set('signature', bodySigner(key.key, key.algo)(channels));
   const answer = (await getJson(url, 'channel stats')) as { infos?: Array<{ channel: string }> };
   const on = new Set((answer.infos ?? []).map((i) => i.channel));
   return ids.map((channel) => ({ channel, online: on.has(channel) }));

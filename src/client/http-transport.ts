@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { AttemptError } from './errors.ts';
 import type { PreparedPublish } from './message.ts';
 import type { Transport } from './transport.ts';
@@ -6,15 +7,17 @@ import type { Transport } from './transport.ts';
  * Text publishing as the PHP `pull` module does it (spec §5.1): `POST <pub route>?CHANNEL_ID=a/b`
  * with the body as it is and `Message-Expiry`, plus `Idempotency-Key` so a retry is stored
  * once. jetpull answers an empty 200 once every copy is stored, 503 with Retry-After when
- * it could not be stored (a retry may succeed), other statuses for refusals.
+ * it could not be stored (a retry may succeed), other statuses for refusals. With `sign`,
+ * `signature` carries the HMAC of the body (security.signedPublishing, 4026 without it).
  */
-export function httpTransport(url: URL, headers: Readonly<Record<string, string>>): Transport {
+export function httpTransport(url: URL, headers: Readonly<Record<string, string>>, sign?: (body: string) => string): Transport {
   return {
     via: 'http',
     async send(p: PreparedPublish, timeoutMs: number) {
       if (p.tokens === undefined) throw new TypeError('a bare public id cannot be sent as CHANNEL_ID');
       const target = new URL(url);
       target.searchParams.set('CHANNEL_ID', p.tokens.join('/'));
+      if (sign !== undefined) target.searchParams.set('signature', sign(p.body));
       let res: Response;
       try {
         res = await fetch(target, {
@@ -66,4 +69,10 @@ function refusal(res: Response, text: string, url: URL): AttemptError {
 function causeText(err: unknown): string {
   const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
   return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+}
+
+/** Hex HMAC of a body as it is sent (its UTF-8 bytes), with the portal's key: `signature` of a publish. */
+export function bodySigner(key: string, algo: string): (body: string) => string {
+  createHmac(algo, key); // an unknown hash fails here, not at the first publish
+  return (body) => createHmac(algo, key).update(body, 'utf8').digest('hex');
 }

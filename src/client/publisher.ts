@@ -1,5 +1,5 @@
 import { InvalidPublishError, PublishFailedError, PublishRefusedError } from './errors.ts';
-import { httpTransport } from './http-transport.ts';
+import { bodySigner, httpTransport } from './http-transport.ts';
 import { preparePublish, type PublishRequest } from './message.ts';
 import { natsTransport } from './nats-transport.ts';
 import { DEFAULT_RETRY, withRetries, type RetryEvent, type RetryPolicy } from './retry.ts';
@@ -8,7 +8,16 @@ import type { Transport } from './transport.ts';
 /** Where to publish: exactly one of `http` or `nats`. */
 export interface PublisherOptions {
   /** The trusted publish route, as the portal's `path_to_publish`: `http://127.0.0.1:8895/bitrix/pub/`. */
-  readonly http?: { readonly url: string | URL; readonly headers?: Readonly<Record<string, string>> };
+  readonly http?: {
+    readonly url: string | URL;
+    readonly headers?: Readonly<Record<string, string>>;
+    /**
+     * Signs every request with the portal's key (the server's `security.key` and
+     * `security.algo`, default sha1), as a server with `security.signedPublishing:
+     * required` asks: `signature` = hex HMAC of the body. A server with it off ignores it.
+     */
+    readonly signature?: { readonly key: string; readonly algo?: string };
+  };
   /** The NATS the publishers use, and their `publisher.natsSubject` (default `push.publish`). */
   readonly nats?: {
     readonly servers: string | readonly string[];
@@ -83,7 +92,7 @@ export async function publish(request: PublishRequest, options: PublisherOptions
 
 function transportOf(o: PublisherOptions): Transport {
   if ((o.http === undefined) === (o.nats === undefined)) throw new TypeError('give exactly one of options.http or options.nats');
-  if (o.http) return httpTransport(new URL(o.http.url), o.http.headers ?? {});
+  if (o.http) return httpTransport(new URL(o.http.url), o.http.headers ?? {}, o.http.signature && bodySigner(o.http.signature.key, o.http.signature.algo ?? 'sha1'));
   const n = o.nats!;
   const servers = typeof n.servers === 'string' ? n.servers.split(',').map((s) => s.trim()) : [...n.servers];
   return natsTransport(n.subject ?? 'push.publish', {

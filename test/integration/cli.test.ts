@@ -311,3 +311,32 @@ describe('jetpull check', () => {
     assert.match(missing.stdout, /fix: check the path/);
   });
 });
+
+describe('jetpull publish and stat against signed publishing', () => {
+  it('sign the pub route requests with the configured key; without a key the server refuses (exit 3, 4026)', async () => {
+    const signed = await spawnJetpull(nats.url, { PUSH_PROCESS_UNIQUE_ID: 'cli-signed', PUSH_SECURITY__SIGNED_PUBLISHING: 'required' }, { args: ['serve'] });
+    try {
+      const signedEnv = { PUSH_PORT: String(signed.port), PUSH_SECURITY__SIGNED_PUBLISHING: 'required' };
+      const user = newUser();
+      const [start] = await publishNats(user.priv, 'start');
+      const run = await jetpull(['publish', '--channel', user.priv, '--body', message('signed'), '--expiry', '3600'], signedEnv);
+      assert.equal(run.code, 0, run.stderr);
+      const { PUSH_SECURITY__KEY: _key, ...noKey } = env;
+      const unsigned = await runJetpull(['publish', '--channel', user.priv, '--body', message('unsigned'), '--expiry', '3600'], { ...noKey, PUSH_PORT: String(signed.port) });
+      assert.equal(unsigned.code, 3, unsigned.stderr);
+      assert.match(unsigned.stderr, /4026: Wrong request signature\./);
+      assert.deepEqual(await storedAfter(user, start!), ['signed']);
+      const ws = await openWs(`${signed.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}`);
+      try {
+        await eventually('the channel online in a signed stat', async () => {
+          const r = await jetpull(['stat', '--channel', user.priv], signedEnv);
+          return r.code === 0 && new RegExp(`^${user.priv}  yes$`, 'm').test(r.stdout);
+        }, 15_000, 200);
+      } finally {
+        ws.close();
+      }
+    } finally {
+      await signed.stop();
+    }
+  });
+});

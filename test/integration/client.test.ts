@@ -243,3 +243,32 @@ describe('publisher library while storage is away', () => {
     assert.deepEqual(await storedAfter(user, start), ['later']);
   });
 });
+
+describe('publisher library against signed publishing', () => {
+  it('signs each request with the key when given one; without it the server refuses with 4026, not retried', async () => {
+    const signed = await startTestApp(nats.url, { security: { key: 'testkey', signedPublishing: 'required' } });
+    try {
+      const user = newUser();
+      const start = await markStart(user);
+      const url = `${signed.base}/bitrix/pub/`;
+      const withKey = createPublisher({ http: { url, signature: { key: 'testkey' } }, retry: fastRetry });
+      const withoutKey = createPublisher({ http: { url }, retry: fastRetry });
+      const otherKey = createPublisher({ http: { url, signature: { key: 'another key' } }, retry: fastRetry });
+      try {
+        const receipt = await withKey.publish({ channels: [user.priv], message: message('signed ü'), expirySec: 3600 });
+        assert.equal(receipt.attempts, 1);
+        for (const p of [withoutKey, otherKey]) {
+          const err = await p.publish({ channels: [user.priv], message: message('unsigned'), expirySec: 3600 }).catch((e: unknown) => e);
+          assert.ok(err instanceof PublishRefusedError, String(err));
+          assert.equal(err.attempts, 1, 'a refusal is not retried');
+          assert.match(err.message, /4026: Wrong request signature\./);
+        }
+        assert.deepEqual(await storedAfter(user, start), ['signed ü']);
+      } finally {
+        await Promise.all([withKey.close(), withoutKey.close(), otherKey.close()]);
+      }
+    } finally {
+      await signed.stop();
+    }
+  });
+});
