@@ -2,8 +2,9 @@
  * Every code jetpull ends a connection or refuses a request with. A WebSocket is
  * closed with the code and its reason; a long poll answers `longPollStatus` with the
  * same reason as its body ("resume": a 304 carrying the client's resume point, so it
- * polls again at once). The 4010–4029 codes (4026 from its cloud variant) and texts are Push server 2.0's (spec
- * §3.8); the others are standard WebSocket codes or jetpull's own.
+ * polls again at once). The 4010–4029 codes and texts are Push server 2.0's (spec
+ * §3.8; 4026 from its cloud variant); the others are standard WebSocket codes or
+ * jetpull's own.
  *
  * What the official client does (official-client.md §6–7): after an open WebSocket
  * closes with any code but 4010 it reconnects in about 0.5 s with its mid; on 4010 it
