@@ -11,6 +11,8 @@ import { longPoll } from '../helpers/long-poll-client.ts';
 import { NATS_PASSWORDS, shippedAuthBlock, violated as violatedIn, violationsIn } from '../helpers/nats-auth.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { channelStatsRequest, decodeResponseBatch, hex, incomingMessages } from '../helpers/protobuf.ts';
+import { testNatsConf } from '../deploy/lib/nats-conf.ts';
+import { resolveNatsBinary } from '../../src/nats/local-server.ts';
 import { parseTextFrames } from '../helpers/text-frames.ts';
 import { eventually } from '../helpers/wait.ts';
 import { openWs, type TestWs } from '../helpers/ws-client.ts';
@@ -63,6 +65,14 @@ async function client(user: string, password: string): Promise<NatsConnection> {
 }
 
 describe('deploy/nats/auth.conf: each role with its own user', () => {
+  it('every shipped node config, users included, is valid for this nats-server (-t)', async () => {
+    const binary = resolveNatsBinary(process.env.JETPULL_TEST_NATS_BINARY ?? 'nats-server');
+    for (const file of ['nats-server.conf', 'cluster/nats1.conf', 'cluster/nats2.conf', 'cluster/nats3.conf']) {
+      const { code, output } = await testNatsConf(new URL(`../../deploy/nats/${file}`, import.meta.url).pathname, binary);
+      assert.equal(code, 0, `${binary} -c deploy/nats/${file} -t: ${output.trim()}`);
+    }
+  });
+
   it('publish over HTTP (text and binary) and NATS, replay by mid, client publishes, presence and stats work', async () => {
     const user = newUser();
     const shared = newShared();
