@@ -237,6 +237,9 @@ function crossFieldProblems(config: z.infer<typeof ConfigSchema>): string[] {
     // A replay page is half the outbox and must hold the largest message.
     problems.push('gateway.maxOutboxBytes: must be at least twice limits.maxPayloadBytes, or the largest message can never be replayed');
   }
+  if (config.gateway.coalesceMaxBytes > config.gateway.maxOutboxBytes) {
+    problems.push('gateway.coalesceMaxBytes: must not exceed gateway.maxOutboxBytes, or a full frame closes its connection as too slow');
+  }
   if (config.gateway.coalesceWindowMs >= config.gateway.longPollTimeoutMs) {
     problems.push('gateway.coalesceWindowMs: must be shorter than gateway.longPollTimeoutMs');
   }
