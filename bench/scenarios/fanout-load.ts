@@ -1,8 +1,7 @@
 import { closeAll, connectWsMany } from '../lib/connect.ts';
 import type { WindowStats } from '../lib/proc.ts';
 import { ResourceSampler, type SampleTarget } from '../lib/proc.ts';
-import { expectAck } from '../lib/publish.ts';
-import { HttpPool } from '../lib/raw-http.ts';
+import { HttpPool, type HttpResponse } from '../lib/raw-http.ts';
 import type { RawWs } from '../lib/raw-ws.ts';
 import { benchBody, scanBinary, scanText, type MessageSink } from '../lib/scan.ts';
 import { Samples, type Percentiles } from '../lib/stats.ts';
@@ -38,6 +37,8 @@ export interface FanoutTarget {
   wsPath(i: number): string;
   /** Raw HTTP request that publishes `body` to every client. */
   publishRequest(body: string): string;
+  /** Throws unless the answer acknowledges a publish. */
+  expectAck(res: HttpResponse): void;
   targets: SampleTarget[];
   assertAlive(): void;
 }
@@ -168,7 +169,7 @@ export async function runFanoutLoad(target: FanoutTarget, o: FanoutLoadOptions):
       intervalMs: 500,
       onTick: () => {
         target.assertAlive();
-        void pool.request(target.publishRequest(benchBody(-1, -1, nowMs(), o.bodyBytes))).then(expectAck, () => undefined);
+        void pool.request(target.publishRequest(benchBody(-1, -1, nowMs(), o.bodyBytes))).then((res) => target.expectAck(res), () => undefined);
       },
     });
     if (warmStatus !== 'done') throw new Error(`${o.label}: only ${shared.warm}/${o.clients} clients got a warm-up message within 30 s`);
@@ -189,7 +190,7 @@ export async function runFanoutLoad(target: FanoutTarget, o: FanoutLoadOptions):
     await boundedLoop(o.messages, o.publishConcurrency, o.deadline, async (i) => {
       const t0 = nowMs();
       try {
-        expectAck(await pool.request(target.publishRequest(benchBody(i, -1, t0, o.bodyBytes))));
+        target.expectAck(await pool.request(target.publishRequest(benchBody(i, -1, t0, o.bodyBytes))));
         acked[i] = 1;
         ack.add(nowMs() - t0);
       } catch (err) {
