@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
 import { WebSocket, WebSocketServer } from 'ws';
-import { turns, type TurnEndListener } from '../src/gateway/turn.ts';
+import { callbackEnd, turns, type EndListener } from '../src/gateway/turn.ts';
 
 /**
  * The physical ceiling: a bare `ws` server that does the least work a push server
@@ -10,13 +10,13 @@ import { turns, type TurnEndListener } from '../src/gateway/turn.ts';
  * POST's body is wrapped once in a text-mode envelope
  * (`#!NGINXNMS!#{…,"text":<body>}#!NGINXNME!#`) and handed to every connected
  * socket, then the POST is answered 200. A socket with nothing queued gets it at
- * once as its own frame; messages that arrive while its previous write has not
- * drained, or later in the same event-loop turn, are gathered and written together
- * as one frame at the end of the turn (at most CEILING_MAX_BYTES bytes and
- * CEILING_MAX_MESSAGES messages: jetpull's coalesceMaxBytes/coalesceMaxMessages).
- * Frames are built once with ws's Sender.frame and the same buffers are written to
- * every socket that gathered the same messages (corked). WebSocket upgrades are
- * accepted on any path.
+ * once (when the request's callback ends) as its own frame; messages that arrive
+ * while its previous write has not drained, or later in the same event-loop turn,
+ * are gathered and written together as one frame at the end of the turn, at most
+ * CEILING_MAX_BYTES bytes and CEILING_MAX_MESSAGES messages (jetpull's
+ * coalesceMaxBytes and coalesceMaxMessages). Frames are built once with ws's
+ * Sender.frame and the same buffers go to every socket that gathered the same
+ * messages (corked). WebSocket upgrades are accepted on any path.
  *
  * Started by the benchmark as a child process; prints {"port":N} on stdout and exits
  * when its stdin closes (so it never outlives the benchmark).
@@ -57,30 +57,34 @@ function framesOf(list: Message[]): Buffer[] {
   return parts;
 }
 
-class Conn implements TurnEndListener {
+class Conn implements EndListener {
   private pending: Message[] = [];
   private pendingBytes = 0;
   private writing = 0;
   private sentInTurn = 0;
-  private atTurnEnd = false;
+  private waitsFor: 'callback' | 'turn' | undefined;
   constructor(private readonly socket: Socket) {}
 
   add(m: Message): void {
     if (this.pending.length > 0 && (this.pendingBytes + m.text.length > MAX_BYTES || this.pending.length + 1 > MAX_MESSAGES)) this.flush();
+    const idle =
+      this.pending.length === 0 && this.waitsFor === undefined && this.writing === 0 && this.socket.writableLength === 0 && this.sentInTurn !== turns.current();
     this.pending.push(m);
     this.pendingBytes += m.text.length;
-    if (this.pending.length === 1 && this.writing === 0 && this.socket.writableLength === 0 && this.sentInTurn !== turns.current()) {
-      this.flush();
-      this.sentInTurn = turns.current();
-    } else if (!this.atTurnEnd) {
-      this.atTurnEnd = true;
-      turns.defer(this);
-    }
+    if (this.waitsFor !== undefined) return;
+    this.waitsFor = idle ? 'callback' : 'turn';
+    (idle ? callbackEnd : turns).defer(this);
   }
 
-  turnEnded(): void {
-    this.atTurnEnd = false;
-    if (this.writing === 0 && this.pending.length > 0) this.flush();
+  ended(at: 'callback' | 'turn'): void {
+    this.waitsFor = undefined;
+    if (this.pending.length === 0) return;
+    if (at === 'callback') {
+      this.flush();
+      this.sentInTurn = turns.current();
+    } else if (this.writing === 0) {
+      this.flush();
+    }
   }
 
   private flush(): void {
@@ -98,8 +102,8 @@ class Conn implements TurnEndListener {
 
   private readonly written = (): void => {
     this.writing--;
-    if (this.writing === 0 && this.pending.length > 0 && !this.atTurnEnd) {
-      this.atTurnEnd = true;
+    if (this.writing === 0 && this.pending.length > 0 && this.waitsFor === undefined) {
+      this.waitsFor = 'turn';
       turns.defer(this);
     }
   };

@@ -1,30 +1,36 @@
 import { joinedFrame, type Delivery, type FrameFormat } from './delivery.ts';
 import type { FrameBounds, FrameWriter, Outbox } from './outbox.ts';
-import { turns, type TurnEndListener } from './turn.ts';
+import { callbackEnd, turns, type EndListener } from './turn.ts';
 
 /**
- * Coalescing without a timer (the default, `gateway.coalesceWindowMs` 0). A message
- * to a connection whose socket has nothing queued is written at once, as its own
- * frame. Messages that arrive while an earlier write has not drained (its write
- * callback has not run), or later in the same event-loop turn as a message that went
- * out at once, are gathered and go out together as one frame at the end of the turn
- * (or once the write drained, if later); a frame is written early when it is full.
+ * Coalescing without a timer (the default, `gateway.coalesceWindowMs` 0).
+ *
+ * A message to a connection whose socket has nothing queued goes out at once: it is
+ * written when the callback that delivered it ends (process.nextTick), together with
+ * whatever else that callback delivered to the connection (one NATS read), so a lone
+ * message is a frame of its own. Messages that arrive while a write has not drained
+ * (its callback has not run, the socket holds bytes) or later in the same event-loop
+ * turn are gathered and go out as one frame when the turn ends, or once the write has
+ * drained if that is later. A frame is written early once it is full
+ * (`coalesceMaxBytes`, `coalesceMaxMessages`).
+ *
  * A connection that keeps up gets every message at once; one that falls behind gets
- * fewer, larger frames, and a burst of one NATS read becomes one frame per socket,
- * the same buffer for every connection that gathered the same messages.
+ * fewer, larger frames. Connections that gathered the same messages (a burst on a
+ * shared channel) get the same buffer (`joinedFrame`).
  */
-export class AdaptiveOutbox implements Outbox, TurnEndListener {
+export class AdaptiveOutbox implements Outbox, EndListener {
   /** Live deliveries (shareable frames), or frames already built (a replay). */
   private pending: Array<Delivery | Buffer> = [];
   private pendingBytes = 0;
   private pendingMessages = 0;
-  /** Frames in `pending` that are not single deliveries: with any, the frame is this connection's own. */
+  /** Entries of `pending` that are built frames: with any, the frame is this connection's own. */
   private pendingBuilt = 0;
   /** Writes handed to the socket whose callback has not run yet. */
   private writing = 0;
-  /** The turn in which a message last went out at once; later ones of that turn are gathered. */
+  /** The turn in which messages last went out at once: later ones of that turn are gathered. */
   private sentInTurn = 0;
-  private atTurnEnd = false;
+  /** Where the pending frame waits: the end of the delivering callback, or of the turn. */
+  private waitsFor: 'callback' | 'turn' | undefined;
 
   constructor(
     private readonly writer: FrameWriter,
@@ -37,18 +43,17 @@ export class AdaptiveOutbox implements Outbox, TurnEndListener {
   }
 
   add(frame: Buffer, list: readonly Delivery[], grouping: 'live' | 'replay'): void {
-    // A replay is the first thing a connection sends (live messages follow it), so it never waits behind them.
+    // A replay is the first thing a connection sends (live messages follow it), so nothing waits ahead of it.
     const entry = grouping === 'live' && list.length === 1 ? list[0]! : frame;
     if (this.pending.length > 0 && this.isFullWith(frame.length, list.length)) this.flush();
+    const idle = this.pending.length === 0 && this.waitsFor === undefined && this.isIdle();
     this.pending.push(entry);
     this.pendingBytes += frame.length;
     this.pendingMessages += list.length;
     if (entry === frame) this.pendingBuilt++;
-    if (this.pending.length === 1 && this.isIdle()) {
-      if (this.flush()) this.sentInTurn = turns.current();
-    } else {
-      this.flushAtTurnEnd();
-    }
+    if (this.waitsFor !== undefined) return;
+    this.waitsFor = idle ? 'callback' : 'turn';
+    (idle ? callbackEnd : turns).defer(this);
   }
 
   ready(): void {
@@ -62,10 +67,16 @@ export class AdaptiveOutbox implements Outbox, TurnEndListener {
     this.pendingBuilt = 0;
   }
 
-  /** @internal the turn ended: what was gathered goes out, unless a write is still draining. */
-  turnEnded(): void {
-    this.atTurnEnd = false;
-    if (this.writing === 0 && this.pending.length > 0) this.flush();
+  /** @internal the callback or turn it waited for ended. */
+  ended(at: 'callback' | 'turn'): void {
+    this.waitsFor = undefined;
+    if (this.pending.length === 0) return;
+    if (at === 'callback') {
+      if (this.flush()) this.sentInTurn = turns.current();
+    } else if (this.writing === 0) {
+      this.flush();
+    }
+    // Still draining: `written` brings it back to the turn's end.
   }
 
   private isIdle(): boolean {
@@ -74,12 +85,6 @@ export class AdaptiveOutbox implements Outbox, TurnEndListener {
 
   private isFullWith(bytes: number, messages: number): boolean {
     return this.pendingBytes + bytes > this.bounds.maxBytes || this.pendingMessages + messages > this.bounds.maxMessages;
-  }
-
-  private flushAtTurnEnd(): void {
-    if (this.atTurnEnd) return;
-    this.atTurnEnd = true;
-    turns.defer(this);
   }
 
   /** Writes everything pending as one frame. */
@@ -108,6 +113,9 @@ export class AdaptiveOutbox implements Outbox, TurnEndListener {
 
   private readonly written = (): void => {
     this.writing--;
-    if (this.writing === 0 && this.pending.length > 0) this.flushAtTurnEnd();
+    if (this.writing === 0 && this.pending.length > 0 && this.waitsFor === undefined) {
+      this.waitsFor = 'turn';
+      turns.defer(this);
+    }
   };
 }

@@ -9,6 +9,8 @@ import { within } from '../helpers/wait.ts';
 
 /** Lets the current event-loop turn end (the outbox flushes what it gathered then). */
 const turnEnd = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** Lets the running callback end (what went out at once is written then; the turn goes on). */
+const callbackEnd = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));
 
 /** The message sequences of each text frame the client got. */
 const framed = (client: WsClientView): number[][] => client.frames().map((f) => parseTextFrames(f.data.toString('utf8')).map((m) => m.id));
@@ -37,23 +39,32 @@ describe('WebSocket session', () => {
     it('writes a message to an idle socket at once, as its own frame', async () => {
       const { session, client } = await live();
       session.deliver(delivery(1));
-      assert.equal(session.framesSent, 1, 'written before deliver returned');
+      await callbackEnd();
+      assert.equal(session.framesSent, 1, 'written when the delivering callback ended, before the turn ended');
       await client.waitFrames(1);
       await turnEnd();
       session.deliver(delivery(2));
+      await callbackEnd();
       assert.equal(session.framesSent, 2, 'the next turn finds the socket idle again');
       await client.waitFrames(2);
       assert.deepEqual(framed(client), [[1], [2]]);
     });
 
-    it('joins the messages that follow in the same turn into one frame, written when the turn ends', async () => {
+    it('joins what one callback delivers into that frame, and what follows in the same turn into one more', async () => {
       const { session, client } = await live();
-      for (const seq of [1, 2, 3, 4]) session.deliver(delivery(seq));
+      for (const seq of [1, 2]) session.deliver(delivery(seq));
+      await callbackEnd();
       assert.equal(session.framesSent, 1);
+      for (const seq of [3, 4, 5]) session.deliver(delivery(seq));
+      await callbackEnd();
+      assert.equal(session.framesSent, 1, 'the socket wrote in this turn: the rest waits for its end');
       await turnEnd();
       assert.equal(session.framesSent, 2);
       await client.waitFrames(2);
-      assert.deepEqual(framed(client), [[1], [2, 3, 4]]);
+      assert.deepEqual(framed(client), [
+        [1, 2],
+        [3, 4, 5],
+      ]);
       assert.match(client.frames()[1]!.data.toString(), /^#!NGINXNMS!#.*#!NGINXNME!##!NGINXNMS!#.*#!NGINXNME!##!NGINXNMS!#.*#!NGINXNME!#$/s);
     });
 
@@ -63,6 +74,8 @@ describe('WebSocket session', () => {
       // 32 MiB cannot all go into the kernel's buffers while the client reads nothing.
       const big = Buffer.from(JSON.stringify({ n: 1, pad: 'x'.repeat(32 * 1_048_576) }));
       session.deliver(delivery(1, { body: big }));
+      await callbackEnd();
+      assert.equal(session.framesSent, 1);
       assert.ok(session.bufferedBytes > 0, 'the first write is still in the socket');
       for (const seq of [2, 3, 4, 5, 6]) {
         session.deliver(delivery(seq));
@@ -79,8 +92,12 @@ describe('WebSocket session', () => {
       const { session, client } = await live({ coalesceBounds: { maxBytes: 65_536, maxMessages: 3 } });
       for (let seq = 1; seq <= 8; seq++) session.deliver(delivery(seq));
       await turnEnd();
-      await client.waitFrames(4);
-      assert.deepEqual(framed(client), [[1], [2, 3, 4], [5, 6, 7], [8]]);
+      await client.waitFrames(3);
+      assert.deepEqual(framed(client), [
+        [1, 2, 3],
+        [4, 5, 6],
+        [7, 8],
+      ]);
     });
 
     it('keeps a joined frame within coalesceMaxBytes; a larger message goes alone', async () => {
@@ -91,13 +108,15 @@ describe('WebSocket session', () => {
       for (let seq = 1; seq <= 7; seq++) session.deliver(delivery(seq, seq === 6 ? { body: large } : {}));
       await turnEnd();
       await client.waitFrames(5);
-      assert.deepEqual(framed(client), [[1], [2, 3], [4, 5], [6], [7]]);
+      assert.deepEqual(framed(client), [[1, 2], [3, 4], [5], [6], [7]]);
       for (const f of client.frames()) if (f.data.length > maxBytes) assert.equal(parseTextFrames(f.data.toString()).length, 1);
     });
 
-    it('binary mode: joined messages are one ResponseBatch with a Response per message', async () => {
+    it('binary mode: a frame is one ResponseBatch with a Response per message', async () => {
       const { session, client } = await live({ format: 'binary' });
-      for (const seq of [1, 2, 3]) session.deliver(delivery(seq));
+      session.deliver(delivery(1));
+      await callbackEnd();
+      for (const seq of [2, 3]) session.deliver(delivery(seq));
       await turnEnd();
       const frames = await client.waitFrames(2);
       assert.ok(frames.every((f) => f.binary));
@@ -113,7 +132,7 @@ describe('WebSocket session', () => {
     it('writes the first message at once and the ones within the window together when it ends', async () => {
       const { session, client } = await live({ coalesceWindowMs: 100 });
       session.deliver(delivery(1));
-      assert.equal(session.framesSent, 1);
+      assert.equal(session.framesSent, 1, 'written before deliver returned');
       session.deliver(delivery(2));
       await turnEnd();
       session.deliver(delivery(3));
