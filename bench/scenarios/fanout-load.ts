@@ -82,6 +82,11 @@ class Shared {
   lastDeliveryAt = 0;
   measuring = false;
   readonly lat = new Samples(4 << 20);
+  /** Clients that got each message (first copies only). */
+  readonly reached: Uint32Array;
+  constructor(messages: number) {
+    this.reached = new Uint32Array(messages);
+  }
 }
 
 class FanoutClient implements MessageSink {
@@ -116,6 +121,7 @@ class FanoutClient implements MessageSink {
     if (g === 0) {
       this.got[seq] = 1;
       s.unique++;
+      s.reached[seq]!++;
       s.lastDeliveryAt = this.now;
     } else {
       s.dups++;
@@ -134,7 +140,7 @@ class FanoutClient implements MessageSink {
 }
 
 export async function runFanoutLoad(target: FanoutTarget, o: FanoutLoadOptions): Promise<FanoutLoadResult> {
-  const shared = new Shared();
+  const shared = new Shared(o.messages);
   const clients = Array.from(
     { length: o.clients },
     (_, i) => new FanoutClient(shared, o.messages, o.latencySampleEvery > 0 && i % o.latencySampleEvery === 0, o.binary),
@@ -202,7 +208,13 @@ export async function runFanoutLoad(target: FanoutTarget, o: FanoutLoadOptions):
     let ackedCount = 0;
     for (let i = 0; i < o.messages; i++) ackedCount += acked[i]!;
     const expected = ackedCount * o.clients;
-    const stoppedBy = await waitUntil(() => shared.unique >= expected, {
+    // Done when every acknowledged message reached every client (a message whose publish timed out may arrive as well, or not).
+    const reachedAcked = (): number => {
+      let n = 0;
+      for (let i = 0; i < o.messages; i++) if (acked[i] === 1) n += shared.reached[i]!;
+      return n;
+    };
+    const stoppedBy = await waitUntil(() => reachedAcked() >= expected, {
       deadline: o.deadline,
       idleMs: o.drainIdleMs,
       progress: () => shared.unique,

@@ -206,7 +206,13 @@ export async function runUnicastLoad(dep: PushTarget, o: UnicastLoadOptions): Pr
     });
     let ackedCount = 0;
     for (let i = 0; i < total; i++) ackedCount += acked[i]!;
-    const stoppedBy = await waitUntil(() => state.unique >= ackedCount, {
+    // Done when every acknowledged message arrived (one whose publish failed may arrive as well, or not).
+    const gotAcked = (): number => {
+      let n = 0;
+      for (let i = 0; i < total; i++) n += acked[i]! & state.got[i]!;
+      return n;
+    };
+    const stoppedBy = await waitUntil(() => gotAcked() >= ackedCount, {
       deadline: Math.min(o.deadline, nowMs() + 60_000),
       idleMs: o.drainIdleMs,
       progress: () => state.unique,
