@@ -43,7 +43,7 @@ export class AdaptiveOutbox implements Outbox, EndListener {
   }
 
   add(frame: Buffer, list: readonly Delivery[], grouping: 'live' | 'replay'): void {
-    // A replay is the first thing a connection sends (live messages follow it), so nothing waits ahead of it.
+    // A replay is the first thing a connection sends (live messages follow it): nothing waits ahead of it.
     const entry = grouping === 'live' && list.length === 1 ? list[0]! : frame;
     if (this.pending.length > 0 && this.isFullWith(frame.length, list.length)) this.flush();
     const idle = this.pending.length === 0 && this.waitsFor === undefined && this.isIdle();
@@ -51,6 +51,11 @@ export class AdaptiveOutbox implements Outbox, EndListener {
     this.pendingBytes += frame.length;
     this.pendingMessages += list.length;
     if (entry === frame) this.pendingBuilt++;
+    if (grouping === 'replay') {
+      // Written now: the replay may end with a close in the same callback (a page boundary).
+      if (this.flush()) this.sentInTurn = turns.current();
+      return;
+    }
     if (this.waitsFor !== undefined) return;
     this.waitsFor = idle ? 'callback' : 'turn';
     (idle ? callbackEnd : turns).defer(this);
@@ -58,6 +63,10 @@ export class AdaptiveOutbox implements Outbox, EndListener {
 
   ready(): void {
     if (this.pending.length > 0) this.flush();
+  }
+
+  flushNow(): void {
+    this.flush();
   }
 
   clear(): void {

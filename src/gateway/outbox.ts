@@ -34,6 +34,8 @@ export interface Outbox {
   add(frame: Buffer, list: readonly Delivery[], grouping: 'live' | 'replay'): void;
   /** The socket is bound: write what waited for it. */
   ready(): void;
+  /** Writes what waits now, as one frame: the connection is about to be closed. */
+  flushNow(): void;
   /** Drops what waits and stops its timers: the connection is ending. */
   clear(): void;
 }
@@ -76,6 +78,10 @@ export class WindowOutbox implements Outbox {
 
   ready(): void {
     if (this.pending.length > 0 && this.timer === undefined) this.flush();
+  }
+
+  flushNow(): void {
+    this.flush();
   }
 
   clear(): void {

@@ -176,6 +176,8 @@ export class WsSession extends Session implements FrameWriter {
 
   close(code: CloseCode, reason = closeText(code)): void {
     const ws = this.ws;
+    // What was delivered goes out ahead of the close frame (a drain must not drop live-only messages).
+    if (code !== CloseCode.AbnormalClosure) this.outbox.flushNow();
     this.outbox.clear();
     if (ws === undefined) {
       this.closedBeforeBind ??= { code, reason };

@@ -88,6 +88,27 @@ describe('WebSocket session', () => {
       assert.deepEqual(framed(client), [[1], [2, 3, 4, 5, 6]]);
     });
 
+    it('a replay followed by a close in the same callback reaches the client before the close', async () => {
+      const { session, client } = await h.ws();
+      session.finishSync([delivery(1), delivery(2)], false);
+      session.close(CloseCode.TryAgainLater);
+      const end = await within('the close', client.ended, 3_000);
+      assert.equal(end.kind === 'closed' && end.code, CloseCode.TryAgainLater);
+      assert.deepEqual(framed(client), [[1, 2]]);
+    });
+
+    it('what was delivered before a close (a drain, say) is written before the close frame', async () => {
+      const { session, client } = await live();
+      session.deliver(delivery(1));
+      await callbackEnd();
+      session.deliver(delivery(2));
+      session.deliver(delivery(3));
+      session.close(CloseCode.ServiceRestart);
+      const end = await within('the close', client.ended, 3_000);
+      assert.equal(end.kind === 'closed' && end.code, CloseCode.ServiceRestart);
+      assert.deepEqual(client.seqs(), [1, 2, 3]);
+    });
+
     it('keeps a joined frame within coalesceMaxMessages', async () => {
       const { session, client } = await live({ coalesceBounds: { maxBytes: 65_536, maxMessages: 3 } });
       for (let seq = 1; seq <= 8; seq++) session.deliver(delivery(seq));
