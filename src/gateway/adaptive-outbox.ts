@@ -18,9 +18,12 @@ import { callbackEnd, turns, type EndListener } from './turn.ts';
  * fewer, larger frames. Connections that gathered the same messages (a burst on a
  * shared channel) get the same buffer (`joinedFrame`).
  */
+/** Shared by every outbox with nothing pending (most connections, most of the time): never written to. */
+const NOTHING: ReadonlyArray<Delivery | Buffer> = Object.freeze([]);
+
 export class AdaptiveOutbox implements Outbox, EndListener {
   /** Live deliveries (shareable frames), or frames already built (a replay). */
-  private pending: Array<Delivery | Buffer> = [];
+  private pending: Array<Delivery | Buffer> = NOTHING as Array<Delivery | Buffer>;
   private pendingBytes = 0;
   private pendingMessages = 0;
   /** Entries of `pending` that are built frames: with any, the frame is this connection's own. */
@@ -31,6 +34,8 @@ export class AdaptiveOutbox implements Outbox, EndListener {
   private sentInTurn = 0;
   /** Where the pending frame waits: the end of the delivering callback, or of the turn. */
   private waitsFor: 'callback' | 'turn' | undefined;
+  /** The write callback, made on the first write (a connection that never gets a message does not pay for it). */
+  private written: (() => void) | undefined;
 
   constructor(
     private readonly writer: FrameWriter,
@@ -47,6 +52,7 @@ export class AdaptiveOutbox implements Outbox, EndListener {
     const entry = grouping === 'live' && list.length === 1 ? list[0]! : frame;
     if (this.pending.length > 0 && this.isFullWith(frame.length, list.length)) this.flush();
     const idle = this.pending.length === 0 && this.waitsFor === undefined && this.isIdle();
+    if (this.pending === NOTHING) this.pending = [];
     this.pending.push(entry);
     this.pendingBytes += frame.length;
     this.pendingMessages += list.length;
@@ -70,7 +76,7 @@ export class AdaptiveOutbox implements Outbox, EndListener {
   }
 
   clear(): void {
-    this.pending = [];
+    this.pending = NOTHING as Array<Delivery | Buffer>;
     this.pendingBytes = 0;
     this.pendingMessages = 0;
     this.pendingBuilt = 0;
@@ -85,7 +91,7 @@ export class AdaptiveOutbox implements Outbox, EndListener {
     } else if (this.writing === 0) {
       this.flush();
     }
-    // Still draining: `written` brings it back to the turn's end.
+    // Still draining: `drained` brings it back to the turn's end.
   }
 
   private isIdle(): boolean {
@@ -102,7 +108,7 @@ export class AdaptiveOutbox implements Outbox, EndListener {
     const frame = this.frame();
     const messages = this.pendingMessages;
     this.clear();
-    if (!this.writer.writeFrame(frame, messages, this.written)) return false;
+    if (!this.writer.writeFrame(frame, messages, (this.written ??= () => this.drained()))) return false;
     this.writing++;
     return true;
   }
@@ -120,11 +126,12 @@ export class AdaptiveOutbox implements Outbox, EndListener {
     );
   }
 
-  private readonly written = (): void => {
+  /** A write's callback ran. */
+  private drained(): void {
     this.writing--;
     if (this.writing === 0 && this.pending.length > 0 && this.waitsFor === undefined) {
       this.waitsFor = 'turn';
       turns.defer(this);
     }
-  };
+  }
 }
