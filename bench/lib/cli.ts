@@ -20,7 +20,7 @@ export const COMMON_OPTIONS: OptSpecs = {
   nats: { type: 'string', help: 'NATS URL of the running deployment (publish --path nats)' },
   key: { type: 'string', help: 'security key of the running deployment (default: the key the benchmark starts jetpull with)' },
   serverPids: { type: 'string', help: 'pids of an external deployment to sample: <jetpull>[,<nats-server>]' },
-  coalesceMs: { type: 'number', help: 'PUSH_GATEWAY__COALESCE_WINDOW_MS for the jetpull child (default: the server default, 400)' },
+  coalesceMs: { type: 'number', help: 'PUSH_GATEWAY__COALESCE_WINDOW_MS for the jetpull child (default: the server default, 0: adaptive; 400: Push server 2.0 batching)' },
   serverEnv: { type: 'string', help: 'extra settings for the jetpull child, comma separated: PUSH_WORKERS=2,PUSH_GATEWAY__MAX_OUTBOX_BYTES=8388608' },
   logLevel: { type: 'string', default: 'warn', help: 'PUSH_LOG__LEVEL of the jetpull child' },
   runtime: { type: 'string', default: 'dist', help: 'how the jetpull child runs: dist (node dist/src/main.js, built first when src/ is newer, as in production) or tsx (node --import tsx src/main.ts)' },

@@ -17,6 +17,12 @@ export interface Scenario {
   run(ctx: ScenarioContext): Promise<ScenarioOutcome>;
 }
 
+/** The peer push server measured side by side (unicast, fanout). */
+export const NCHAN_OPTIONS: OptSpecs = {
+  nchan: { type: 'boolean', default: true, help: 'run the same load against nginx + nchan in the same run (skipped with a note when nginx-light and libnginx-mod-nchan are not installed; --no-nchan skips it)' },
+  nchanWorkers: { type: 'number', default: 1, help: 'nginx worker processes for nchan (jetpull runs as one process)' },
+};
+
 /** jetpull (and nats-server) as the options ask: started here, or the external one. */
 export function deploymentFor(ctx: ScenarioContext, env: Record<string, string> = {}): Promise<Deployment> {
   const o = ctx.opts;
@@ -53,7 +59,7 @@ export function parseServerEnv(text: string | undefined): Record<string, string>
 /** The coalescing window the server uses (what we started it with; the default for an external one). */
 export function coalesceWindowMs(ctx: ScenarioContext): number {
   const fromEnv = parseServerEnv(ctx.opts.optStr('serverEnv')).PUSH_GATEWAY__COALESCE_WINDOW_MS;
-  return ctx.opts.optNum('coalesceMs') ?? (fromEnv === undefined ? 400 : Number(fromEnv));
+  return ctx.opts.optNum('coalesceMs') ?? (fromEnv === undefined ? 0 : Number(fromEnv));
 }
 
 export function addressesFor(ctx: ScenarioContext, connections: number, skip = 0): string[] {

@@ -4,6 +4,7 @@ import { coalesceWindowMs, deploymentFor, type Scenario } from '../lib/scenario.
 import type { WindowStats } from '../lib/proc.ts';
 import { FANOUT_OPTIONS, fanoutJson, fanoutProblems, fanoutRows } from './ceiling.ts';
 import { measureFanout } from './fanout.ts';
+import { jetpullTarget } from '../lib/targets.ts';
 import { measureUnicast, UNICAST_OPTIONS, unicastJson, unicastProblems, unicastRows } from './unicast.ts';
 
 /** fanout and unicast with `binaryMode=true` subscribers (protobuf ResponseBatch frames, scanned without decoding). */
@@ -39,7 +40,7 @@ export const binaryScenario: Scenario = {
       requireFds(ctx.opts.num('clients'), ctx.opts.num('maxInFlight') + 8, 'binary unicast');
       const dep = await deploymentFor(ctx);
       try {
-        const r = await measureUnicast(ctx, dep, true);
+        const r = await measureUnicast(ctx, jetpullTarget(dep), true);
         const logCounts = dep.logCounts();
         await dep.stop();
         results.unicast = unicastJson(r);

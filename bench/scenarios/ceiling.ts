@@ -5,7 +5,8 @@ import type { OptSpecs } from '../lib/cli.ts';
 import { REPO_ROOT, stopChild } from '../lib/deploy.ts';
 import { requireFds, requireServerFds } from '../lib/env.ts';
 import { cpuRow, windowJson, type ScenarioOutcome, type TableRow } from '../lib/report.ts';
-import { addressesFor, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
+import { expectAck } from '../lib/publish.ts';
+import { addressesFor, parseServerEnv, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
 import { fmtLatency } from '../lib/stats.ts';
 import { fmtInt, log, nowMs } from '../lib/util.ts';
 import { runFanoutLoad, type FanoutLoadResult } from './fanout-load.ts';
@@ -19,10 +20,20 @@ export const FANOUT_OPTIONS: OptSpecs = {
   drainIdleS: { type: 'number', default: 10, help: 'stop waiting for deliveries after this long without progress' },
 };
 
+/** The bounds of a coalesced frame jetpull runs with (its defaults unless --server-env sets them): the ceiling uses the same. */
+export function coalesceBounds(ctx: ScenarioContext): { maxBytes: number; maxMessages: number } {
+  const env = parseServerEnv(ctx.opts.optStr('serverEnv'));
+  return {
+    maxBytes: Number(env.PUSH_GATEWAY__COALESCE_MAX_BYTES ?? 65_536),
+    maxMessages: Number(env.PUSH_GATEWAY__COALESCE_MAX_MESSAGES ?? 256),
+  };
+}
+
 /** Starts bench/ceiling-server.ts as a child process; resolves with its port and a stop function. */
-export async function startCeilingServer(): Promise<{ port: number; pid: number; assertAlive: () => void; stop: () => Promise<void> }> {
+export async function startCeilingServer(bounds: { maxBytes: number; maxMessages: number }): Promise<{ port: number; pid: number; assertAlive: () => void; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/ceiling-server.ts'], {
     cwd: REPO_ROOT,
+    env: { ...process.env, CEILING_MAX_BYTES: String(bounds.maxBytes), CEILING_MAX_MESSAGES: String(bounds.maxMessages) },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const unregister = registerCleanup(
@@ -63,7 +74,7 @@ export async function measureCeiling(ctx: ScenarioContext): Promise<FanoutLoadRe
   const o = ctx.opts;
   const clients = o.num('clients');
   requireFds(clients, o.num('publishConcurrency'), 'ceiling');
-  const server = await startCeilingServer();
+  const server = await startCeilingServer(coalesceBounds(ctx));
   try {
     requireServerFds(server.pid, 'ceiling server', clients, o.num('publishConcurrency'));
     log(`ceiling server pid ${server.pid} on 127.0.0.1:${server.port}`);
@@ -74,6 +85,7 @@ export async function measureCeiling(ctx: ScenarioContext): Promise<FanoutLoadRe
         wsPath: () => '/bitrix/subws/?CHANNEL_ID=ceiling',
         publishRequest: (body) =>
           `POST /bitrix/pub/ HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        expectAck,
         targets: [{ name: 'ceilingServer', pid: server.pid }],
         assertAlive: () => server.assertAlive(),
       },
@@ -129,7 +141,7 @@ export function fanoutProblems(label: string, r: FanoutLoadResult): string[] {
 
 export const ceilingScenario: Scenario = {
   name: 'ceiling',
-  summary: 'bare ws server writing one pre-framed buffer to every socket per POST: the physical limit (deliveries/s)',
+  summary: 'bare ws server that frames as jetpull does by default (at once when idle, gathered while a write drains), pre-framed shared buffers: the physical limit (deliveries/s)',
   options: FANOUT_OPTIONS,
   async run(ctx): Promise<ScenarioOutcome> {
     const started = nowMs();

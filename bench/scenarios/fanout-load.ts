@@ -1,8 +1,7 @@
 import { closeAll, connectWsMany } from '../lib/connect.ts';
 import type { WindowStats } from '../lib/proc.ts';
 import { ResourceSampler, type SampleTarget } from '../lib/proc.ts';
-import { expectAck } from '../lib/publish.ts';
-import { HttpPool } from '../lib/raw-http.ts';
+import { HttpPool, type HttpResponse } from '../lib/raw-http.ts';
 import type { RawWs } from '../lib/raw-ws.ts';
 import { benchBody, scanBinary, scanText, type MessageSink } from '../lib/scan.ts';
 import { Samples, type Percentiles } from '../lib/stats.ts';
@@ -38,6 +37,8 @@ export interface FanoutTarget {
   wsPath(i: number): string;
   /** Raw HTTP request that publishes `body` to every client. */
   publishRequest(body: string): string;
+  /** Throws unless the answer acknowledges a publish. */
+  expectAck(res: HttpResponse): void;
   targets: SampleTarget[];
   assertAlive(): void;
 }
@@ -81,6 +82,11 @@ class Shared {
   lastDeliveryAt = 0;
   measuring = false;
   readonly lat = new Samples(4 << 20);
+  /** Clients that got each message (first copies only). */
+  readonly reached: Uint32Array;
+  constructor(messages: number) {
+    this.reached = new Uint32Array(messages);
+  }
 }
 
 class FanoutClient implements MessageSink {
@@ -115,6 +121,7 @@ class FanoutClient implements MessageSink {
     if (g === 0) {
       this.got[seq] = 1;
       s.unique++;
+      s.reached[seq]!++;
       s.lastDeliveryAt = this.now;
     } else {
       s.dups++;
@@ -133,7 +140,7 @@ class FanoutClient implements MessageSink {
 }
 
 export async function runFanoutLoad(target: FanoutTarget, o: FanoutLoadOptions): Promise<FanoutLoadResult> {
-  const shared = new Shared();
+  const shared = new Shared(o.messages);
   const clients = Array.from(
     { length: o.clients },
     (_, i) => new FanoutClient(shared, o.messages, o.latencySampleEvery > 0 && i % o.latencySampleEvery === 0, o.binary),
@@ -168,7 +175,7 @@ export async function runFanoutLoad(target: FanoutTarget, o: FanoutLoadOptions):
       intervalMs: 500,
       onTick: () => {
         target.assertAlive();
-        void pool.request(target.publishRequest(benchBody(-1, -1, nowMs(), o.bodyBytes))).then(expectAck, () => undefined);
+        void pool.request(target.publishRequest(benchBody(-1, -1, nowMs(), o.bodyBytes))).then((res) => target.expectAck(res), () => undefined);
       },
     });
     if (warmStatus !== 'done') throw new Error(`${o.label}: only ${shared.warm}/${o.clients} clients got a warm-up message within 30 s`);
@@ -189,7 +196,7 @@ export async function runFanoutLoad(target: FanoutTarget, o: FanoutLoadOptions):
     await boundedLoop(o.messages, o.publishConcurrency, o.deadline, async (i) => {
       const t0 = nowMs();
       try {
-        expectAck(await pool.request(target.publishRequest(benchBody(i, -1, t0, o.bodyBytes))));
+        target.expectAck(await pool.request(target.publishRequest(benchBody(i, -1, t0, o.bodyBytes))));
         acked[i] = 1;
         ack.add(nowMs() - t0);
       } catch (err) {
@@ -201,7 +208,13 @@ export async function runFanoutLoad(target: FanoutTarget, o: FanoutLoadOptions):
     let ackedCount = 0;
     for (let i = 0; i < o.messages; i++) ackedCount += acked[i]!;
     const expected = ackedCount * o.clients;
-    const stoppedBy = await waitUntil(() => shared.unique >= expected, {
+    // Done when every acknowledged message reached every client (a message whose publish timed out may arrive as well, or not).
+    const reachedAcked = (): number => {
+      let n = 0;
+      for (let i = 0; i < o.messages; i++) if (acked[i] === 1) n += shared.reached[i]!;
+      return n;
+    };
+    const stoppedBy = await waitUntil(() => reachedAcked() >= expected, {
       deadline: o.deadline,
       idleMs: o.drainIdleMs,
       progress: () => shared.unique,

@@ -1,51 +1,58 @@
 import { requireFds, requireServerFds } from '../lib/env.ts';
-import { textPublishRequest } from '../lib/publish.ts';
+import { nchanUnavailable, startNchan } from '../lib/nchan.ts';
 import type { ScenarioOutcome, TableRow } from '../lib/report.ts';
-import { addressesFor, coalesceWindowMs, deploymentFor, privateToken, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
+import { addressesFor, coalesceWindowMs, deploymentFor, NCHAN_OPTIONS, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
+import { jetpullTarget, nchanTarget, type PushTarget } from '../lib/targets.ts';
 import { log, randomHexId, round } from '../lib/util.ts';
 import { FANOUT_OPTIONS, fanoutJson, fanoutProblems, fanoutRows, measureCeiling } from './ceiling.ts';
 import { runFanoutLoad, type FanoutLoadResult } from './fanout-load.ts';
 
 /**
  * C subscribers, each on its own private channel and on one shared channel
- * (CHANNEL_ID=<priv>.<sig>/<shared>.<sig>); M messages published to the shared
- * channel as fast as they are acknowledged.
+ * (CHANNEL_ID=<priv>/<shared>, signed for jetpull); M messages published to the
+ * shared channel as fast as they are acknowledged.
  */
-export async function measureFanout(ctx: ScenarioContext, binary: boolean): Promise<{ r: FanoutLoadResult; serverLog: string | undefined; logCounts: { warn: number; error: number; fatal: number } }> {
+async function fanoutOn(ctx: ScenarioContext, t: PushTarget, binary: boolean, settleMs: number): Promise<FanoutLoadResult> {
   const o = ctx.opts;
   const clients = o.num('clients');
-  requireFds(clients, o.num('publishConcurrency'), binary ? 'binary fanout' : 'fanout');
+  const serverPid = t.targets[0]?.pid;
+  if (serverPid !== undefined) requireServerFds(serverPid, t.name, clients, o.num('publishConcurrency'));
+  const shared = randomHexId();
+  const privs = Array.from({ length: clients }, () => randomHexId());
+  const label = `${t.name === 'jetpull' ? '' : `${t.name} `}${binary ? 'binary fanout' : 'fanout'}`;
+  return runFanoutLoad(
+    {
+      host: t.host,
+      port: t.port,
+      wsPath: (i) => t.wsPath([privs[i]!, shared], binary),
+      publishRequest: (body) => t.publishRequest(shared, body, 60),
+      expectAck: (res) => t.expectAck(res),
+      targets: t.targets,
+      assertAlive: () => t.assertAlive(),
+    },
+    {
+      label,
+      clients,
+      messages: o.num('messages'),
+      publishConcurrency: o.num('publishConcurrency'),
+      connectConcurrency: o.num('connectConcurrency'),
+      connectTimeoutMs: o.num('connectTimeoutS') * 1000,
+      addresses: addressesFor(ctx, clients),
+      bodyBytes: o.num('bodyBytes'),
+      latencySampleEvery: o.num('latencySampleEvery'),
+      binary,
+      drainIdleMs: o.num('drainIdleS') * 1000,
+      settleMs,
+      deadline: ctx.deadline,
+    },
+  );
+}
+
+export async function measureFanout(ctx: ScenarioContext, binary: boolean): Promise<{ r: FanoutLoadResult; serverLog: string | undefined; logCounts: { warn: number; error: number; fatal: number } }> {
+  requireFds(ctx.opts.num('clients'), ctx.opts.num('publishConcurrency'), binary ? 'binary fanout' : 'fanout');
   const dep = await deploymentFor(ctx);
   try {
-    if (dep.jetpullPid !== undefined) requireServerFds(dep.jetpullPid, 'jetpull', clients, o.num('publishConcurrency'));
-    const shared = randomHexId();
-    const sharedToken = privateToken(dep, shared);
-    const privs = Array.from({ length: clients }, () => randomHexId());
-    const r = await runFanoutLoad(
-      {
-        host: dep.host,
-        port: dep.port,
-        wsPath: (i) => `/bitrix/subws/?CHANNEL_ID=${privateToken(dep, privs[i]!)}/${sharedToken}${binary ? '&binaryMode=true' : ''}&revision=19`,
-        publishRequest: (body) => textPublishRequest(dep.host, dep.port, shared, body, 60),
-        targets: dep.targets,
-        assertAlive: () => dep.assertAlive(),
-      },
-      {
-        label: binary ? 'binary fanout' : 'fanout',
-        clients,
-        messages: o.num('messages'),
-        publishConcurrency: o.num('publishConcurrency'),
-        connectConcurrency: o.num('connectConcurrency'),
-        connectTimeoutMs: o.num('connectTimeoutS') * 1000,
-        addresses: addressesFor(ctx, clients),
-        bodyBytes: o.num('bodyBytes'),
-        latencySampleEvery: o.num('latencySampleEvery'),
-        binary,
-        drainIdleMs: o.num('drainIdleS') * 1000,
-        settleMs: coalesceWindowMs(ctx) + 200,
-        deadline: ctx.deadline,
-      },
-    );
+    const r = await fanoutOn(ctx, jetpullTarget(dep), binary, coalesceWindowMs(ctx) + 200);
     const logCounts = dep.logCounts();
     await dep.stop();
     return { r, serverLog: dep.logFile, logCounts };
@@ -54,11 +61,32 @@ export async function measureFanout(ctx: ScenarioContext, binary: boolean): Prom
   }
 }
 
+/** The same load against nginx + nchan, when asked for and installed. */
+async function measureNchanFanout(ctx: ScenarioContext): Promise<FanoutLoadResult | { skipped: string } | undefined> {
+  if (!ctx.opts.bool('nchan')) return undefined;
+  const reason = nchanUnavailable();
+  if (reason !== undefined) {
+    log(`nchan skipped: ${reason}`);
+    return { skipped: reason };
+  }
+  const server = await startNchan({ clients: ctx.opts.num('clients'), workers: ctx.opts.num('nchanWorkers') });
+  try {
+    const r = await fanoutOn(ctx, nchanTarget(server), false, 200);
+    server.assertAlive();
+    return r;
+  } finally {
+    await server.stop();
+  }
+}
+
+const ratio = (a: number, b: number): number | undefined => (b > 0 ? round(a / b, 3) : undefined);
+
 export const fanoutScenario: Scenario = {
   name: 'fanout',
-  summary: 'C WebSocket subscribers on one shared channel, M messages as fast as acknowledged; ratio to the ceiling',
+  summary: 'C WebSocket subscribers on one shared channel, M messages as fast as acknowledged; ratio to the ceiling and to nginx + nchan',
   options: {
     ...FANOUT_OPTIONS,
+    ...NCHAN_OPTIONS,
     ceiling: { type: 'boolean', default: true, help: 'measure the ceiling first in the same run (--no-ceiling skips it)' },
   },
   async run(ctx): Promise<ScenarioOutcome> {
@@ -66,22 +94,36 @@ export const fanoutScenario: Scenario = {
     const ceiling = withCeiling ? await measureCeiling(ctx) : undefined;
     if (ceiling) log(`ceiling: ${ceiling.deliveriesPerSec} deliveries/s`);
     const { r, serverLog, logCounts } = await measureFanout(ctx, false);
-    const ratio = ceiling && ceiling.deliveriesPerSec > 0 ? round(r.deliveriesPerSec / ceiling.deliveriesPerSec, 3) : undefined;
+    const peer = await measureNchanFanout(ctx);
+    const ratioToCeiling = ceiling ? ratio(r.deliveriesPerSec, ceiling.deliveriesPerSec) : undefined;
     const table: TableRow[] = [];
     if (ceiling) table.push(...fanoutRows('ceiling', ceiling));
     table.push(...fanoutRows('fanout', r));
-    if (ratio !== undefined) table.push(['fanout/ceiling', String(ratio)]);
+    if (ratioToCeiling !== undefined) table.push(['fanout/ceiling', String(ratioToCeiling)]);
     const problems = [...(ceiling ? fanoutProblems('ceiling', ceiling) : []), ...fanoutProblems('fanout', r)];
     if (logCounts.error + logCounts.fatal > 0) problems.push(`jetpull logged ${logCounts.error} errors, ${logCounts.fatal} fatal (${serverLog})`);
+    const windows = [...(ceiling ? [{ label: 'ceiling', window: ceiling.window }] : []), { label: 'fanout', window: r.window }];
+    let nchan: Record<string, unknown> | undefined;
+    if (peer !== undefined && 'skipped' in peer) {
+      nchan = { skipped: peer.skipped };
+    } else if (peer !== undefined) {
+      const deliveriesRatio = ratio(r.deliveriesPerSec, peer.deliveriesPerSec);
+      const p99Ratio = ratio(r.latencyMs.p99, peer.latencyMs.p99);
+      nchan = { ...fanoutJson(peer), deliveriesRatioJetpullToNchan: deliveriesRatio, p99RatioJetpullToNchan: p99Ratio };
+      table.push(...fanoutRows('nchan', peer), ['jetpull/nchan', `deliveries/s × ${deliveriesRatio}, p99 × ${p99Ratio}`]);
+      problems.push(...fanoutProblems('nchan', peer));
+      windows.push({ label: 'nchan fanout', window: peer.window });
+    }
     return {
       params: ctx.opts.all(),
       results: {
         ...fanoutJson(r),
-        ...(ceiling ? { ceiling: fanoutJson(ceiling), ratioToCeiling: ratio } : {}),
+        ...(ceiling ? { ceiling: fanoutJson(ceiling), ratioToCeiling } : {}),
+        ...(nchan === undefined ? {} : { nchan }),
         serverLogLines: logCounts,
       },
       window: r.window,
-      windows: [...(ceiling ? [{ label: 'ceiling', window: ceiling.window }] : []), { label: 'fanout', window: r.window }],
+      windows,
       table,
       problems,
       serverLog,

@@ -1,11 +1,11 @@
 import { closeAll, connectWsMany } from '../lib/connect.ts';
-import type { Deployment } from '../lib/deploy.ts';
 import { ResourceSampler, type WindowStats } from '../lib/proc.ts';
-import { expectAck, publishBatches, runPaced, textPublishRequest } from '../lib/publish.ts';
+import { runPaced } from '../lib/publish.ts';
 import { HttpPool } from '../lib/raw-http.ts';
 import type { RawWs } from '../lib/raw-ws.ts';
 import { benchBody, scanBinary, scanText, type MessageSink } from '../lib/scan.ts';
 import { Samples, type Percentiles } from '../lib/stats.ts';
+import type { PushTarget } from '../lib/targets.ts';
 import { log, nowMs, randomHexId, round, sleep, waitUntil } from '../lib/util.ts';
 
 /**
@@ -123,7 +123,7 @@ class UnicastClient implements MessageSink {
   }
 }
 
-export async function runUnicastLoad(dep: Deployment, o: UnicastLoadOptions): Promise<UnicastLoadResult> {
+export async function runUnicastLoad(dep: PushTarget, o: UnicastLoadOptions): Promise<UnicastLoadResult> {
   const total = Math.floor((o.rate * o.durationMs) / 1000);
   const state = new State(new Uint8Array(total), new Uint8Array(total));
   const privs = Array.from({ length: o.clients }, () => randomHexId());
@@ -138,7 +138,7 @@ export async function runUnicastLoad(dep: Deployment, o: UnicastLoadOptions): Pr
     host: dep.host,
     port: dep.port,
     timeoutMs: o.connectTimeoutMs,
-    path: (i) => `/bitrix/subws/?CHANNEL_ID=${privs[i]}.${dep.sign(privs[i]!)}${o.binary ? '&binaryMode=true' : ''}&revision=19`,
+    path: (i) => dep.wsPath([privs[i]!], o.binary),
     handlers: (i) => ({
       onMessage: (p, b) => clients[i]!.onMessage(p, b),
       onClose: () => {
@@ -158,7 +158,7 @@ export async function runUnicastLoad(dep: Deployment, o: UnicastLoadOptions): Pr
         .map((c, i) => ({ c, i }))
         .filter(({ c }) => !c.warm)
         .map(({ i }) => ({ channel: privs[i]!, body: benchBody(-1, i, nowMs(), o.bodyBytes), expirySec: 0 }));
-      await publishBatches(batchPool, dep.host, dep.port, items, 100, warmBy);
+      await dep.publishMany(batchPool, items, warmBy);
       await waitUntil(() => state.warm >= o.clients, { deadline: Math.min(warmBy, nowMs() + 2_000) });
     }
     if (state.warm < o.clients) throw new Error(`${o.label}: only ${state.warm}/${o.clients} clients got a warm-up message`);
@@ -200,13 +200,19 @@ export async function runUnicastLoad(dep: Deployment, o: UnicastLoadOptions): Pr
             pending[k] = 1;
           }
         }
-        expectAck(await pool.request(textPublishRequest(dep.host, dep.port, privs[k]!, benchBody(i, k, t, o.bodyBytes), 60)));
+        dep.expectAck(await pool.request(dep.publishRequest(privs[k]!, benchBody(i, k, t, o.bodyBytes), 60)));
         acked[i] = 1;
       },
     });
     let ackedCount = 0;
     for (let i = 0; i < total; i++) ackedCount += acked[i]!;
-    const stoppedBy = await waitUntil(() => state.unique >= ackedCount, {
+    // Done when every acknowledged message arrived (one whose publish failed may arrive as well, or not).
+    const gotAcked = (): number => {
+      let n = 0;
+      for (let i = 0; i < total; i++) n += acked[i]! & state.got[i]!;
+      return n;
+    };
+    const stoppedBy = await waitUntil(() => gotAcked() >= ackedCount, {
       deadline: Math.min(o.deadline, nowMs() + 60_000),
       idleMs: o.drainIdleMs,
       progress: () => state.unique,

@@ -1,10 +1,11 @@
 import type { OptSpecs } from '../lib/cli.ts';
-import type { Deployment } from '../lib/deploy.ts';
 import { requireFds, requireServerFds } from '../lib/env.ts';
+import { nchanUnavailable, startNchan } from '../lib/nchan.ts';
 import { cpuRow, windowJson, type ScenarioOutcome, type TableRow } from '../lib/report.ts';
-import { addressesFor, coalesceWindowMs, deploymentFor, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
+import { addressesFor, coalesceWindowMs, deploymentFor, NCHAN_OPTIONS, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
 import { fmtLatency } from '../lib/stats.ts';
-import { fmtInt } from '../lib/util.ts';
+import { jetpullTarget, nchanTarget, type PushTarget } from '../lib/targets.ts';
+import { fmtInt, log, round } from '../lib/util.ts';
 import { runUnicastLoad, type UnicastLoadResult } from './unicast-load.ts';
 
 export const UNICAST_OPTIONS: OptSpecs = {
@@ -15,12 +16,13 @@ export const UNICAST_OPTIONS: OptSpecs = {
   drainIdleS: { type: 'number', default: 5, help: 'stop waiting for deliveries after this long without progress' },
 };
 
-export async function measureUnicast(ctx: ScenarioContext, dep: Deployment, binary: boolean): Promise<UnicastLoadResult> {
+export async function measureUnicast(ctx: ScenarioContext, dep: PushTarget, binary: boolean, coalesceMs = coalesceWindowMs(ctx)): Promise<UnicastLoadResult> {
   const o = ctx.opts;
   const clients = o.num('clients');
-  if (dep.jetpullPid !== undefined) requireServerFds(dep.jetpullPid, 'jetpull', clients, o.num('maxInFlight') + 8);
+  const serverPid = dep.targets[0]?.pid;
+  if (serverPid !== undefined) requireServerFds(serverPid, dep.name, clients, o.num('maxInFlight') + 8);
   return runUnicastLoad(dep, {
-    label: binary ? 'binary unicast' : 'unicast',
+    label: `${dep.name === 'jetpull' ? '' : `${dep.name} `}${binary ? 'binary unicast' : 'unicast'}`,
     clients,
     rate: o.num('rate'),
     durationMs: o.num('durationS') * 1000,
@@ -30,7 +32,7 @@ export async function measureUnicast(ctx: ScenarioContext, dep: Deployment, bina
     addresses: addressesFor(ctx, clients),
     bodyBytes: o.num('bodyBytes'),
     binary,
-    coalesceMs: coalesceWindowMs(ctx),
+    coalesceMs,
     drainIdleMs: o.num('drainIdleS') * 1000,
     deadline: ctx.deadline,
   });
@@ -45,7 +47,9 @@ export function unicastRows(label: string, r: UnicastLoadResult, coalesceMs: num
   return [
     [`${label} rate`, `${r.achievedRate}/s achieved of ${r.targetRate}/s (${fmtInt(r.acked)} acked, errors ${r.publishErrors}, max backlog ${r.maxBacklog})`],
     [`${label} latency`, fmtLatency(r.latencyMs)],
-    [`${label} latency, not coalescable`, `${fmtLatency(r.latencyNotCoalescableMs)} (${Math.round(r.coalescableShare * 1000) / 10}% of messages may have waited for a ${coalesceMs} ms coalescing window)`],
+    ...(coalesceMs > 0
+      ? [[`${label} latency, not coalescable`, `${fmtLatency(r.latencyNotCoalescableMs)} (${Math.round(r.coalescableShare * 1000) / 10}% of messages may have waited for a ${coalesceMs} ms coalescing window)`] as TableRow]
+      : []),
     [`${label} lost / dup / misrouted`, `${r.lost} / ${r.duplicated} / ${r.misrouted}${r.unexpected ? ` (unexpected ${r.unexpected})` : ''}${r.closedDuringRun ? ` (closed ${r.closedDuringRun})` : ''}`],
     [`${label} frames`, `${fmtInt(r.framesReceived)} (${r.messagesPerFrame} msgs/frame)`],
     [`${label} publish ack`, fmtLatency(r.publishAckMs)],
@@ -67,31 +71,64 @@ export function unicastProblems(label: string, r: UnicastLoadResult): string[] {
   return p;
 }
 
+/** The same load against nginx + nchan, when asked for and installed. */
+async function measureNchanUnicast(ctx: ScenarioContext): Promise<{ r: UnicastLoadResult } | { skipped: string } | undefined> {
+  if (!ctx.opts.bool('nchan')) return undefined;
+  const reason = nchanUnavailable();
+  if (reason !== undefined) {
+    log(`nchan skipped: ${reason}`);
+    return { skipped: reason };
+  }
+  const server = await startNchan({ clients: ctx.opts.num('clients'), workers: ctx.opts.num('nchanWorkers') });
+  try {
+    const r = await measureUnicast(ctx, nchanTarget(server), false, 0);
+    server.assertAlive();
+    return { r };
+  } finally {
+    await server.stop();
+  }
+}
+
 export const unicastScenario: Scenario = {
   name: 'unicast',
-  summary: 'C subscribers on private channels, R publishes/s to random channels for T s: latency, rate, losses',
-  options: UNICAST_OPTIONS,
+  summary: 'C subscribers on private channels, R publishes/s to random channels for T s: latency, rate, losses; nginx + nchan side by side',
+  options: { ...UNICAST_OPTIONS, ...NCHAN_OPTIONS },
   async run(ctx): Promise<ScenarioOutcome> {
     const clients = ctx.opts.num('clients');
     requireFds(clients, ctx.opts.num('maxInFlight') + 8, 'unicast');
     const dep = await deploymentFor(ctx);
+    let r: UnicastLoadResult;
+    let logCounts: ReturnType<typeof dep.logCounts>;
     try {
-      const r = await measureUnicast(ctx, dep, false);
-      const logCounts = dep.logCounts();
-      await dep.stop();
-      const problems = unicastProblems('unicast', r);
-      if (logCounts.error + logCounts.fatal > 0) problems.push(`jetpull logged ${logCounts.error} errors, ${logCounts.fatal} fatal (${dep.logFile})`);
-      return {
-        params: { ...ctx.opts.all(), serverCoalesceWindowMs: coalesceWindowMs(ctx) },
-        results: { ...unicastJson(r), serverLogLines: logCounts },
-        window: r.window,
-        windows: [{ label: 'unicast', window: r.window }],
-        table: unicastRows('unicast', r, coalesceWindowMs(ctx)),
-        problems,
-        serverLog: dep.logFile,
-      };
+      r = await measureUnicast(ctx, jetpullTarget(dep), false);
+      logCounts = dep.logCounts();
     } finally {
       await dep.stop();
     }
+    const problems = unicastProblems('unicast', r);
+    if (logCounts.error + logCounts.fatal > 0) problems.push(`jetpull logged ${logCounts.error} errors, ${logCounts.fatal} fatal (${dep.logFile})`);
+    const table = unicastRows('unicast', r, coalesceWindowMs(ctx));
+    const windows = [{ label: 'unicast', window: r.window }];
+    const peer = await measureNchanUnicast(ctx);
+    let nchan: Record<string, unknown> | undefined;
+    if (peer !== undefined && 'skipped' in peer) {
+      nchan = { skipped: peer.skipped };
+    } else if (peer !== undefined) {
+      const p99Ratio = peer.r.latencyMs.p99 > 0 ? round(r.latencyMs.p99 / peer.r.latencyMs.p99, 3) : undefined;
+      const p50Ratio = peer.r.latencyMs.p50 > 0 ? round(r.latencyMs.p50 / peer.r.latencyMs.p50, 3) : undefined;
+      nchan = { ...unicastJson(peer.r), p99RatioJetpullToNchan: p99Ratio, p50RatioJetpullToNchan: p50Ratio };
+      table.push(...unicastRows('nchan unicast', peer.r, 0), ['jetpull/nchan latency', `p50 × ${p50Ratio}, p99 × ${p99Ratio}`]);
+      problems.push(...unicastProblems('nchan unicast', peer.r));
+      windows.push({ label: 'nchan unicast', window: peer.r.window });
+    }
+    return {
+      params: { ...ctx.opts.all(), serverCoalesceWindowMs: coalesceWindowMs(ctx) },
+      results: { ...unicastJson(r), serverLogLines: logCounts, ...(nchan === undefined ? {} : { nchan }) },
+      window: r.window,
+      windows,
+      table,
+      problems,
+      serverLog: dep.logFile,
+    };
   },
 };

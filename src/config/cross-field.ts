@@ -43,6 +43,13 @@ export function crossFieldIssues(config: z.infer<typeof ConfigSchema>): ConfigIs
       fix: `raise it to ${2 * config.limits.maxPayloadBytes} or more, or lower limits.maxPayloadBytes`,
     });
   }
+  if (config.gateway.coalesceMaxBytes > config.gateway.maxOutboxBytes) {
+    issues.push({
+      path: ['gateway', 'coalesceMaxBytes'],
+      message: 'must not exceed gateway.maxOutboxBytes, or a full frame closes its connection as too slow',
+      fix: `lower it to ${config.gateway.maxOutboxBytes} or less, or raise gateway.maxOutboxBytes`,
+    });
+  }
   if (config.gateway.coalesceWindowMs >= config.gateway.longPollTimeoutMs) {
     issues.push({
       path: ['gateway', 'coalesceWindowMs'],

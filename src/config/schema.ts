@@ -126,7 +126,9 @@ const Limits = z.strictObject({
 
 const Gateway = z.strictObject({
   longPollTimeoutMs: positiveInt.default(40_000).describe('How long a long poll is held before 304.'),
-  coalesceWindowMs: numeric(int().min(0)).default(400).describe('After a WebSocket frame, further messages within this window are sent together as one frame. 0: every message at once.'),
+  coalesceWindowMs: numeric(int().min(0)).default(0).describe('0: a WebSocket message to a connection with nothing queued is written at once; messages that arrive while its previous write has not drained, or later in the same event-loop turn, go out together as one frame. Above 0: Push server 2.0\'s fixed window (400 there): after a frame, further messages within this window wait and go together when it ends, so a message that follows another waits up to the window.'),
+  coalesceMaxBytes: positiveInt.default(65_536).describe('Largest frame coalescing builds; once a frame is this full it is written at once (a single larger message goes alone). More: fewer frames for a connection that falls behind, and longer for a browser to handle one.'),
+  coalesceMaxMessages: positiveInt.default(256).describe('Most messages coalescing puts into one frame; 1 writes every message as its own frame (each costs the server and the client a frame, a few microseconds of CPU each). More: fewer frames when a connection falls behind; a browser handles a frame\'s messages in one task.'),
   pingIntervalMs: positiveInt.default(120_000).describe('WebSocket ping interval; a connection that has not answered the previous ping is terminated.'),
   maxOutboxBytes: positiveInt.default(4 * 1_048_576).describe('Bytes queued for one connection (unsent plus socket buffer); beyond it the connection is closed (4008) so a reader that stalls cannot hold memory.'),
   maxClientRequestsInFlight: positiveInt.default(8).describe('Binary requests of one WebSocket (client publishing, channel stats) handled at once; while that many are in hand the server stops reading that socket, so one client cannot fill the publisher for everyone.'),

@@ -14,6 +14,9 @@ export class Delivery {
   readonly mid: string;
   private textChunk: Buffer | undefined;
   private binaryChunk: Buffer | undefined;
+  /** The first run of deliveries starting here that was joined into one frame, per format (see joinedFrame). */
+  private joinedText: JoinedRun | undefined;
+  private joinedBinary: JoinedRun | undefined;
 
   constructor(
     readonly msg: StoredMessage,
@@ -35,6 +38,46 @@ export class Delivery {
     }
     return (this.binaryChunk ??= encodeResponseEntry([this]));
   }
+
+  /** @internal joinedFrame's memo, kept on the run's first delivery. */
+  joined(format: FrameFormat): JoinedRun | undefined {
+    return format === 'text' ? this.joinedText : this.joinedBinary;
+  }
+
+  /** @internal */
+  setJoined(format: FrameFormat, run: JoinedRun): void {
+    if (format === 'text') this.joinedText = run;
+    else this.joinedBinary = run;
+  }
+}
+
+interface JoinedRun {
+  readonly list: readonly Delivery[];
+  readonly frame: Buffer;
+}
+
+/**
+ * Live deliveries gathered for one connection, as one frame (text: the blocks
+ * concatenated; binary: one ResponseBatch with a Response per message). Connections
+ * of a channel that gathered the same run of messages (a burst in one event-loop
+ * turn, typically) share one buffer: the first run joined from a delivery is kept
+ * on it and handed to every later caller with exactly the same list.
+ */
+export function joinedFrame(list: readonly Delivery[], format: FrameFormat): Buffer {
+  const first = list[0]!;
+  if (list.length === 1) return first.chunk(format);
+  const memo = first.joined(format);
+  if (memo !== undefined && sameRun(memo.list, list)) return memo.frame;
+  const frame = Buffer.concat(list.map((d) => d.chunk(format)));
+  // The first run stays: connections whose runs differ (other channels mixed in) build their own.
+  if (memo === undefined) first.setJoined(format, { list: list.slice(), frame });
+  return frame;
+}
+
+function sameRun(a: readonly Delivery[], b: readonly Delivery[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**

@@ -18,6 +18,7 @@ import type { FrameFormat } from './delivery.ts';
 import { closeInBatches } from './drain.ts';
 import { Hub } from './hub.ts';
 import { LongPollSession } from './long-poll-session.ts';
+import type { FrameBounds } from './outbox.ts';
 import { ReplayReader } from './replay-reader.ts';
 import { RepollCredits } from './repoll-credits.ts';
 import { ReplayScheduler } from './replay-scheduler.ts';
@@ -70,6 +71,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private readonly replays: ReplayScheduler;
   private readonly admission: Admission;
   private readonly repollCredits: RepollCredits;
+  /** One object for every WebSocket session. */
+  private readonly coalesceBounds: FrameBounds;
   private readonly sessions = new Set<Session>();
   private readonly wsSessions = new Set<WsSession>();
   private timers: NodeJS.Timeout[] = [];
@@ -107,6 +110,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
     );
     this.admission = new Admission(cfg, () => this.replays.waiting);
     this.repollCredits = new RepollCredits(cfg.repollGraceMs);
+    this.coalesceBounds = { maxBytes: cfg.coalesceMaxBytes, maxMessages: cfg.coalesceMaxMessages };
   }
 
   // Handlers every session shares (one function, not a closure per connection).
@@ -133,6 +137,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       limitedKey: limitedKeyOf(req.tokens),
       resumeFrom: this.resumePoint(req.mid)?.seq,
       coalesceWindowMs: this.cfg.coalesceWindowMs,
+      coalesceBounds: this.coalesceBounds,
       maxRequestsInFlight: this.cfg.maxClientRequestsInFlight,
       maxOutboxBytes: this.cfg.maxOutboxBytes,
       log,

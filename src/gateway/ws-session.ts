@@ -1,10 +1,15 @@
 import { WebSocket } from 'ws';
 import { CloseCode, closeText } from '../errors/close-codes.ts';
+import { AdaptiveOutbox } from './adaptive-outbox.ts';
 import { batchFrame, type Delivery } from './delivery.ts';
+import { WindowOutbox, type FrameBounds, type FrameWriter, type Outbox } from './outbox.ts';
 import { Session, type SessionOptions } from './session.ts';
 
 export interface WsSessionOptions extends SessionOptions {
+  /** 0: adaptive coalescing (AdaptiveOutbox); above 0: Push server 2.0's fixed window (WindowOutbox). */
   coalesceWindowMs: number;
+  /** Largest coalesced frame (bytes) and most messages in one. */
+  coalesceBounds: FrameBounds;
   /** Client frames handled at once; while that many are in hand the socket is not read. */
   maxRequestsInFlight: number;
 }
@@ -20,25 +25,19 @@ interface ClientFrame {
  * server's to close) or memory.
  */
 const CLOSE_GRACE_MS = 1_000;
-/** The coalescing window batches small messages; once this much waits, it is sent at once. */
-const COALESCE_FLUSH_BYTES = 64 * 1024;
 
 /**
- * A WebSocket connection. Coalescing as the reference does it: the first message
- * after a quiet period is written at once, later ones within `coalesceWindowMs` are
- * sent together as one frame when the window ends. Unsent chunks plus the socket's
- * own buffer are bounded by `maxOutboxBytes`; a client that stops reading is closed
- * (4008) instead of holding memory. Nothing is dropped while a ping is unanswered.
+ * A WebSocket connection. Its outbox decides how messages become frames: at once
+ * and gathered while the socket is busy (the default), or Push server 2.0's fixed
+ * window. Unsent messages plus the socket's own buffer are bounded by
+ * `maxOutboxBytes`; a client that stops reading is closed (4008) instead of holding
+ * memory. Nothing is dropped while a ping is unanswered.
  */
-export class WsSession extends Session {
+export class WsSession extends Session implements FrameWriter {
   private ws: WebSocket | undefined;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private pendingMessages = 0;
-  private windowTimer: NodeJS.Timeout | undefined;
+  private readonly outbox: Outbox;
   /** False after a ping is sent, true again when the pong comes back. */
   alive = true;
-  private readonly coalesceWindowMs: number;
   private readonly isBinary: boolean;
   framesSent = 0;
   /** Handler for frames the client sends (binary mode requests); set by the gateway. */
@@ -52,9 +51,10 @@ export class WsSession extends Session {
 
   constructor(opts: WsSessionOptions) {
     super('ws', opts);
-    this.coalesceWindowMs = opts.coalesceWindowMs;
     this.isBinary = opts.format === 'binary';
     this.maxRequestsInFlight = opts.maxRequestsInFlight;
+    this.outbox =
+      opts.coalesceWindowMs > 0 ? new WindowOutbox(this, opts.coalesceWindowMs, opts.coalesceBounds) : new AdaptiveOutbox(this, opts.format, opts.coalesceBounds);
   }
 
   /** A close asked for before the socket was bound: the socket gets it as soon as it arrives. */
@@ -76,7 +76,7 @@ export class WsSession extends Session {
     ws.on('message', onMessage);
     ws.on('close', onClose);
     ws.on('error', onError);
-    if (this.pending.length > 0 && this.windowTimer === undefined) this.flush();
+    this.outbox.ready();
   }
 
   /** @internal socket events, routed by the shared listeners below */
@@ -120,7 +120,7 @@ export class WsSession extends Session {
 
   /** @internal */
   socketClosed(code: number): void {
-    this.clearWindow();
+    this.outbox.clear();
     if (this.markClosed()) this.log.debug({ closeCode: code, durationMs: Date.now() - this.openedAt }, 'connection closed');
   }
 
@@ -130,10 +130,31 @@ export class WsSession extends Session {
   }
 
   get bufferedBytes(): number {
-    return this.pendingBytes + (this.ws?.bufferedAmount ?? 0);
+    return this.outbox.queuedBytes + (this.ws?.bufferedAmount ?? 0);
   }
 
-  /** A reply to a client request, as its own frame, ahead of anything waiting in the window. */
+  /** @internal FrameWriter, for the outbox */
+  get canWrite(): boolean {
+    const ws = this.ws;
+    return ws !== undefined && ws.readyState === ws.OPEN;
+  }
+
+  /** @internal */
+  get socketBufferedBytes(): number {
+    return this.ws?.bufferedAmount ?? 0;
+  }
+
+  /** @internal */
+  writeFrame(frame: Buffer, messages: number, written?: () => void): boolean {
+    const ws = this.ws;
+    if (ws === undefined || ws.readyState !== ws.OPEN) return false;
+    this.telemetry.delivered(messages, frame.length);
+    ws.send(frame, { binary: this.isBinary }, written);
+    this.framesSent++;
+    return true;
+  }
+
+  /** A reply to a client request, as its own frame, ahead of anything the outbox holds. */
   sendNow(frame: Buffer): void {
     const ws = this.ws;
     if (ws === undefined || this.isClosed || ws.readyState !== ws.OPEN) return;
@@ -155,7 +176,9 @@ export class WsSession extends Session {
 
   close(code: CloseCode, reason = closeText(code)): void {
     const ws = this.ws;
-    this.clearWindow();
+    // What was delivered goes out ahead of the close frame (a drain must not drop live-only messages).
+    if (code !== CloseCode.AbnormalClosure) this.outbox.flushNow();
+    this.outbox.clear();
     if (ws === undefined) {
       this.closedBeforeBind ??= { code, reason };
       this.markClosed();
@@ -172,27 +195,14 @@ export class WsSession extends Session {
       this.closeSlow(this.bufferedBytes + frame.length);
       return;
     }
-    this.pendingMessages += list.length;
-    if (grouping === 'replay' || this.coalesceWindowMs === 0) {
-      // A replay is one frame of its own; what waits in the window follows it.
-      this.pending.unshift(frame);
-      this.pendingBytes += frame.length;
-      this.flush();
-      return;
-    }
-    this.pending.push(frame);
-    this.pendingBytes += frame.length;
-    if (this.windowTimer === undefined || this.pendingBytes >= COALESCE_FLUSH_BYTES) this.flush();
+    this.outbox.add(frame, list, grouping);
   }
 
   protected closeSlow(queuedBytes: number): void {
     const ws = this.ws;
     this.log.info({ closeCode: CloseCode.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
     this.telemetry.slowClientClosed();
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.pendingMessages = 0;
-    this.clearWindow();
+    this.outbox.clear();
     if (ws === undefined) {
       this.closedBeforeBind ??= { code: CloseCode.SlowClient, reason: closeText(CloseCode.SlowClient) };
       this.markClosed();
@@ -200,35 +210,6 @@ export class WsSession extends Session {
     }
     closeWithin(ws, CloseCode.SlowClient, closeText(CloseCode.SlowClient));
     this.markClosed();
-  }
-
-  /** Writes everything pending as one frame and opens the coalescing window. */
-  private flush(): void {
-    const ws = this.ws;
-    if (ws === undefined || this.pending.length === 0 || ws.readyState !== ws.OPEN) return;
-    const frame = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.telemetry.delivered(this.pendingMessages, frame.length);
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.pendingMessages = 0;
-    ws.send(frame, { binary: this.isBinary });
-    this.framesSent++;
-    this.clearWindow();
-    if (this.coalesceWindowMs > 0) {
-      this.windowTimer = setTimeout(() => this.onWindowEnd(), this.coalesceWindowMs);
-    }
-  }
-
-  private onWindowEnd(): void {
-    this.windowTimer = undefined;
-    if (this.pending.length > 0) this.flush();
-  }
-
-  private clearWindow(): void {
-    if (this.windowTimer !== undefined) {
-      clearTimeout(this.windowTimer);
-      this.windowTimer = undefined;
-    }
   }
 }
 

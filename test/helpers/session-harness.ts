@@ -50,9 +50,20 @@ export interface ClientView {
   readonly ended: Promise<ClientEnd>;
 }
 
-export interface SessionPair<S extends Session> {
+/** A WebSocket client's view, frame by frame. */
+export interface WsClientView extends ClientView {
+  /** Every frame received so far, as it came. */
+  frames(): Array<{ data: Buffer; binary: boolean }>;
+  /** Resolves once at least `count` frames arrived. */
+  waitFrames(count: number, timeoutMs?: number): Promise<Array<{ data: Buffer; binary: boolean }>>;
+  /** Stops reading the socket (the server's writes back up in the kernel), and starts again. */
+  pause(): void;
+  resume(): void;
+}
+
+export interface SessionPair<S extends Session, C extends ClientView = ClientView> {
   readonly session: S;
-  readonly client: ClientView;
+  readonly client: C;
 }
 
 type Common = Partial<Omit<WsSessionOptions & LongPollSessionOptions, 'log' | 'telemetry'>> & {
@@ -104,6 +115,7 @@ export class SessionHarness {
       limitedKey: undefined,
       maxOutboxBytes: 1 << 20,
       coalesceWindowMs: 0,
+      coalesceBounds: { maxBytes: 65_536, maxMessages: 256 },
       maxRequestsInFlight: 8,
       holdMs: 5_000,
       requestMid: undefined,
@@ -115,18 +127,18 @@ export class SessionHarness {
   }
 
   /** A WebSocket session, bound once the client's handshake is done. */
-  async ws(opts: Common = {}): Promise<SessionPair<WsSession>> {
+  async ws(opts: Common = {}): Promise<SessionPair<WsSession, WsClientView>> {
     const id = String(this.nextId++);
     const session = new WsSession(this.options(opts));
     if (opts.closeBeforeBind !== undefined) session.close(opts.closeBeforeBind);
     this.pendingWs.set(id, session);
-    const ws = new WebSocket(`ws://127.0.0.1:${this.port}/?id=${id}`);
+    const ws = new WebSocket(`ws://127.0.0.1:${this.port}/?id=${id}`, { maxPayload: 256 * 1024 * 1024 });
     this.clients.add(ws);
     ws.on('error', () => undefined);
-    const frames: string[] = [];
+    const frames: Array<{ data: Buffer; binary: boolean }> = [];
     const waiters = new Set<() => void>();
-    ws.on('message', (data: Buffer) => {
-      frames.push(data.toString('utf8'));
+    ws.on('message', (data: Buffer, binary: boolean) => {
+      frames.push({ data, binary });
       for (const w of waiters) w();
     });
     const ended = new Promise<ClientEnd>((resolve) => ws.once('close', (code, reason) => resolve({ kind: 'closed', code, reason: reason.toString() })));
@@ -134,8 +146,23 @@ export class SessionHarness {
     // The handshake is done for the client before the server's upgrade callback has run.
     await new Promise((resolve) => setImmediate(resolve));
     this.pendingWs.delete(id);
-    const seqs = (): number[] => parseTextFrames(frames.join('')).map((m) => m.id);
-    return { session, client: { seqs, ended, waitSeqs: (count, timeoutMs) => waitFor(seqs, count, waiters, timeoutMs) } };
+    const seqs = (): number[] => parseTextFrames(frames.map((f) => f.data.toString('utf8')).join('')).map((m) => m.id);
+    const frameCount = (): number[] => frames.map((_, i) => i);
+    return {
+      session,
+      client: {
+        seqs,
+        ended,
+        waitSeqs: (count, timeoutMs) => waitFor(seqs, count, waiters, timeoutMs),
+        frames: () => frames.slice(),
+        waitFrames: async (count, timeoutMs) => {
+          await waitFor(frameCount, count, waiters, timeoutMs);
+          return frames.slice();
+        },
+        pause: () => ws.pause(),
+        resume: () => ws.resume(),
+      },
+    };
   }
 
   /** A held long poll: the session answers the client's request. */
@@ -178,7 +205,7 @@ async function waitFor(seqs: () => number[], count: number, waiters: Set<() => v
   const deadline = Date.now() + timeoutMs;
   while (seqs().length < count) {
     const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`timed out waiting for ${count} messages, got [${seqs().join(', ')}]`);
+    if (left <= 0) throw new Error(`timed out waiting for ${count} messages or frames, got [${seqs().join(', ')}]`);
     await new Promise<void>((resolve) => {
       const wake = (): void => {
         waiters.delete(wake);

@@ -3,6 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { resolveNatsBinary } from '../../src/nats/local-server.ts';
+import { nchanUnavailable } from '../../bench/lib/nchan.ts';
 
 /**
  * The benchmark suite (bench/run.ts) with tiny numbers: every scenario starts its own
@@ -63,6 +64,19 @@ function assertClean(part: Record<string, any>, what: string): void {
   assert.equal(part.duplicated, 0, `${what}: duplicated`);
 }
 
+/** The nginx + nchan part: measured when installed, otherwise skipped with the reason. */
+function assertPeer(results: Record<string, any>, deliveries: number, ratioKey: string): void {
+  const unavailable = nchanUnavailable();
+  if (unavailable !== undefined) {
+    assert.equal(results.nchan.skipped, unavailable);
+    return;
+  }
+  assertClean(results.nchan, 'nchan');
+  assert.equal(results.nchan.deliveries, deliveries);
+  assert.equal(typeof results.nchan[ratioKey], 'number');
+  assert.equal(typeof results.nchan.cpu.nchanPct, 'number');
+}
+
 describe('bench smoke (tiny numbers, same code paths)', () => {
   it('fanout, with the ceiling in the same run', async () => {
     const r = await bench(['fanout', '--clients', '20', '--messages', '20']);
@@ -71,6 +85,7 @@ describe('bench smoke (tiny numbers, same code paths)', () => {
     assert.equal(r.results.ceiling.deliveries, 400);
     assertClean(r.results.ceiling, 'ceiling');
     assert.equal(typeof r.results.ratioToCeiling, 'number');
+    assertPeer(r.results, 400, 'deliveriesRatioJetpullToNchan');
     assert.equal(typeof r.cpu.jetpullPct, 'number');
     assert.equal(typeof r.rss.natsMiB, 'number');
   });
@@ -80,6 +95,7 @@ describe('bench smoke (tiny numbers, same code paths)', () => {
     assertClean(r.results, 'unicast');
     assert.equal(r.results.misrouted, 0);
     assert.equal(r.results.deliveries, 50);
+    assertPeer(r.results, 50, 'p99RatioJetpullToNchan');
   });
 
   it('binary (fanout and unicast in binaryMode)', async () => {

@@ -19,6 +19,8 @@ import { eventually, within } from '../helpers/wait.ts';
 
 let nats: TestNats;
 let t: TestApp;
+/** The same server with Push server 2.0's fixed 400 ms coalescing window. */
+let t400: TestApp;
 let nc: NatsConnection;
 const HELLO = '{"module_id":"test","command":"hello","params":{"a":1}}';
 
@@ -35,11 +37,13 @@ function postBinary(path: string, body: Buffer): Promise<Response> {
 before(async () => {
   nats = await startTestNats();
   t = await startTestApp(nats.url, { gateway: { longPollTimeoutMs: 1_500 }, limits: { maxConnPerChannel: 2 } });
+  t400 = await startTestApp(nats.url, { processUniqueId: 'window-400', gateway: { longPollTimeoutMs: 1_500, coalesceWindowMs: 400 } });
   nc = await connect({ servers: nats.url });
 });
 after(async () => {
   await nc?.close();
   await t?.stop();
+  await t400?.stop();
   await nats?.stop();
 });
 
@@ -78,11 +82,35 @@ describe('spec §8 binary mode and version 4', () => {
     assert.equal(r!.outgoingMessages![0]!.sender.type, 2);
   });
 
-  it('16: binary WebSocket: three publishes arrive as two binary frames, the second a ResponseBatch of two Responses', async () => {
+  it('16, default coalescing: three publishes arrive in order in binary frames, each a ResponseBatch of one Response per message, the first alone', async () => {
     const user = newUser();
     const text = await openWs(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}`);
     const ws = await openWs(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}&binaryMode=true`);
     for (let i = 1; i <= 3; i++) assert.equal((await publishText(t.base, user.priv, `{"n":${i}}`, 60)).status, 200);
+    const responses = await eventually('three messages', () => {
+      const all = ws.frames.flatMap((f) => decodeResponseBatch(f.data));
+      return all.length >= 3 && all;
+    });
+    assert.ok(ws.frames.every((f) => f.binary));
+    assert.equal(decodeResponseBatch(ws.frames[0]!.data).length, 1);
+    assert.ok(responses.every((r) => r.outgoingMessages!.length === 1));
+    const all = responses.map((r) => r.outgoingMessages![0]!);
+    assert.deepEqual(all.map((m) => m.body), ['{"n":1}', '{"n":2}', '{"n":3}']);
+    for (const m of all) {
+      assert.equal(m.sender.type, 2);
+      assert.equal(m.expiry, 60);
+      assert.ok(Math.abs(m.created - Date.now() / 1000) < 60, `created ${m.created}`);
+    }
+    await eventually('the text connection too', () => parseTextFrames(text.text()).length >= 3);
+    text.close();
+    ws.close();
+  });
+
+  it('16: with coalesceWindowMs 400 (Push server 2.0): three publishes arrive as two binary frames, the second a ResponseBatch of two Responses', async () => {
+    const user = newUser();
+    const text = await openWs(`${t400.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}`);
+    const ws = await openWs(`${t400.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}&binaryMode=true`);
+    for (let i = 1; i <= 3; i++) assert.equal((await publishText(t400.base, user.priv, `{"n":${i}}`, 60)).status, 200);
     const frames = await ws.waitFrames(2);
     assert.ok(frames.every((f) => f.binary));
     const first = decodeResponseBatch(frames[0]!.data);

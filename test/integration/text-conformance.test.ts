@@ -19,9 +19,13 @@ import { eventually } from '../helpers/wait.ts';
 const HOLD_MS = 1_500;
 const FRAME = /^#!NGINXNMS!#\{"id":(\d+),"mid":"(\d{26})","channel":"-","tag":"(\d{3})","time":"([A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT)","text":(.*)\}#!NGINXNME!#$/s;
 const HELLO = '{"module_id":"test","command":"hello","params":{"a":1}}';
+/** A WebSocket text frame: one or more whole `#!NGINXNMS!#…#!NGINXNME!#` blocks, nothing else. */
+const FRAMES = /^(?:#!NGINXNMS!#\{[^\n]*?\}#!NGINXNME!#)+$/;
 
 let nats: TestNats;
 let t: TestApp;
+/** The same server with Push server 2.0's fixed 400 ms coalescing window. */
+let t400: TestApp;
 let nc: NatsConnection;
 const sub = (q: string): string => `${t.base}/bitrix/subws/?${q}`;
 
@@ -36,12 +40,14 @@ async function publishNats(channels: string[], body: string, expiry: number): Pr
 before(async () => {
   nats = await startTestNats();
   t = await startTestApp(nats.url, { gateway: { longPollTimeoutMs: HOLD_MS } });
+  t400 = await startTestApp(nats.url, { processUniqueId: 'window-400', gateway: { longPollTimeoutMs: HOLD_MS, coalesceWindowMs: 400 } });
   nc = await connect({ servers: nats.url });
 });
 
 after(async () => {
   await nc?.close();
   await t?.stop();
+  await t400?.stop();
   await nats?.stop();
 });
 
@@ -169,11 +175,25 @@ describe('spec §8 text mode', () => {
     assert.ok(res.tookMs >= HOLD_MS - 100);
   });
 
-  it('15: WebSocket text: three publishes within 50 ms arrive as the first alone, then the other two in one frame ~400 ms later', async () => {
+  it('15, default coalescing: three publishes in a row arrive in order, the first in a frame of its own, each frame whole blocks', async () => {
     const user = newUser();
     const ws = await openWs(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}`);
     const bodies = [1, 2, 3].map((i) => `{"module_id":"t","command":"c${i}","params":{}}`);
     for (const b of bodies) assert.equal((await publishText(t.base, user.priv, b, 60)).status, 200);
+    await eventually('three messages', () => parseTextFrames(ws.text()).length >= 3);
+    const frames = ws.frames;
+    assert.ok(frames.every((f) => !f.binary));
+    assert.deepEqual(parseTextFrames(frames[0]!.data.toString()).map((f) => f.text), [JSON.parse(bodies[0]!)]);
+    for (const f of frames) assert.match(f.data.toString(), FRAMES);
+    assert.deepEqual(parseTextFrames(ws.text()).map((f) => f.text), bodies.map((b) => JSON.parse(b)));
+    ws.close();
+  });
+
+  it('15: with coalesceWindowMs 400 (Push server 2.0): three publishes within 50 ms arrive as the first alone, then the other two in one frame ~400 ms later', async () => {
+    const user = newUser();
+    const ws = await openWs(`${t400.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}`);
+    const bodies = [1, 2, 3].map((i) => `{"module_id":"t","command":"c${i}","params":{}}`);
+    for (const b of bodies) assert.equal((await publishText(t400.base, user.priv, b, 60)).status, 200);
     const frames = await ws.waitFrames(2);
     assert.equal(frames[0]!.binary, false);
     assert.deepEqual(parseTextFrames(frames[0]!.data.toString()).map((f) => f.text), [JSON.parse(bodies[0]!)]);

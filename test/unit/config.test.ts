@@ -33,7 +33,9 @@ describe('config', () => {
     assert.equal(config.limits.maxPayloadBytes, 1_048_576);
     assert.equal(config.limits.maxConnPerChannel, 100);
     assert.equal(config.gateway.longPollTimeoutMs, 40_000);
-    assert.equal(config.gateway.coalesceWindowMs, 400);
+    assert.equal(config.gateway.coalesceWindowMs, 0);
+    assert.equal(config.gateway.coalesceMaxBytes, 65_536);
+    assert.equal(config.gateway.coalesceMaxMessages, 256);
     assert.equal(config.gateway.pingIntervalMs, 120_000);
     assert.equal(config.security.algo, 'sha1');
     assert.ok(Object.isFrozen(config.gateway));
@@ -151,6 +153,13 @@ describe('config', () => {
     assert.match(
       problemsOf(() => loadConfig({ argv: [], env: { PUSH_GATEWAY__MAX_OUTBOX_BYTES: '1048576' } })).join('\n'),
       /gateway\.maxOutboxBytes: must be at least twice limits\.maxPayloadBytes/,
+    );
+  });
+
+  it('refuses a coalesced frame larger than the outbox', () => {
+    assert.match(
+      problemsOf(() => loadConfig({ argv: [], env: { PUSH_GATEWAY__COALESCE_MAX_BYTES: String(8 * 1_048_576) } })).join('\n'),
+      /gateway\.coalesceMaxBytes: must not exceed gateway\.maxOutboxBytes/,
     );
   });
 
