@@ -3,12 +3,13 @@ import { MESSAGE_STREAM, PRESENCE_BUCKET, STATS_BUCKET, STATS_REPORT_INTERVAL_MS
 import { natsPublishHandler } from './api/nats-publish-api.ts';
 import { ClientRate } from './api/client-rate.ts';
 import { ProtobufRequests } from './api/protobuf-requests.ts';
-import { effectiveLimits, streamDeclarations, ttlPolicy } from './config/derived.ts';
+import { effectiveLimits, memoryWatermarkBytes, streamDeclarations, ttlPolicy } from './config/derived.ts';
 import type { Config } from './config/schema.ts';
 import { DemoAssets } from './demo/assets.ts';
 import { DemoRoutes } from './demo/demo-routes.ts';
 import { GatewayActor } from './gateway/gateway-actor.ts';
 import { AdminListener } from './http/admin.ts';
+import { ClientAddress } from './http/client-address.ts';
 import { readinessRule } from './http/readiness.ts';
 import { OriginPolicy } from './http/origin-policy.ts';
 import { PublishSignature } from './http/publish-signature.ts';
@@ -97,6 +98,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
               stopping: () => shuttingDown || stopping !== undefined,
               natsConnected: () => nats?.link.connected ?? false,
               gatewayAccepting: () => gateway?.accepting,
+              memoryHigh: () => gateway?.memory.isHigh,
             }),
           },
           rootLog.child({ actor: 'admin' }),
@@ -208,6 +210,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
           waitTurn: (publicId, gone) => clientRate.waitTurn(publicId, gone),
         },
         telemetry: metrics,
+        memoryWatermarkBytes: memoryWatermarkBytes(config),
       });
       await gateway.start();
       undo.push(() => gateway!.stop());
@@ -294,6 +297,7 @@ function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHan
         gateway,
         parser,
         maxChannelsPerConnection: config.gateway.maxChannelsPerConnection,
+        clientAddress: new ClientAddress(config.security.trustedProxies),
         log: rootLog.child({ actor: 'gateway', component: 'http' }),
       },
     }),

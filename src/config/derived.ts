@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { declarations } from '../../streams/index.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Config } from './schema.ts';
@@ -54,4 +55,19 @@ export function effectiveLimits(config: Config, serverMax: number | undefined, l
     'nats max_payload is smaller than limits.maxPayloadBytes; the limit is lowered to fit',
   );
   return { ...config.limits, maxPayloadBytes: effective };
+}
+
+/** Share of the memory available to one process that gateway.memoryWatermarkBytes defaults to. */
+const MEMORY_WATERMARK_SHARE = 0.85;
+
+/**
+ * gateway.memoryWatermarkBytes, or when 0: 85 % of what the process may use, the
+ * container's limit (cgroup) when it has one, else the machine's RAM, shared by the
+ * workers. Unconstrained, `constrainedMemory` answers 0 or 2^64 depending on the
+ * Node.js version; either way the RAM is the bound.
+ */
+export function memoryWatermarkBytes(config: Config, totalMem = totalmem(), constrained = process.constrainedMemory?.() ?? 0): number {
+  if (config.gateway.memoryWatermarkBytes > 0) return config.gateway.memoryWatermarkBytes;
+  const available = constrained > 0 ? Math.min(constrained, totalMem) : totalMem;
+  return Math.floor((available * MEMORY_WATERMARK_SHARE) / config.workers);
 }

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
 
 /**
@@ -85,6 +86,18 @@ const origin = z
   .string()
   .regex(/^https?:\/\/(\*\.)?[a-z0-9.-]+(:[0-9]{1,5})?$/i, 'an origin is scheme://host[:port], such as https://portal.example.com or https://*.example.com');
 
+const proxyAddress = z.string().refine(
+  (v) => {
+    try {
+      proxyaddr.compile(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  'a proxy is an address (10.1.2.3, ::1), a CIDR range (172.16.0.0/12) or one of loopback, linklocal, uniquelocal',
+);
+
 const Security = z.strictObject({
   key: z.string().min(1).optional().describe('HMAC key shared with the portal (pull module "signature_key"); it signs and verifies. Unset: unsigned private ids are accepted, so anyone who knows a channel id can subscribe to it, and public ids are unusable; a warning is logged at start and shown in /server-stat/.'),
   previousKeys: commaList(z.string().min(1)).optional().describe('Keys the portal used before (comma separated here, a JSON array in a config file): signatures made with them are still accepted, so changing "signature_key" does not disconnect every client. Drop a key once the channels it signed have expired (12 h after the change). Needs key.'),
@@ -96,6 +109,9 @@ const Security = z.strictObject({
   allowedOrigins: commaList(origin)
     .default([])
     .describe('Browser origins (https://portal.example.com, https://*.example.com) whose pages may subscribe and send client requests; another Origin gets 403 (the official client backs off 15 s and more). Requests without an Origin (same-origin pages, desktop and mobile apps) are allowed. Empty: every origin.'),
+  trustedProxies: commaList(proxyAddress)
+    .default([])
+    .describe('Reverse proxies whose X-Forwarded-For (read from the right, past every trusted proxy) or, without it, X-Real-IP names the client: addresses, CIDR ranges, or loopback, linklocal, uniquelocal (the private ranges). Limits per address count that client instead of the proxy. Empty: the TCP peer is the client, so behind a proxy every client shares its address. List only proxies every request passes through: a client that can reach jetpull from a trusted address can claim any address.'),
 });
 
 const Storage = z.strictObject({
@@ -149,6 +165,12 @@ const Gateway = z.strictObject({
   maxQueuedReplays: positiveInt.default(20_000).describe('Replays waiting for a slot; beyond it new connections with a mid are refused with 503 so a reconnect storm cannot starve live delivery.'),
   maxNewConnectionsPerSec: positiveInt.default(5_000).describe('New connections (WebSocket upgrades and long polls) a gateway accepts per second, with a burst of the same size; beyond it 503.'),
   repollGraceMs: numeric(int().min(0)).default(10_000).describe('A long poll that comes back to the same gateway within this time after its answer, for the same channels and with the mid that answer gave it, is not counted against maxNewConnectionsPerSec (one such poll per answer; the replay-queue bound still applies). So one broadcast answering many held polls does not get their next polls refused. 0: every poll is counted.'),
+  maxConnections: positiveInt.default(100_000).describe('Open connections (WebSockets and held long polls) one process holds; beyond it new ones get 503 (behind nginx: tried on another gateway). About 10 KiB each when idle; keep it below the open-file limit (ulimit -n), which every connection also counts against.'),
+  maxConnectionsPerIp: positiveInt.default(1_000).describe('Open connections (WebSockets and held long polls) from one client address (IPv6: one /64) on one process; beyond it new ones from that address get 429, those it holds stay. 1,000 because an office or a mobile carrier puts many users behind one NAT address; it stops one host from taking every connection, not a busy office. Behind a proxy it needs security.trustedProxies.'),
+  maxNewConnectionsPerIpPerSec: positiveInt.default(200).describe('New connections (WebSocket upgrades and long polls; a long poll coming back after its answer is not counted) one client address may open per second on one process once newConnectionsPerIpBurst is spent; beyond it 429. Checked before maxNewConnectionsPerSec, so one address cannot spend everybody\'s rate.'),
+  newConnectionsPerIpBurst: positiveInt.default(1_000).describe('New connections one client address may open at once before maxNewConnectionsPerIpPerSec applies: a whole office behind one NAT reconnecting after a restart (official clients come back within a second).'),
+  maxOutboundBytes: positiveInt.default(1_073_741_824).describe('Bytes queued for all WebSockets of one process together (unsent plus socket buffers; a frame shared by many connections counts for each, so the real memory is at most this). Beyond it the connections with the largest queues are closed as slow (4008) until the rest fit; they reconnect with their mid and lose nothing. Guards the process against many slow readers at once, each under maxOutboxBytes.'),
+  memoryWatermarkBytes: numeric(int().min(0)).default(0).describe('Resident memory (RSS) of the process above which /readyz fails and new connections get 503, until it is back below 90 % of it; the connections held keep working. Each crossing is logged once. 0: 85 % of the memory the process may use (the container\'s memory limit, else the machine\'s RAM), divided among the workers.'),
   maxCatchUpHeldMessages: positiveInt.default(100_000).describe('Live messages held while a catch-up reads the stream after a NATS reconnect or a stream leader change; past it the held ones are dropped and read from the stream instead (a slower catch-up, nothing lost).'),
   drainWindowMs: positiveInt.default(10_000).describe('On SIGTERM, connections are closed (1012) in batches spread over this window, so clients reconnect elsewhere without a herd.'),
 });

@@ -10,6 +10,7 @@ import type { StreamWatch } from '../nats/stream-watch.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { GatewayStats, Refusal, Telemetry } from '../telemetry/telemetry.ts';
 import { channelKey, firstPublicId, receiversOf, type ChannelToken } from '../wire/channel-id.ts';
+import { addressKey } from '../http/client-address.ts';
 import { formatMid, parseMid } from '../wire/mid.ts';
 import { Admission, type AdmissionTicket } from './admission.ts';
 import { answerClientFrame, type ClientRequests } from './client-requests.ts';
@@ -18,6 +19,8 @@ import type { FrameFormat } from './delivery.ts';
 import { closeInBatches } from './drain.ts';
 import { Hub } from './hub.ts';
 import { LongPollSession } from './long-poll-session.ts';
+import { MemoryWatermark } from './memory-watermark.ts';
+import { OutboundBudget } from './outbound-budget.ts';
 import type { FrameBounds } from './outbox.ts';
 import { ReplayReader } from './replay-reader.ts';
 import { RepollCredits } from './repoll-credits.ts';
@@ -35,6 +38,8 @@ export interface SubscribeRequest {
   format: FrameFormat;
   /** The raw `mid` query value; anything but 26 digits is ignored. */
   mid: string | undefined;
+  /** The client's address (http/client-address.ts): what the limits per address count. */
+  address: string;
 }
 
 export interface GatewayDeps {
@@ -47,6 +52,8 @@ export interface GatewayDeps {
   /** Answers protobuf requests clients send on binary WebSockets. */
   clientRequests: ClientRequests;
   telemetry: Telemetry;
+  /** gateway.memoryWatermarkBytes with its default worked out (config/derived.ts). */
+  memoryWatermarkBytes: number;
 }
 
 const SWEEP_INTERVAL_MS = 5_000;
@@ -73,6 +80,9 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private readonly repollCredits: RepollCredits;
   /** One object for every WebSocket session. */
   private readonly coalesceBounds: FrameBounds;
+  /** gateway.memoryWatermarkBytes: readiness and admission follow it. */
+  readonly memory: MemoryWatermark;
+  private readonly outbound: OutboundBudget;
   private readonly sessions = new Set<Session>();
   private readonly wsSessions = new Set<WsSession>();
   private timers: NodeJS.Timeout[] = [];
@@ -108,7 +118,9 @@ export class GatewayActor extends Actor<GatewayMsg> {
       deps.telemetry,
       log.child({ component: 'replay' }),
     );
-    this.admission = new Admission(cfg, () => this.replays.waiting);
+    this.memory = new MemoryWatermark(deps.memoryWatermarkBytes, log.child({ component: 'memory' }));
+    this.outbound = new OutboundBudget(cfg.maxOutboundBytes, () => this.wsSessions, log.child({ component: 'outbound' }));
+    this.admission = new Admission(cfg, () => this.replays.waiting, () => this.memory.isHigh);
     this.repollCredits = new RepollCredits(cfg.repollGraceMs);
     this.coalesceBounds = { maxBytes: cfg.coalesceMaxBytes, maxMessages: cfg.coalesceMaxMessages };
   }
@@ -140,6 +152,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
       coalesceBounds: this.coalesceBounds,
       maxRequestsInFlight: this.cfg.maxClientRequestsInFlight,
       maxOutboxBytes: this.cfg.maxOutboxBytes,
+      outbound: this.outbound,
+      address: req.address,
       log,
       telemetry: this.deps.telemetry,
     });
@@ -166,6 +180,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
         return seq === 0 ? '' : formatMid(this.epochSec(), seq);
       },
       onAnswered: (mid) => this.repollCredits.grant(keys, mid),
+      address: req.address,
       log,
       telemetry: this.deps.telemetry,
     });
@@ -174,19 +189,20 @@ export class GatewayActor extends Actor<GatewayMsg> {
   /**
    * Registers the session and subscribes its channels. Resolves undefined once the
    * subscriptions are active on the server (the replay, if any, goes on after), or
-   * the reason the gateway cannot take it now (answered 503).
+   * the reason the gateway cannot take it now (answered 503 or 429, errors/refusals.ts).
    */
   open(session: Session, mid: string | undefined): Promise<Refusal | undefined> {
     const fromSeq = this.replayStart(mid);
     const repoll = session.transport === 'longpoll' ? () => this.repollCredits.take(session.keys, parseMid(mid) === undefined ? '' : mid!) : undefined;
-    const admitted = this.state === 'running' ? this.admission.admit(fromSeq !== undefined, repoll) : 'draining';
+    const admitted = this.state === 'running' ? this.admission.admit(fromSeq !== undefined, addressKey(session.address), repoll) : 'draining';
     if (typeof admitted === 'string') {
       this.refuse(session, admitted);
       return Promise.resolve(admitted);
     }
+    session.ticket = admitted;
     return new Promise((ready) => {
       if (!this.tell({ type: 'open', session, fromSeq, ticket: admitted, ready })) {
-        admitted.release();
+        admitted.leave();
         const refusal = this.state === 'running' ? 'mailbox' : 'draining';
         this.refuse(session, refusal);
         ready(refusal);
@@ -224,6 +240,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
       deliveries: hub.deliveries,
       gapsFilled: hub.gapsFilled,
       catchUps: hub.catchUps,
+      outboundBytes: this.outbound.queuedBytes,
+      memoryHigh: this.memory.isHigh,
     };
   }
 
@@ -235,6 +253,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
     const ping = setInterval(() => this.tell({ type: 'ping-tick' }), Math.max(1, Math.floor(this.cfg.pingIntervalMs / PING_SLICES)));
     const sweep = setInterval(() => this.tell({ type: 'sweep-tick' }), SWEEP_INTERVAL_MS);
     this.timers = [ping, sweep];
+    this.memory.start();
     // Republished messages that arrive while disconnected, or that a failing stream
     // leader never sent, are lost to live delivery: hold it from the moment of the event
     // (so newer messages cannot overtake the lost ones) and read them from the stream.
@@ -254,6 +273,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
   protected override async onStop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     for (const u of this.unlisten) u();
+    this.memory.stop();
     for (const s of [...this.sessions]) s.close(CloseCode.ServiceRestart);
     this.hub.close();
   }
@@ -294,7 +314,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
 
   private refuse(session: Session, reason: Refusal): void {
     this.deps.telemetry.admissionRefused(reason);
-    this.log.info({ reason, transport: session.transport }, 'connection refused');
+    this.log.info({ reason, transport: session.transport, address: session.address }, 'connection refused');
     this.forget(session);
   }
 
@@ -338,6 +358,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
   }
 
   private forget(session: Session): void {
+    session.ticket?.leave();
     this.sessions.delete(session);
     if (session instanceof WsSession) this.wsSessions.delete(session);
   }

@@ -66,7 +66,7 @@ export class LongPollSession extends Session {
     // Only a replay that outgrew the outbox gets here: answer with the resume point
     // unchanged, and the next poll continues the replay.
     this.log.info({ closeCode: CloseCode.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
-    this.telemetry.slowClientClosed();
+    this.telemetry.slowClientClosed('connection');
     clearTimeout(this.holdTimer);
     if (!this.res.headersSent) sendNotModified(this.res, this.opts.requestMid ?? '');
     this.markClosed();

@@ -1,6 +1,7 @@
 import type { CloseCode } from '../errors/close-codes.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Telemetry } from '../telemetry/telemetry.ts';
+import type { AdmissionTicket } from './admission.ts';
 import type { Delivery, FrameFormat } from './delivery.ts';
 
 export type Transport = 'ws' | 'longpoll';
@@ -18,6 +19,8 @@ export interface SessionOptions {
   maxOutboxBytes: number;
   /** Stream sequence of the mid the client resumes from, when it brought one of this epoch. */
   resumeFrom?: number | undefined;
+  /** The client's address, as the limits per address see it. */
+  address?: string;
   log: Logger;
   telemetry: Telemetry;
 }
@@ -58,6 +61,9 @@ export abstract class Session {
   readonly limitedKey: string | undefined;
   /** Sequence of the client's mid when it resumes in this epoch: its replay starts after it. */
   readonly resumeFrom: number | undefined;
+  readonly address: string;
+  /** Its place in admission's counts, from admission until the gateway forgets it. */
+  ticket: AdmissionTicket | undefined;
   protected readonly maxOutboxBytes: number;
   /** Called once when the session ends, whoever ends it. */
   onClosed: ((session: Session) => void) | undefined;
@@ -72,6 +78,7 @@ export abstract class Session {
     this.limitedKey = opts.limitedKey;
     this.maxOutboxBytes = opts.maxOutboxBytes;
     this.resumeFrom = opts.resumeFrom;
+    this.address = opts.address ?? '';
     this.floorSeq = opts.resumeFrom ?? 0;
     this.telemetry = opts.telemetry;
     this.parentLog = opts.log;

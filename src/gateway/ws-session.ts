@@ -1,7 +1,9 @@
 import { WebSocket } from 'ws';
 import { CloseCode, closeText } from '../errors/close-codes.ts';
+import type { SlowLimit } from '../telemetry/telemetry.ts';
 import { AdaptiveOutbox } from './adaptive-outbox.ts';
 import { batchFrame, type Delivery } from './delivery.ts';
+import type { OutboundBudget, OutboundQueue } from './outbound-budget.ts';
 import { WindowOutbox, type FrameBounds, type FrameWriter, type Outbox } from './outbox.ts';
 import { Session, type SessionOptions } from './session.ts';
 
@@ -12,6 +14,8 @@ export interface WsSessionOptions extends SessionOptions {
   coalesceBounds: FrameBounds;
   /** Client frames handled at once; while that many are in hand the socket is not read. */
   maxRequestsInFlight: number;
+  /** The process's budget of queued bytes (gateway.maxOutboundBytes), told what this connection queues. */
+  outbound?: OutboundBudget | undefined;
 }
 
 interface ClientFrame {
@@ -31,9 +35,10 @@ const CLOSE_GRACE_MS = 1_000;
  * and gathered while the socket is busy (the default), or Push server 2.0's fixed
  * window. Unsent messages plus the socket's own buffer are bounded by
  * `maxOutboxBytes`; a client that stops reading is closed (4008) instead of holding
- * memory. Nothing is dropped while a ping is unanswered.
+ * memory. Nothing is dropped while a ping is unanswered. What it queues also counts
+ * against the process's budget (OutboundBudget).
  */
-export class WsSession extends Session implements FrameWriter {
+export class WsSession extends Session implements FrameWriter, OutboundQueue {
   private ws: WebSocket | undefined;
   private readonly outbox: Outbox;
   /** False after a ping is sent, true again when the pong comes back. */
@@ -48,11 +53,15 @@ export class WsSession extends Session implements FrameWriter {
   private requestsRunning = 0;
   /** Called on every pong: the connection is alive (presence refresh). */
   onPong: ((session: WsSession) => void) | undefined;
+  private readonly outbound: OutboundBudget | undefined;
+  /** Bytes of this connection the budget counts. */
+  private counted = 0;
 
   constructor(opts: WsSessionOptions) {
     super('ws', opts);
     this.isBinary = opts.format === 'binary';
     this.maxRequestsInFlight = opts.maxRequestsInFlight;
+    this.outbound = opts.outbound;
     this.outbox =
       opts.coalesceWindowMs > 0 ? new WindowOutbox(this, opts.coalesceWindowMs, opts.coalesceBounds) : new AdaptiveOutbox(this, opts.format, opts.coalesceBounds);
   }
@@ -160,6 +169,18 @@ export class WsSession extends Session implements FrameWriter {
     if (ws === undefined || this.isClosed || ws.readyState !== ws.OPEN) return;
     ws.send(frame, { binary: true });
     this.framesSent++;
+    this.account();
+  }
+
+  /** @internal OutboundQueue */
+  recount(): number {
+    this.counted = this.bufferedBytes;
+    return this.counted;
+  }
+
+  /** @internal OutboundQueue */
+  closeOverBudget(): void {
+    if (!this.isClosed) this.closeSlow(this.bufferedBytes, 'process');
   }
 
   ping(): void {
@@ -196,12 +217,13 @@ export class WsSession extends Session implements FrameWriter {
       return;
     }
     this.outbox.add(frame, list, grouping);
+    this.account();
   }
 
-  protected closeSlow(queuedBytes: number): void {
+  protected closeSlow(queuedBytes: number, limit: SlowLimit = 'connection'): void {
     const ws = this.ws;
-    this.log.info({ closeCode: CloseCode.SlowClient, queueBytes: queuedBytes }, 'slow client disconnected');
-    this.telemetry.slowClientClosed();
+    this.log.info({ closeCode: CloseCode.SlowClient, queueBytes: queuedBytes, limit }, 'slow client disconnected');
+    this.telemetry.slowClientClosed(limit);
     this.outbox.clear();
     if (ws === undefined) {
       this.closedBeforeBind ??= { code: CloseCode.SlowClient, reason: closeText(CloseCode.SlowClient) };
@@ -210,6 +232,23 @@ export class WsSession extends Session implements FrameWriter {
     }
     closeWithin(ws, CloseCode.SlowClient, closeText(CloseCode.SlowClient));
     this.markClosed();
+  }
+
+  protected override markClosed(): boolean {
+    if (!super.markClosed()) return false;
+    this.outbound?.note(-this.counted);
+    this.counted = 0;
+    return true;
+  }
+
+  /** Tells the budget how much this connection's queue changed since it last did. */
+  private account(): void {
+    if (this.outbound === undefined || this.isClosed) return;
+    const bytes = this.bufferedBytes;
+    const delta = bytes - this.counted;
+    if (delta === 0) return;
+    this.counted = bytes;
+    this.outbound.note(delta);
   }
 }
 

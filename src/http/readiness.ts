@@ -7,6 +7,8 @@ export interface ReadinessState {
   natsConnected(): boolean;
   /** False while the gateway drains; undefined without a gateway. */
   gatewayAccepting(): boolean | undefined;
+  /** True while memory is above gateway.memoryWatermarkBytes; undefined without a gateway. */
+  memoryHigh(): boolean | undefined;
 }
 
 /** Why the process should not get traffic now (`/readyz` answers 503 with it), or undefined when ready. */
@@ -17,6 +19,7 @@ export function readinessRule(state: ReadinessState): () => string | undefined {
     if (state.stopping()) return 'shutting down';
     if (!state.natsConnected()) return 'nats disconnected';
     if (state.gatewayAccepting() === false) return 'gateway draining';
+    if (state.memoryHigh() === true) return 'memory above the watermark';
     return undefined;
   };
 }

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { GatewayStats, NatsStats, PublisherStats, Refusal, StreamStats, Telemetry } from '../telemetry/telemetry.ts';
+import type { GatewayStats, NatsStats, PublisherStats, Refusal, SlowLimit, StreamStats, Telemetry } from '../telemetry/telemetry.ts';
 
 /** Where the exporter reads state when scraped; an absent role answers undefined. */
 export interface MetricsSources {
@@ -23,7 +23,7 @@ export class Metrics implements Telemetry {
   private readonly replayMessages: Counter;
   private readonly messagesDelivered: Counter;
   private readonly bytesDelivered: Counter;
-  private readonly slowClients: Counter;
+  private readonly slowClients: Counter<'limit'>;
   private readonly admission: Counter<'reason'>;
   private readonly clientLimited: Counter<'action' | 'by'>;
 
@@ -47,10 +47,15 @@ export class Metrics implements Telemetry {
     this.replayMessages = new Counter({ name: 'jetpull_replay_messages_total', help: 'Messages sent by replays.', registers: [r] });
     this.messagesDelivered = new Counter({ name: 'jetpull_messages_delivered_total', help: 'Messages written to client connections.', registers: [r] });
     this.bytesDelivered = new Counter({ name: 'jetpull_bytes_delivered_total', help: 'Bytes written to client connections.', registers: [r] });
-    this.slowClients = new Counter({ name: 'jetpull_slow_client_disconnects_total', help: 'Connections closed because their outbox exceeded gateway.maxOutboxBytes.', registers: [r] });
+    this.slowClients = new Counter({
+      name: 'jetpull_slow_client_disconnects_total',
+      help: 'Connections closed (4008) as too slow: limit="connection" when their own outbox exceeded gateway.maxOutboxBytes, "process" when they had the largest queues while all together exceeded gateway.maxOutboundBytes.',
+      labelNames: ['limit'],
+      registers: [r],
+    });
     this.admission = new Counter({
       name: 'jetpull_admission_rejections_total',
-      help: 'Connections or publishes refused with 503 by admission control.',
+      help: 'Connections or publishes refused by admission control, by reason: 503 for draining, connection-rate, replay-queue, mailbox, connections (gateway.maxConnections), memory (gateway.memoryWatermarkBytes); 429 for connections-per-ip and connection-rate-per-ip.',
       labelNames: ['reason'],
       registers: [r],
     });
@@ -88,6 +93,8 @@ export class Metrics implements Telemetry {
     };
     gatewayGauge('jetpull_long_polls_held', 'Long-poll requests currently held.', (g) => g.pollings);
     gatewayGauge('jetpull_channels_subscribed', 'Channels this gateway holds a live subscription for.', (g) => g.channelsSubscribed);
+    gatewayGauge('jetpull_outbound_queued_bytes', 'Bytes queued for all WebSockets (unsent plus socket buffers) as last counted; compare with gateway.maxOutboundBytes.', (g) => g.outboundBytes);
+    gatewayGauge('jetpull_memory_above_watermark', '1 while resident memory is above gateway.memoryWatermarkBytes: not ready, new connections refused.', (g) => (g.memoryHigh ? 1 : 0));
     new Gauge({
       name: 'jetpull_replays_running',
       help: 'Replays reading from JetStream now, and waiting for a slot.',
@@ -168,8 +175,8 @@ export class Metrics implements Telemetry {
     this.bytesDelivered.inc(bytes);
   }
 
-  slowClientClosed(): void {
-    this.slowClients.inc();
+  slowClientClosed(limit: SlowLimit): void {
+    this.slowClients.inc({ limit });
   }
 
   admissionRefused(reason: Refusal): void {
@@ -194,4 +201,6 @@ const EMPTY_GATEWAY: GatewayStats = {
   deliveries: 0,
   gapsFilled: 0,
   catchUps: 0,
+  outboundBytes: 0,
+  memoryHigh: false,
 };

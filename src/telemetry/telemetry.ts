@@ -10,7 +10,8 @@ export interface Telemetry {
   replayDone(durationMs: number, messages: number): void;
   /** Bytes written to client sockets (frames or long-poll bodies) and the messages in them. */
   delivered(messages: number, bytes: number): void;
-  slowClientClosed(): void;
+  /** A connection closed as too slow: its own queue over gateway.maxOutboxBytes, or among the largest when the process's queues passed gateway.maxOutboundBytes. */
+  slowClientClosed(limit: SlowLimit): void;
   admissionRefused(reason: Refusal): void;
   /** A client request over its rate (ClientRate): made to wait (WebSocket) or refused with 429 (POST). */
   clientRequestLimited(action: 'delayed' | 'refused', by: 'public-id' | 'ip'): void;
@@ -19,8 +20,23 @@ export interface Telemetry {
 /** Which entry point a publish came through. */
 export type PublishPath = 'http_text' | 'http_protobuf' | 'nats' | 'client';
 
-/** Why a connection or a publish was not taken (answered 503). */
-export type Refusal = 'draining' | 'connection-rate' | 'replay-queue' | 'mailbox';
+/**
+ * Why a connection or a publish was not taken: 503 for what is the process's state
+ * (another process may take it), 429 for what is the client address's own doing
+ * (`-per-ip`). See errors/refusals.ts.
+ */
+export type Refusal =
+  | 'draining'
+  | 'connection-rate'
+  | 'replay-queue'
+  | 'mailbox'
+  | 'connections'
+  | 'memory'
+  | 'connections-per-ip'
+  | 'connection-rate-per-ip';
+
+/** Which outbox limit closed a slow connection. */
+export type SlowLimit = 'connection' | 'process';
 
 export interface PublisherStats {
   readonly published: number;
@@ -50,6 +66,10 @@ export interface GatewayStats {
   readonly deliveries: number;
   readonly gapsFilled: number;
   readonly catchUps: number;
+  /** Bytes queued for WebSockets (unsent plus socket buffers), as last counted. */
+  readonly outboundBytes: number;
+  /** True while memory is above gateway.memoryWatermarkBytes. */
+  readonly memoryHigh: boolean;
 }
 
 export interface NatsStats {

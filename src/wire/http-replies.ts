@@ -86,11 +86,14 @@ export function sendTooManyRequests(res: ServerResponse, waitMs: number, extra: 
  * A refused WebSocket handshake, byte for byte what Push server 2.0 (ws 4) wrote:
  * `400 Bad Request`, `Content-type: text/html`, body `Wrong Channel Id.`.
  */
-export function rawHandshakeRefusal(status: number, statusText: string, message: string): string {
+export function rawHandshakeRefusal(status: number, statusText: string, message: string, headers: Record<string, string> = {}): string {
   return (
     `HTTP/1.1 ${status} ${statusText}\r\n` +
     'Connection: close\r\n' +
     'Content-type: text/html\r\n' +
+    Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('') +
     `Content-Length: ${Buffer.byteLength(message)}\r\n` +
     '\r\n' +
     message

@@ -1,9 +1,9 @@
 import { connect as netConnect } from 'node:net';
 
 /** Sends raw bytes and returns everything the server wrote until it closed (or the timeout). */
-export function rawRequest(port: number, request: string, timeoutMs = 3_000): Promise<string> {
+export function rawRequest(port: number, request: string, timeoutMs = 3_000, opts: { localAddress?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect(port, '127.0.0.1');
+    const socket = netConnect({ port, host: '127.0.0.1', localAddress: opts.localAddress });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();

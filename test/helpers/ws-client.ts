@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { WebSocket } from 'ws';
 import { within } from './wait.ts';
 
@@ -7,14 +8,21 @@ export class TestWs {
   readonly frames: Array<{ data: Buffer; binary: boolean; at: number }> = [];
   readonly opened: Promise<void>;
   readonly closed: Promise<{ code: number; reason: string }>;
+  /** The status and headers of a refused handshake. */
+  refusal: { status: number; headers: IncomingHttpHeaders } | undefined;
   private waiters: Array<() => void> = [];
 
-  constructor(url: string, opts: { autoPong?: boolean } = {}) {
-    this.ws = new WebSocket(url, { autoPong: opts.autoPong ?? true });
+  constructor(url: string, opts: TestWsOptions = {}) {
+    this.ws = new WebSocket(url, { autoPong: opts.autoPong ?? true, localAddress: opts.localAddress, headers: opts.headers });
     this.ws.on('error', () => undefined);
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
-      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake refused: ${res.statusCode}`)));
+      this.ws.once('unexpected-response', (req, res) => {
+        this.refusal = { status: res.statusCode ?? 0, headers: res.headers };
+        res.resume();
+        req.destroy();
+        reject(new Error(`handshake refused: ${res.statusCode}`));
+      });
       this.ws.once('error', reject);
     });
     this.opened.catch(() => undefined);
@@ -52,7 +60,14 @@ export class TestWs {
   }
 }
 
-export async function openWs(url: string, opts?: { autoPong?: boolean }): Promise<TestWs> {
+export interface TestWsOptions {
+  autoPong?: boolean;
+  /** Local address of the client socket (127.0.0.2 …: another client address on loopback). */
+  localAddress?: string;
+  headers?: Record<string, string>;
+}
+
+export async function openWs(url: string, opts?: TestWsOptions): Promise<TestWs> {
   const c = new TestWs(url, opts);
   await within(`open ${url}`, c.opened, 5_000);
   return c;

@@ -6,7 +6,9 @@ import type { SessionSocket } from '../../gateway/ws-session.ts';
 import type { Logger } from '../../log/logger.ts';
 import type { ChannelIdParser } from '../../wire/channel-id.ts';
 import { bareReason, CloseCode } from '../../errors/close-codes.ts';
+import { REFUSAL_REPLIES } from '../../errors/refusals.ts';
 import { rawHandshakeRefusal, sendPlain, sendPushError } from '../../wire/http-replies.ts';
+import type { ClientAddress } from '../client-address.ts';
 import { single, type ParsedUrl } from '../request.ts';
 
 export interface SubscribeDeps {
@@ -14,6 +16,8 @@ export interface SubscribeDeps {
   parser: ChannelIdParser;
   wss: WebSocketServer;
   maxChannelsPerConnection: number;
+  /** Who the client is behind trusted proxies (security.trustedProxies). */
+  clientAddress: ClientAddress;
   log: Logger;
 }
 
@@ -22,7 +26,7 @@ export interface SubscribeDeps {
  * selects protobuf, `mid` asks for a replay; every other parameter (tag, time,
  * revision, rnd, clientId, …) is ignored.
  */
-function subscribeRequest(url: ParsedUrl, deps: SubscribeDeps): SubscribeRequest | null {
+function subscribeRequest(req: IncomingMessage, url: ParsedUrl, deps: SubscribeDeps): SubscribeRequest | null {
   const raw = single(url.query, 'CHANNEL_ID');
   const tokens = deps.parser.parse(typeof raw === 'string' ? raw : null, 'subscribe');
   if (tokens === null || tokens.length > deps.maxChannelsPerConnection) return null;
@@ -31,6 +35,7 @@ function subscribeRequest(url: ParsedUrl, deps: SubscribeDeps): SubscribeRequest
     tokens,
     format: single(url.query, 'binaryMode') === 'true' ? 'binary' : 'text',
     mid: typeof mid === 'string' ? mid : undefined,
+    address: deps.clientAddress.of(req),
   };
 }
 
@@ -41,7 +46,7 @@ export async function handleLongPoll(
   url: ParsedUrl,
   deps: SubscribeDeps,
 ): Promise<void> {
-  const sub = subscribeRequest(url, deps);
+  const sub = subscribeRequest(req, url, deps);
   if (sub === null) {
     deps.log.info({ transport: 'longpoll', closeCode: CloseCode.WrongChannelId }, 'subscription refused');
     sendPushError(res, CloseCode.WrongChannelId);
@@ -49,7 +54,9 @@ export async function handleLongPoll(
   }
   const session = deps.gateway.createLongPollSession(sub, res, deps.log);
   const refusal = await deps.gateway.open(session, sub.mid);
-  if (refusal !== undefined && !res.headersSent) sendPlain(res, 503, 'server busy, retry later', { 'Retry-After': '1' });
+  if (refusal === undefined || res.headersSent) return;
+  const reply = REFUSAL_REPLIES[refusal];
+  sendPlain(res, reply.status, reply.pollText, { 'Retry-After': String(reply.retryAfterSec) });
 }
 
 /** WebSocket upgrade: refused exactly as Push server 2.0 did, or accepted once the channels are subscribed. */
@@ -60,7 +67,7 @@ export async function handleUpgrade(
   url: ParsedUrl,
   deps: SubscribeDeps,
 ): Promise<void> {
-  const sub = subscribeRequest(url, deps);
+  const sub = subscribeRequest(req, url, deps);
   if (sub === null) {
     deps.log.info({ transport: 'ws', closeCode: CloseCode.WrongChannelId }, 'subscription refused');
     refuse(socket, 400, 'Bad Request', bareReason(CloseCode.WrongChannelId));
@@ -69,9 +76,13 @@ export async function handleUpgrade(
   const session = deps.gateway.createWsSession(sub, deps.log);
   const aborted = (): void => session.close(CloseCode.AbnormalClosure, 'handshake aborted');
   socket.once('close', aborted);
-  if ((await deps.gateway.open(session, sub.mid)) !== undefined) {
+  const refusal = await deps.gateway.open(session, sub.mid);
+  if (refusal !== undefined) {
+    // A status instead of 101, never an accepted socket closed at once: the official
+    // client retries a refused handshake after 15 s and more, a closed socket in 0.5 s.
     socket.off('close', aborted);
-    refuse(socket, 503, 'Service Unavailable', 'Server busy, retry later.');
+    const reply = REFUSAL_REPLIES[refusal];
+    refuse(socket, reply.status, reply.statusText, reply.upgradeText, { 'Retry-After': String(reply.retryAfterSec) });
     return;
   }
   if (socket.destroyed) {
@@ -98,11 +109,11 @@ function dropHttpListenerWrappers(socket: Duplex): void {
   }
 }
 
-export function refuse(socket: Duplex, status: number, statusText: string, message: string): void {
+export function refuse(socket: Duplex, status: number, statusText: string, message: string, headers: Record<string, string> = {}): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   socket.once('finish', () => socket.destroy());
-  socket.end(rawHandshakeRefusal(status, statusText, message));
+  socket.end(rawHandshakeRefusal(status, statusText, message, headers));
 }
