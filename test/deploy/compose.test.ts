@@ -130,7 +130,8 @@ describe('deploy: docker-compose.yml', () => {
     for (const [name, cfg] of rest) {
       assert.deepEqual(cfg.storage, first![1].storage, `${name} and ${first![0]}: the same storage settings`);
       assert.deepEqual(cfg.limits, first![1].limits, `${name} and ${first![0]}: the same limits`);
-      assert.deepEqual(cfg.security, first![1].security, `${name} and ${first![0]}: the same key`);
+      const key = (c: Config): Pick<Config['security'], 'key' | 'algo'> => ({ key: c.security.key, algo: c.security.algo });
+      assert.deepEqual(key(cfg), key(first![1]), `${name} and ${first![0]}: the same key`);
     }
   });
 

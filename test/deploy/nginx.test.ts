@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { IncomingMessage } from 'node:http';
 import type { Config } from '../../src/config/schema.ts';
+import { ClientAddress } from '../../src/http/client-address.ts';
 import { healthcheckArgv, jetpullServices, loadCompose, mountedFile, portMappings, volumeMounts } from './lib/compose.ts';
 import { jetpullConfig, listenerPort } from './lib/jetpull-config.ts';
 import { directive, directives, nginxBytes, nginxSeconds, readNginxConf, type NginxDirective } from './lib/nginx-conf.ts';
@@ -127,6 +129,24 @@ describe('deploy: nginx', () => {
         assert.equal(directive(loc, 'proxy_http_version')?.args[0], '1.1', `${path}: keepalive to the upstream needs HTTP/1.1`);
         assert.ok(directives(loc, 'proxy_set_header').some((h) => h.args[0]!.toLowerCase() === 'connection'), `${path}: sets Connection (a plain request must not send "close")`);
       }
+    }
+  });
+
+  it("passes the client's address to the gateways, which believe it from nginx's network only", () => {
+    for (const [path, loc] of locations(publicServer)) {
+      if (!directive(loc, 'proxy_pass')) continue;
+      const headers = new Map(directives(loc, 'proxy_set_header').map((h) => [h.args[0]!.toLowerCase(), h.args[1]]));
+      assert.equal(headers.get('x-forwarded-for'), '$proxy_add_x_forwarded_for', `${path}: X-Forwarded-For with the client's address appended`);
+      assert.equal(headers.get('x-real-ip'), '$remote_addr', `${path}: X-Real-IP`);
+    }
+    const req = (peer: string, xff: string): IncomingMessage => ({ socket: { remoteAddress: peer }, headers: { 'x-forwarded-for': xff } }) as unknown as IncomingMessage;
+    for (const name of byRole('gateway')) {
+      const addresses = new ClientAddress(configs.get(name)!.security.trustedProxies);
+      // Addresses Docker gives compose networks by default (172.17-31.0.0/16, 192.168.0.0/16).
+      for (const nginxAddress of ['172.18.0.5', '172.30.1.9', '192.168.48.3']) {
+        assert.equal(addresses.of(req(nginxAddress, '203.0.113.5, 198.51.100.7')), '198.51.100.7', `${name}: the client nginx names, from nginx at ${nginxAddress}`);
+      }
+      assert.equal(addresses.of(req('198.51.100.9', '198.51.100.7')), '198.51.100.9', `${name}: a public peer's header is not believed`);
     }
   });
 
