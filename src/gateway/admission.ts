@@ -63,7 +63,7 @@ export class Admission {
   }
 
   /**
-   * A ticket for a connection from `addressKey` (see http/client-address.ts), or the
+   * A ticket for a connection from `addressKey` (http/client-address.ts), or the
    * reason it is refused. `uncharged` is asked only when the rates would be charged:
    * true lets the connection in without a token of its address or of the process (a
    * long poll's next poll, see RepollCredits).

@@ -10,7 +10,6 @@ import type { StreamWatch } from '../nats/stream-watch.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { GatewayStats, Refusal, Telemetry } from '../telemetry/telemetry.ts';
 import { channelKey, firstPublicId, receiversOf, type ChannelToken } from '../wire/channel-id.ts';
-import { addressKey } from '../http/client-address.ts';
 import { formatMid, parseMid } from '../wire/mid.ts';
 import { Admission, type AdmissionTicket } from './admission.ts';
 import { answerClientFrame, type ClientRequests } from './client-requests.ts';
@@ -38,7 +37,7 @@ export interface SubscribeRequest {
   format: FrameFormat;
   /** The raw `mid` query value; anything but 26 digits is ignored. */
   mid: string | undefined;
-  /** The client's address (http/client-address.ts): what the limits per address count. */
+  /** The client's address as the limits per address count it (http/client-address.ts: IPv6 by /64). */
   address: string;
 }
 
@@ -194,7 +193,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
   open(session: Session, mid: string | undefined): Promise<Refusal | undefined> {
     const fromSeq = this.replayStart(mid);
     const repoll = session.transport === 'longpoll' ? () => this.repollCredits.take(session.keys, parseMid(mid) === undefined ? '' : mid!) : undefined;
-    const admitted = this.state === 'running' ? this.admission.admit(fromSeq !== undefined, addressKey(session.address), repoll) : 'draining';
+    const admitted = this.state === 'running' ? this.admission.admit(fromSeq !== undefined, session.address, repoll) : 'draining';
     if (typeof admitted === 'string') {
       this.refuse(session, admitted);
       return Promise.resolve(admitted);

@@ -19,7 +19,7 @@ export interface SessionOptions {
   maxOutboxBytes: number;
   /** Stream sequence of the mid the client resumes from, when it brought one of this epoch. */
   resumeFrom?: number | undefined;
-  /** The client's address, as the limits per address see it. */
+  /** The client's address as the limits per address count it (IPv6 by /64). */
   address?: string;
   log: Logger;
   telemetry: Telemetry;

@@ -8,7 +8,7 @@ import type { ChannelIdParser } from '../../wire/channel-id.ts';
 import { bareReason, CloseCode } from '../../errors/close-codes.ts';
 import { REFUSAL_REPLIES } from '../../errors/refusals.ts';
 import { rawHandshakeRefusal, sendPlain, sendPushError } from '../../wire/http-replies.ts';
-import type { ClientAddress } from '../client-address.ts';
+import { addressKey, type ClientAddress } from '../client-address.ts';
 import { single, type ParsedUrl } from '../request.ts';
 
 export interface SubscribeDeps {
@@ -35,7 +35,7 @@ function subscribeRequest(req: IncomingMessage, url: ParsedUrl, deps: SubscribeD
     tokens,
     format: single(url.query, 'binaryMode') === 'true' ? 'binary' : 'text',
     mid: typeof mid === 'string' ? mid : undefined,
-    address: deps.clientAddress.of(req),
+    address: addressKey(deps.clientAddress.of(req)),
   };
 }
 
