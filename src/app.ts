@@ -287,17 +287,18 @@ interface RouteParts {
 /** Which routes this process serves, by role, and what each needs. */
 function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHandlers {
   const { limits, gateway, publisher, parser, signer, requests, clientRate, presence, counters, reporter } = p;
+  const addresses = new ClientAddress(config.security.trustedProxies);
   return {
     maxPayloadBytes: limits.maxPayloadBytes,
     origins: new OriginPolicy(config.security.allowedOrigins),
-    rest: { requests, parser, rate: clientRate, ipHeader: limits.clientIpHeader },
+    rest: { requests, parser, rate: clientRate, ipHeader: limits.clientIpHeader, addresses },
     stat: { reporter, counters },
     ...(gateway && {
       subscribe: {
         gateway,
         parser,
         maxChannelsPerConnection: config.gateway.maxChannelsPerConnection,
-        clientAddress: new ClientAddress(config.security.trustedProxies),
+        clientAddress: addresses,
         log: rootLog.child({ actor: 'gateway', component: 'http' }),
       },
     }),

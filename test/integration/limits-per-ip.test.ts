@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { publishText } from '../helpers/backend.ts';
@@ -167,7 +168,11 @@ describe('connections per process (gateway.maxConnections)', () => {
 describe('client addresses behind a trusted proxy (security.trustedProxies)', () => {
   let t: TestApp;
   before(async () => {
-    t = await startTestApp(nats.url, { security: { key: 'testkey', trustedProxies: ['127.0.0.1'] }, gateway: { maxConnectionsPerIp: 1 } });
+    t = await startTestApp(nats.url, {
+      security: { key: 'testkey', trustedProxies: ['127.0.0.1'] },
+      gateway: { maxConnectionsPerIp: 1 },
+      limits: { restRequestsPerIpPerSec: 1 },
+    });
   });
   after(() => t.stop());
 
@@ -197,6 +202,23 @@ describe('client addresses behind a trusted proxy (security.trustedProxies)', ()
     assert.match(await refusedVia('X-Forwarded-For: 198.51.100.11\r\n', '127.0.0.13'), /^HTTP\/1\.1 429 /);
     assert.match(await refusedVia('X-Real-IP: 198.51.100.12\r\n', '127.0.0.13'), /^HTTP\/1\.1 429 /);
     for (const c of open) c.close();
+  });
+
+  it('POST /bitrix/rest/ is counted per address the same way (limits.restRequestsPerIpPerSec)', async () => {
+    const post = (headers: Record<string, string>, localAddress = '127.0.0.1'): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = request(`${t.base}/bitrix/rest/?CHANNEL_ID=${newUser().token}`, { method: 'POST', headers, localAddress, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end('x');
+      });
+    assert.notEqual(await post({ 'X-Forwarded-For': '198.51.100.20' }), 429);
+    assert.equal(await post({ 'X-Forwarded-For': '198.51.100.20' }), 429);
+    assert.notEqual(await post({ 'X-Forwarded-For': '198.51.100.21' }), 429);
+    assert.notEqual(await post({ 'X-Forwarded-For': '198.51.100.20' }, '127.0.0.14'), 429);
+    assert.equal(await post({ 'X-Forwarded-For': '198.51.100.22' }, '127.0.0.14'), 429);
   });
 
   it('an entry that is not an address, a range or a named range stops start-up', async () => {
