@@ -111,12 +111,19 @@ function serialize(body: object): string {
   }
 }
 
+/** A bare private id: what the parser reads as one private receiver, in trusted mode, without its token machinery. */
+const PRIVATE_ID = /^[a-f0-9]{32}$/;
+
 function toReceivers(channels: ReadonlyArray<string | { id: string; isPrivate: boolean }>, parser: ChannelIdParser): Receiver[] {
+  const only = channels.length === 1 ? channels[0] : undefined;
+  if (typeof only === 'string' && PRIVATE_ID.test(only)) return [{ id: only, isPrivate: true }];
   const out: Receiver[] = [];
   const seen = new Set<string>();
   for (const ch of channels) {
     let list: Receiver[];
-    if (typeof ch === 'string') {
+    if (typeof ch === 'string' && PRIVATE_ID.test(ch)) {
+      list = [{ id: ch, isPrivate: true }];
+    } else if (typeof ch === 'string') {
       const tokens = parser.parse(ch, 'trusted');
       if (tokens === null) throw new BadRequestError(`invalid channel "${ch.slice(0, 80)}"`);
       list = receiversOf(tokens);
