@@ -192,6 +192,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         messageTtlSec: config.storage.messageTtlSec,
         maxChannelsPerRequest: limits.maxChannelsPerRequest,
         maxPayloadBytes: limits.maxPayloadBytes,
+        maxMessagesPerRequest: limits.maxMessagesPerRequest,
         log: apiLog,
       });
       natsApi = access.serve(config.publisher.natsSubject, PUBLISH_QUEUE_GROUP, handler, apiLog);

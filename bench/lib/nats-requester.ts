@@ -61,3 +61,14 @@ export function isMidsReply(reply: Uint8Array): boolean {
   for (let i = 0; i < MIDS_PREFIX.length; i++) if (reply[i] !== MIDS_PREFIX[i]) return false;
   return true;
 }
+
+/** True when a push.publish batch reply lists mids for every one of its `count` messages. */
+export function isBatchStored(reply: Uint8Array, count: number): boolean {
+  let parsed: { results?: Array<{ mids?: unknown }> };
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(reply)) as typeof parsed;
+  } catch {
+    return false;
+  }
+  return Array.isArray(parsed.results) && parsed.results.length === count && parsed.results.every((r) => Array.isArray(r.mids));
+}

@@ -3,7 +3,7 @@ import type { Deployment } from '../lib/deploy.ts';
 import { requireFds } from '../lib/env.ts';
 import { ResourceSampler, type WindowStats } from '../lib/proc.ts';
 import { binaryPublishHead, encodeIncomingBatch, expectAck, textPublishRequest } from '../lib/publish.ts';
-import { isMidsReply, NatsRequester } from '../lib/nats-requester.ts';
+import { isBatchStored, isMidsReply, NatsRequester } from '../lib/nats-requester.ts';
 import { HttpPool } from '../lib/raw-http.ts';
 import { cpuRow, windowJson, type ScenarioOutcome, type TableRow } from '../lib/report.ts';
 import { benchBody } from '../lib/scan.ts';
@@ -14,8 +14,9 @@ import { fmtInt, log, nowMs, randomHexId, round, sleep } from '../lib/util.ts';
 /**
  * Acknowledged publishes per second through the three entry points, each for T
  * seconds (or N messages): HTTP text (one message per request), HTTP protobuf
- * (RequestBatch of 100 incomingMessages, --receivers each, 1 by default) and native NATS
- * request/reply on push.publish. Requests are built before the timed window; each
+ * (RequestBatch of 100 incomingMessages, --receivers each, 1 by default), native NATS
+ * request/reply on push.publish (one message per request) and NATS batches (one
+ * request of --batch-size messages). Requests are built before the timed window; each
  * path runs closed-loop with its own concurrency.
  */
 
@@ -89,24 +90,26 @@ async function closedLoop(
 
 export const publishScenario: Scenario = {
   name: 'publish',
-  summary: 'acknowledged publishes/s via HTTP text, HTTP protobuf batches and NATS request/reply',
+  summary: 'acknowledged publishes/s via HTTP text, HTTP protobuf batches, NATS request/reply and NATS batches',
   options: {
-    path: { type: 'string', default: 'all', help: 'text | protobuf | nats | all' },
+    path: { type: 'string', default: 'all', help: 'text | protobuf | nats | nats-batch | all' },
     durationS: { type: 'number', default: 10, help: 'time per path (T)' },
     messages: { type: 'number', default: 0, help: 'stop a path after this many messages (0: only the time limit)' },
     textConcurrency: { type: 'number', default: 64, help: 'HTTP text publishes in flight' },
     protobufConcurrency: { type: 'number', default: 8, help: 'HTTP protobuf requests in flight' },
-    batchSize: { type: 'number', default: 100, help: 'incomingMessages per protobuf request' },
+    batchSize: { type: 'number', default: 100, help: 'messages per protobuf request and per NATS batch' },
     receivers: { type: 'number', default: 1, help: 'private receivers of each protobuf message (copies stored per message)' },
     natsConcurrency: { type: 'number', default: 256, help: 'NATS requests in flight' },
+    natsBatchConcurrency: { type: 'number', default: 8, help: 'NATS batch requests in flight' },
     channels: { type: 'number', default: 1000, help: 'private channels the messages are spread over (nobody subscribed)' },
     expiryS: { type: 'number', default: 60, help: 'Message-Expiry of every message' },
   },
   async run(ctx): Promise<ScenarioOutcome> {
     const o = ctx.opts;
     const which = o.str('path');
-    const paths = which === 'all' ? ['text', 'protobuf', 'nats'] : [which];
-    for (const p of paths) if (!['text', 'protobuf', 'nats'].includes(p)) throw new Error(`--path ${p}: one of text, protobuf, nats, all`);
+    const all = ['text', 'protobuf', 'nats', 'nats-batch'];
+    const paths = which === 'all' ? all : [which];
+    for (const p of paths) if (!all.includes(p)) throw new Error(`--path ${p}: one of ${all.join(', ')}, all`);
     requireFds(0, o.num('textConcurrency') + o.num('protobufConcurrency') + 16, 'publish');
     const dep = await deploymentFor(ctx);
     try {
@@ -174,19 +177,22 @@ export const publishScenario: Scenario = {
             problems.push('publish nats: skipped, no --nats URL for the external deployment');
             continue;
           }
-          const n = o.num('natsConcurrency');
+          const batched = path === 'nats-batch';
+          const n = o.num(batched ? 'natsBatchConcurrency' : 'natsConcurrency');
+          const size = batched ? o.num('batchSize') : 1;
           const enc = new TextEncoder();
-          const payloads = Array.from({ length: 1024 }, (_, i) =>
-            enc.encode(JSON.stringify({ channels: [pick(i)], body: benchBody(i, -1, nowMs(), bodyBytes), expiry })),
+          const envelope = (i: number): object => ({ channels: [pick(i)], body: benchBody(i, -1, nowMs(), bodyBytes), expiry });
+          const payloads = Array.from({ length: batched ? 64 : 1024 }, (_, i) =>
+            enc.encode(JSON.stringify(batched ? { messages: Array.from({ length: size }, (_, j) => envelope(i * size + j)) } : envelope(i))),
           );
           const nc = await connect({ servers: dep.natsUrl, name: 'jetpull-bench', noAsyncTraces: true });
           const requester = new NatsRequester(nc, 10_000);
-          log(`publish nats: ${n} requests in flight for ${durationMs / 1000} s`);
+          log(`publish ${path}: ${n} requests${batched ? ` of ${size} messages` : ''} in flight for ${durationMs / 1000} s`);
           try {
             record(
-              await closedLoop('nats', dep, n, 1, durationMs, maxMessages, ctx.deadline, async (i) => {
+              await closedLoop(path, dep, n, size, durationMs, maxMessages, ctx.deadline, async (i) => {
                 const reply = await requester.request('push.publish', payloads[i % payloads.length]!);
-                if (!isMidsReply(reply)) throw new Error(`push.publish answered ${new TextDecoder().decode(reply.subarray(0, 200))}`);
+                if (batched ? !isBatchStored(reply, size) : !isMidsReply(reply)) throw new Error(`push.publish answered ${new TextDecoder().decode(reply.subarray(0, 200))}`);
               }),
             );
           } finally {

@@ -129,7 +129,7 @@ const Storage = z.strictObject({
 const Limits = z.strictObject({
   maxPayloadBytes: positiveInt.default(1_048_576).describe('Largest HTTP body (413) or WebSocket frame (close 1009) accepted.'),
   maxConnPerChannel: positiveInt.default(100).describe('Connections per channel with a public id; the oldest is closed with 4029.'),
-  maxMessagesPerRequest: positiveInt.default(100).describe('Messages in one protobuf request (4016).'),
+  maxMessagesPerRequest: positiveInt.default(100).describe('Messages in one protobuf request (4016), or in one batch on the NATS publish subject (more: the batch is refused whole as a bad request, nothing of it stored).'),
   maxChannelsPerRequest: positiveInt.default(100).describe('Receivers of one message, or channels of one stats request (4018).'),
   maxClientMessageBytes: positiveInt.default(65_536).describe('Largest body of one message a client publishes (binary WebSocket, /bitrix/rest/); a larger one refuses the request with 4013. The backend\'s /bitrix/pub/ is bounded by maxPayloadBytes only.'),
   maxClientCopiesPerRequest: positiveInt.default(100).describe('Copies one client request may store: its messages\' receivers added up (each receiver is one stored copy); more refuses the request with 4018. Without it one frame could store maxMessagesPerRequest × maxChannelsPerRequest copies.'),

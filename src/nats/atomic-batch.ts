@@ -1,4 +1,3 @@
-import type { MsgHdrs } from '@nats-io/transport-node';
 import type { WriteMeta } from './stored-message.ts';
 
 /**
@@ -79,9 +78,9 @@ export function batchErrorKind(error: { code?: number; err_code?: number }): Bat
   return 'rejected';
 }
 
-/** Marks message `index` (0-based) of `count` as part of batch `batchId`. */
-export function setBatchHeaders(h: MsgHdrs, batchId: string, index: number, count: number): void {
-  h.set(H_BATCH_ID, batchId);
-  h.set(H_BATCH_SEQUENCE, String(index + 1));
-  if (index === count - 1) h.set(H_BATCH_COMMIT, '1');
+/** The headers that make message `index` (0-based) of `count` part of batch `batchId` (name, value, …). */
+export function batchHeaders(batchId: string, index: number, count: number): string[] {
+  const pairs = [H_BATCH_ID, batchId, H_BATCH_SEQUENCE, String(index + 1)];
+  if (index === count - 1) pairs.push(H_BATCH_COMMIT, '1');
+  return pairs;
 }

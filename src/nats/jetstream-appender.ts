@@ -1,7 +1,8 @@
-import { createInbox, headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { createInbox, nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { PayloadTooLargeError, PublishRejectedError, PublishUnavailableError } from '../errors/app-error.ts';
-import { batchErrorKind, DUPLICATE_IN_PROCESS, setBatchHeaders, type BatchAck, type BatchCopy } from './atomic-batch.ts';
-import { encodeHeaders, type WriteMeta } from './stored-message.ts';
+import { batchErrorKind, batchHeaders, DUPLICATE_IN_PROCESS, type BatchAck, type BatchCopy } from './atomic-batch.ts';
+import { parsePubAck, type PubAck } from './pub-ack.ts';
+import { writeHeaders, type WriteMeta } from './stored-message.ts';
 import { storedSubject } from './subjects.ts';
 
 /** What JetStream answered for one stored message. */
@@ -22,13 +23,6 @@ interface Queued {
   token: string;
   /** false on the messages of a batch before its commit: only the commit is answered. */
   reply: boolean;
-}
-
-interface PubAck {
-  seq?: number;
-  duplicate?: boolean;
-  count?: number;
-  error?: { code?: number; err_code?: number; description?: string };
 }
 
 const SWEEP_MS = 50;
@@ -69,8 +63,7 @@ export class JetStreamAppender {
 
   /** Stores one copy on a channel; `msgId` makes a retry of the same copy a duplicate the stream drops. */
   append(key: string, body: Uint8Array, msgId: string, meta: WriteMeta, timeoutMs: number): Promise<Ack> {
-    const h = encodeHeaders(meta) ?? natsHeaders();
-    h.set('Nats-Msg-Id', msgId);
+    const h = writeHeaders(meta, msgId);
     const subject = storedSubject(key);
     const data = body;
     const token = (this.next++).toString(36);
@@ -95,9 +88,7 @@ export class JetStreamAppender {
     return new Promise<BatchAck>((resolve, reject) => {
       this.pending.set(token, { batch: true, count, resolve, reject, deadline: Date.now() + timeoutMs });
       copies.forEach((c, i) => {
-        const h = encodeHeaders(c.meta) ?? natsHeaders();
-        h.set('Nats-Msg-Id', c.msgId);
-        setBatchHeaders(h, batchId, i, count);
+        const h = writeHeaders(c.meta, c.msgId, batchHeaders(batchId, i, count));
         this.queue.push({ subject: storedSubject(c.key), data: body, headers: h, token, reply: answerEach || i === count - 1 });
       });
       this.schedule();
@@ -151,7 +142,7 @@ export class JetStreamAppender {
     }
     let r: PubAck;
     try {
-      r = JSON.parse(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength).toString('utf8')) as PubAck;
+      r = parsePubAck(msg.data);
     } catch (err) {
       p.reject(new PublishRejectedError('unreadable acknowledgement', { cause: err }));
       return;

@@ -1,4 +1,5 @@
-import { headers as natsHeaders, nuid, type MsgHdrs } from '@nats-io/transport-node';
+import { nuid, type MsgHdrs } from '@nats-io/transport-node';
+import { PublishHeaders } from './publish-headers.ts';
 
 /**
  * How a message is laid out in the stream. The body is the published text, as is;
@@ -24,6 +25,8 @@ export const H_FIRST = 'Jp-First';
 export const H_FIRST_OFFSET = 'Jp-First-Offset';
 export const H_FIRST_KEY = 'Jp-First-Key';
 export const H_HASH = 'Jp-Hash';
+/** The server's duplicate detection id. */
+export const H_MSG_ID = 'Nats-Msg-Id';
 /** The server's per-message TTL header (nats-server 2.11+). */
 export const H_TTL = 'Nats-TTL';
 
@@ -62,20 +65,22 @@ export interface WriteMeta {
   ttlSec?: number | undefined;
 }
 
-export function encodeHeaders(meta: WriteMeta): MsgHdrs | undefined {
-  if (meta.expirySec === 0 && meta.senderId === undefined && meta.pubId === undefined && meta.hash === undefined && meta.ttlSec === undefined) {
-    return undefined;
-  }
-  const h = natsHeaders();
-  if (meta.expirySec > 0) h.set(H_EXPIRY, String(meta.expirySec));
-  if (meta.senderId !== undefined) h.set(H_SENDER, meta.senderId);
-  if (meta.pubId !== undefined) h.set(H_PUB, meta.pubId);
-  if (meta.firstSeq !== undefined) h.set(H_FIRST, String(meta.firstSeq));
-  if (meta.firstOffset !== undefined) h.set(H_FIRST_OFFSET, String(meta.firstOffset));
-  if (meta.firstKey !== undefined) h.set(H_FIRST_KEY, meta.firstKey);
-  if (meta.hash !== undefined) h.set(H_HASH, meta.hash);
-  if (meta.ttlSec !== undefined) h.set(H_TTL, `${meta.ttlSec}s`);
-  return h;
+/**
+ * The headers of one copy: its metadata, its message id (`Nats-Msg-Id`), then `extra`
+ * (name, value, …: the batch headers), in this order.
+ */
+export function writeHeaders(meta: WriteMeta, msgId: string, extra: readonly string[] = []): MsgHdrs {
+  const pairs: string[] = [];
+  if (meta.expirySec > 0) pairs.push(H_EXPIRY, String(meta.expirySec));
+  if (meta.senderId !== undefined) pairs.push(H_SENDER, meta.senderId);
+  if (meta.pubId !== undefined) pairs.push(H_PUB, meta.pubId);
+  if (meta.firstSeq !== undefined) pairs.push(H_FIRST, String(meta.firstSeq));
+  if (meta.firstOffset !== undefined) pairs.push(H_FIRST_OFFSET, String(meta.firstOffset));
+  if (meta.firstKey !== undefined) pairs.push(H_FIRST_KEY, meta.firstKey);
+  if (meta.hash !== undefined) pairs.push(H_HASH, meta.hash);
+  if (meta.ttlSec !== undefined) pairs.push(H_TTL, `${meta.ttlSec}s`);
+  pairs.push(H_MSG_ID, msgId, ...extra);
+  return new PublishHeaders(pairs);
 }
 
 /** Reads the jetpull headers of a republished or directly fetched message. */

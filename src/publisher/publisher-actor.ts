@@ -13,10 +13,15 @@ type PublisherMsg = { type: 'publish'; cmd: PublishCommand; started: number; dea
  * (publisher.mailboxCapacity) and so are writes awaiting JetStream
  * (publisher.maxInFlight): the actor stops taking from its mailbox while every
  * write slot is busy, the mailbox fills, and `publish` fails fast with
- * OverloadedError (HTTP 503) instead of queueing without limit.
+ * OverloadedError (HTTP 503) instead of queueing without limit. A publish that
+ * finds nothing queued before it and a slot free starts its write at once, as the
+ * actor's next turn would, without the mailbox's hand-over (one promise and a turn of
+ * the loop per publish, measurable at tens of thousands per second).
  */
 export class PublisherActor extends Actor<PublisherMsg> {
   private inFlight = 0;
+  /** Publishes handed to the mailbox whose write has not started: while there are any, new ones queue behind them. */
+  private waiting = 0;
   private slotFreed: Deferred<void> | null = null;
   private allDone: Deferred<void> | null = null;
   private counters = { published: 0, failed: 0, rejectedOverloaded: 0 };
@@ -36,13 +41,15 @@ export class PublisherActor extends Actor<PublisherMsg> {
   /** Resolves with the stored mids once JetStream acknowledged every copy. */
   publish(cmd: PublishCommand): Promise<PublishResult> {
     if (this.state !== 'running') return Promise.reject(new StoppingError());
-    const reply = deferred<PublishResult>();
     const now = Date.now();
+    if (this.waiting === 0 && this.inFlight < this.maxInFlight) return this.startWrite(cmd, now, now + this.publishTimeoutMs);
+    const reply = deferred<PublishResult>();
     if (!this.tell({ type: 'publish', cmd, started: now, deadline: now + this.publishTimeoutMs, reply })) {
       this.counters.rejectedOverloaded++;
       this.telemetry.admissionRefused('mailbox');
       return Promise.reject(new OverloadedError());
     }
+    this.waiting++;
     return reply.promise;
   }
 
@@ -53,8 +60,8 @@ export class PublisherActor extends Actor<PublisherMsg> {
   protected handle(msg: PublisherMsg): void | Promise<void> {
     switch (msg.type) {
       case 'publish':
-        if (this.inFlight >= this.maxInFlight) return this.waitForSlot().then(() => this.startWrite(msg));
-        this.startWrite(msg);
+        if (this.inFlight >= this.maxInFlight) return this.waitForSlot().then(() => this.startQueued(msg));
+        this.startQueued(msg);
         return;
       default: {
         const never: never = msg.type;
@@ -71,22 +78,27 @@ export class PublisherActor extends Actor<PublisherMsg> {
     }
   }
 
-  private startWrite(msg: PublisherMsg): void {
+  private startQueued(msg: PublisherMsg): void {
+    this.waiting--;
+    this.startWrite(msg.cmd, msg.started, msg.deadline).then(msg.reply.resolve, msg.reply.reject);
+  }
+
+  private startWrite(cmd: PublishCommand, started: number, deadline: number): Promise<PublishResult> {
     this.inFlight++;
-    this.writer.write(msg.cmd, msg.deadline).then(
+    return this.writer.write(cmd, deadline).then(
       (result) => {
         this.counters.published++;
-        this.telemetry.publishDone(msg.cmd.source ?? 'http_text', true, Date.now() - msg.started);
-        msg.reply.resolve(result);
+        this.telemetry.publishDone(cmd.source ?? 'http_text', true, Date.now() - started);
         this.release();
+        return result;
       },
       (err: unknown) => {
         this.counters.failed++;
-        this.telemetry.publishDone(msg.cmd.source ?? 'http_text', false, Date.now() - msg.started);
+        this.telemetry.publishDone(cmd.source ?? 'http_text', false, Date.now() - started);
         const clientError = toClientError(err);
-        this.log.warn({ err, code: clientError.code, receivers: msg.cmd.receivers.length }, 'publish failed');
-        msg.reply.reject(clientError);
+        this.log.warn({ err, code: clientError.code, receivers: cmd.receivers.length }, 'publish failed');
         this.release();
+        throw clientError;
       },
     );
   }

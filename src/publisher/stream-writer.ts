@@ -54,8 +54,9 @@ export class StreamWriter {
     const receivers = cmd.receivers;
     if (receivers.length === 1) {
       const ack = await this.append(channelKey(receivers[0]!), cmd, pubId, { hash }, deadline);
-      await this.checkSame(ack, hash);
-      return { mids: [await this.midOf(ack)] };
+      if (ack.duplicate && hash !== undefined) await this.checkSame(ack, hash);
+      const mid = this.midOf(ack);
+      return { mids: [typeof mid === 'string' ? mid : await mid] };
     }
     if (this.batches.fits(receivers.length)) {
       const mids = await this.writeBatch(cmd, pubId, hash, deadline);
@@ -116,9 +117,28 @@ export class StreamWriter {
     return this.retrying(deadline, (timeoutMs) => this.appender.append(key, cmd.body, msgId, meta, timeoutMs));
   }
 
-  /** Sends until answered, up to `deadline`; a temporary failure is retried (the message ids make that safe). */
-  private async retrying<T>(deadline: number, send: (timeoutMs: number, attempt: number) => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
+  /**
+   * Sends until answered, up to `deadline`; a temporary failure is retried (the message
+   * ids make that safe). The first attempt is sent at once, without the retry loop's
+   * own promise: nearly every write is answered the first time.
+   */
+  private retrying<T>(deadline: number, send: (timeoutMs: number, attempt: number) => Promise<T>): Promise<T> {
+    const remaining = deadline - Date.now();
+    if (remaining <= 0 || !this.link.connected) return this.retryFrom(0, deadline, send);
+    let first: Promise<T>;
+    try {
+      first = send(Math.min(remaining, FIRST_ATTEMPT_MS), 0);
+    } catch (err) {
+      first = Promise.reject(err);
+    }
+    return first.catch(async (err: unknown) => {
+      await this.backOff(err, 0, deadline);
+      return this.retryFrom(1, deadline, send);
+    });
+  }
+
+  private async retryFrom<T>(from: number, deadline: number, send: (timeoutMs: number, attempt: number) => Promise<T>): Promise<T> {
+    for (let attempt = from; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
         throw new PublishUnavailableError(this.link.connected ? 'timeout' : 'nats-unavailable');
@@ -131,15 +151,23 @@ export class StreamWriter {
       try {
         // A retry follows a timeout or "no leader", most likely a leader election: ask
         // more often then, so the first write after the election is acknowledged soon.
-        return await send(Math.min(remaining, attempt === 0 ? 2_000 : 1_000), attempt);
+        return await send(Math.min(remaining, attempt === 0 ? FIRST_ATTEMPT_MS : RETRY_ATTEMPT_MS), attempt);
       } catch (err) {
-        if (!toClientError(err).temporary) throw err;
-        // Timed out or no leader yet: the same message id makes the retry safe.
-        await delay(Math.min(25 * 2 ** attempt, 250, Math.max(0, deadline - Date.now())));
+        await this.backOff(err, attempt, deadline);
       }
     }
   }
+
+  /** Rethrows a final failure; after a temporary one (timed out, no leader yet) waits before the retry. */
+  private async backOff(err: unknown, attempt: number, deadline: number): Promise<void> {
+    if (!toClientError(err).temporary) throw err;
+    await delay(Math.min(25 * 2 ** attempt, 250, Math.max(0, deadline - Date.now())));
+  }
 }
+
+/** Time the first attempt of a write may take; retries ask again sooner (see retrying). */
+const FIRST_ATTEMPT_MS = 2_000;
+const RETRY_ATTEMPT_MS = 1_000;
 
 /** What makes two publishes the same message: receivers, expiry, sender and body. */
 function digest(cmd: PublishCommand): string {

@@ -4,6 +4,8 @@
  */
 export class DailyCounters {
   private day = localDay(Date.now());
+  /** When the day ends (local midnight): the date is only worked out again from then on. */
+  private dayEndsMs = nextMidnight(Date.now());
   private requests: Record<string, number> = {};
   private messages: Record<string, number> = {};
 
@@ -24,13 +26,21 @@ export class DailyCounters {
   }
 
   private roll(): void {
-    const today = localDay(Date.now());
+    const now = Date.now();
+    if (now < this.dayEndsMs) return;
+    this.dayEndsMs = nextMidnight(now);
+    const today = localDay(now);
     if (today !== this.day) {
       this.day = today;
       this.requests = {};
       this.messages = {};
     }
   }
+}
+
+function nextMidnight(ms: number): number {
+  const d = new Date(ms);
+  return new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1).getTime();
 }
 
 function localDay(ms: number): string {

@@ -10,7 +10,7 @@ import { faults, startFuzzServer, type FuzzServer } from './server-fixture.ts';
 /**
  * The NATS publish envelope (api/nats-publish-api.ts) over a real nats-server: any bytes
  * on the publish subject are answered, with mids or with an error of ours (never
- * PUSH_ERR_INTERNAL, never silence); valid publishes in between are still stored and
+ * PUSH_ERR_INTERNAL, never silence; a batch with one of those per message); valid publishes in between are still stored and
  * delivered; and a body is delivered as exactly the JSON that was sent.
  */
 
@@ -31,6 +31,7 @@ after(async () => {
 interface Reply {
   mids?: unknown;
   error?: { code?: unknown; message?: unknown; temporary?: unknown };
+  results?: unknown;
 }
 
 async function requestRaw(data: Uint8Array): Promise<Reply> {
@@ -38,9 +39,15 @@ async function requestRaw(data: Uint8Array): Promise<Reply> {
   return JSON.parse(msg.string()) as Reply;
 }
 
-function assertReply(r: Reply, what: string): void {
+function assertReply(r: Reply, what: string, batch: boolean): void {
   const keys = Object.keys(r);
   assert.equal(keys.length, 1, `${what}: ${JSON.stringify(r)}`);
+  if (r.results !== undefined) {
+    // A batch is answered per message, each as a single publish.
+    assert.ok(batch && Array.isArray(r.results) && r.results.length > 0, `${what}: ${JSON.stringify(r)}`);
+    for (const each of r.results as Reply[]) assertReply(each, what, false);
+    return;
+  }
   if (r.mids !== undefined) {
     assert.ok(Array.isArray(r.mids) && r.mids.length > 0, what);
     for (const mid of r.mids) assert.match(String(mid), /^\d{26}$/, what);
@@ -85,11 +92,12 @@ const envelope = fc.record(
 );
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
-/** Request bytes: noise, any JSON, an envelope (maybe cut short), or a deeply nested one. */
+/** Request bytes: noise, any JSON, an envelope (maybe cut short), a batch of them, or a deeply nested one. */
 const requestBytes = fc.oneof(
   fc.uint8Array({ maxLength: 200 }),
   fc.json({ maxDepth: 3 }).map(utf8),
   { weight: 4, arbitrary: envelope.map((e) => utf8(JSON.stringify(e))) },
+  { weight: 2, arbitrary: fc.record({ messages: fc.oneof({ weight: 4, arbitrary: fc.array(envelope, { maxLength: 4 }) }, fc.jsonValue({ maxDepth: 1 })), extra: fc.jsonValue({ maxDepth: 0 }) }, { requiredKeys: ['messages'] }).map((b) => utf8(JSON.stringify(b))) },
   fc.tuple(envelope, fc.nat()).map(([e, cut]) => {
     const text = JSON.stringify(e);
     return utf8(text.slice(0, cut % (text.length + 1)));
@@ -111,7 +119,7 @@ describe('nats publish envelope (property)', () => {
       SUITE,
       'answered',
       fc.asyncProperty(requestBytes, async (data) => {
-        assertReply(await requestRaw(data), Buffer.from(data).toString('utf8').slice(0, 200));
+        assertReply(await requestRaw(data), Buffer.from(data).toString('utf8').slice(0, 200), true);
         await s.witness.check(natsPublish);
         return true;
       }),

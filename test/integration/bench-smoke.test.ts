@@ -127,9 +127,9 @@ describe('bench smoke (tiny numbers, same code paths)', () => {
     assert.equal(typeof r.results.jetpullKiBPerConnection, 'number');
   });
 
-  it('publish (text, protobuf, nats)', async () => {
+  it('publish (text, protobuf, nats, nats-batch)', async () => {
     const r = await bench(['publish', '--duration-s', '1', '--text-concurrency', '8', '--nats-concurrency', '16']);
-    for (const path of ['text', 'protobuf', 'nats']) {
+    for (const path of ['text', 'protobuf', 'nats', 'nats-batch']) {
       assert.ok(r.results[path].ackedMessages > 0, `${path} acked nothing`);
       assert.equal(r.results[path].errors, 0, `${path} errors`);
     }

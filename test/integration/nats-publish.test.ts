@@ -14,7 +14,12 @@ let nats: TestNats;
 let t: TestApp;
 let nc: NatsConnection;
 
-async function request(payload: unknown): Promise<{ mids?: string[]; error?: { code: string; message: string; temporary: boolean } }> {
+interface Outcome {
+  mids?: string[];
+  error?: { code: string; message: string; temporary: boolean };
+}
+
+async function request(payload: unknown): Promise<Outcome & { results?: Outcome[] }> {
   const data = typeof payload === 'string' ? payload : JSON.stringify(payload);
   return (await nc.request('push.publish', data, { timeout: 5_000 })).json();
 }
@@ -82,5 +87,68 @@ describe('nats publish api', () => {
       assert.equal(reply.error?.temporary, false);
       assert.ok(reply.error!.message.length > 0);
     }
+  });
+});
+
+describe('nats publish api, batches', () => {
+  it('stores every message of a batch, answering one result per message in order; ids make a repeated batch store once', async () => {
+    const users = [newUser(), newUser(), newUser()];
+    const ws = await openWs(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=${users[0]!.token}`);
+    const batch = {
+      messages: [
+        { channels: [users[0]!.priv], body: { module_id: 'im', command: 'first' }, expiry: 60, id: 'batch-a' },
+        { channels: [users[1]!.priv, users[2]!.priv], body: '{"command":"second"}', expiry: 60 },
+        { channels: [users[0]!.priv], body: { module_id: 'im', command: 'third' }, id: 'batch-c' },
+      ],
+    };
+    const reply = await request(batch);
+    assert.equal(reply.results?.length, 3, JSON.stringify(reply));
+    assert.deepEqual(reply.results!.map((r) => r.mids?.length), [1, 2, 1]);
+    for (const r of reply.results!) for (const mid of r.mids!) assert.match(mid, /^\d{26}$/);
+    await eventually('both messages to the first user', () => parseTextFrames(ws.text()).length === 2);
+    assert.deepEqual(parseTextFrames(ws.text()).map((f) => [(f.text as { command: string }).command, f.mid]).sort(), [
+      ['first', reply.results![0]!.mids![0]],
+      ['third', reply.results![2]!.mids![0]],
+    ]);
+    const again = await request({ messages: [batch.messages[0], batch.messages[2]] });
+    assert.deepEqual(again.results, [reply.results![0], reply.results![2]], 'the same ids answer the stored mids');
+    ws.close();
+  });
+
+  it('answers each message on its own: a conflicting id fails that message only', async () => {
+    const user = newUser();
+    const first = await request({ channels: [user.priv], body: 'one', id: 'batch-conflict' });
+    assert.equal(first.mids?.length, 1);
+    const reply = await request({ messages: [{ channels: [user.priv], body: 'other', id: 'batch-conflict' }, { channels: [user.priv], body: 'two' }] });
+    assert.equal(reply.results?.[0]?.error?.code, 'PUSH_ERR_IDEMPOTENCY_CONFLICT', JSON.stringify(reply));
+    assert.equal(reply.results?.[0]?.error?.temporary, false);
+    assert.equal(reply.results?.[1]?.mids?.length, 1);
+  });
+
+  it('refuses a batch with an invalid message whole, storing none of it', async () => {
+    const user = newUser();
+    const ws = await openWs(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=${user.token}`);
+    const cases: unknown[] = [
+      { messages: [{ channels: [user.priv], body: '{"command":"refused"}' }, { channels: ['zzz'], body: 'x' }] },
+      { messages: [{ channels: [user.priv], body: '{"command":"refused"}' }, { channels: [user.priv], body: '' }] },
+      { messages: [{ channels: [user.priv], body: '{"command":"refused"}' }, 'not an envelope'] },
+      { messages: [] },
+      { messages: Array.from({ length: 101 }, () => ({ channels: [user.priv], body: '{"command":"refused"}' })) },
+      { messages: [{ channels: [user.priv], body: '{"command":"refused"}' }], channels: [user.priv] },
+      { messages: 'x' },
+    ];
+    for (const c of cases) {
+      const reply = await request(c);
+      const what = JSON.stringify(c).slice(0, 120);
+      assert.equal(reply.results, undefined, what);
+      assert.equal(reply.error?.code, 'PUSH_ERR_BAD_REQUEST', what);
+      assert.equal(reply.error?.temporary, false, what);
+    }
+    assert.match((await request(cases[0])).error!.message, /^messages\[1\]: /);
+    // A message published after the refused batches arrives alone.
+    assert.equal((await request({ channels: [user.priv], body: '{"command":"after"}' })).mids?.length, 1);
+    await eventually('the message after', () => parseTextFrames(ws.text()).length >= 1);
+    assert.deepEqual(parseTextFrames(ws.text()).map((f) => (f.text as { command: string }).command), ['after']);
+    ws.close();
   });
 });
