@@ -113,6 +113,7 @@ export function soakOutcome(r: SoakRun): ScenarioOutcome {
       slowReaders: r.slow.length,
       expected,
       lost,
+      duplicated: sum.duplicates,
       ...sum,
       parseErrors,
       lostExamples,
