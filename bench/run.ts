@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { COMMON_OPTIONS, parseOptions, usage, type OptSpecs } from './lib/cli.ts';
 import { installExitHandlers, runCleanups } from './lib/cleanup.ts';
 import { BenchSetupError, machineInfo } from './lib/env.ts';
@@ -13,6 +15,7 @@ import { idleScenario } from './scenarios/idle.ts';
 import { longpollScenario } from './scenarios/longpoll.ts';
 import { publishScenario } from './scenarios/publish.ts';
 import { replayScenario } from './scenarios/replay.ts';
+import { soakScenario } from './scenarios/soak.ts';
 import { unicastScenario } from './scenarios/unicast.ts';
 
 /**
@@ -32,6 +35,7 @@ const SCENARIOS: Scenario[] = [
   binaryScenario,
   faultsScenario,
   atomicBatchScenario,
+  soakScenario,
 ];
 
 function specsOf(s: Scenario): OptSpecs {
@@ -105,7 +109,14 @@ async function main(): Promise<number> {
     }
     for (const p of outcome.problems) out.push(`PROBLEM: ${p}`);
     out.push(formatTable(`${scenario.name} — ${date} — ${machine.cores} cores, ${machine.memGiB} GiB, node ${machine.node}, nats-server ${machine.natsServer}`, outcome.table));
-    process.stdout.write(`${out.join('\n')}\n${JSON.stringify(report)}\n`);
+    const line = JSON.stringify(report);
+    const outFile = opts.optStr('out');
+    if (outFile !== undefined && outFile !== '') {
+      mkdirSync(dirname(outFile), { recursive: true });
+      writeFileSync(outFile, `${line}\n`);
+      log(`JSON written to ${outFile}`);
+    }
+    process.stdout.write(`${out.join('\n')}\n${line}\n`);
     return 0;
   } catch (err) {
     if (err instanceof BenchSetupError) process.stderr.write(`bench: ${err.message}\n`);

@@ -26,6 +26,7 @@ export const COMMON_OPTIONS: OptSpecs = {
   runtime: { type: 'string', default: 'dist', help: 'how the jetpull child runs: dist (node dist/src/main.js, built first when src/ is newer, as in production) or tsx (node --import tsx src/main.ts)' },
   serverLog: { type: 'string', help: 'file for the jetpull child\'s output (default: a temporary file, kept only if it logged warnings or errors)' },
   serverNodeArgs: { type: 'string', help: 'extra node flags for the jetpull child, space separated: "--cpu-prof --cpu-prof-dir=/tmp/prof" (profiles), "--heapsnapshot-signal=SIGUSR2"' },
+  out: { type: 'string', help: 'also write the JSON line to this file' },
   natsBinary: { type: 'string', default: 'nats-server', help: 'the nats-server the benchmark starts (a name on PATH or a path: $(scripts/nats-server-current.sh) for the current release)' },
 };
 

@@ -24,7 +24,7 @@ export const NCHAN_OPTIONS: OptSpecs = {
 };
 
 /** jetpull (and nats-server) as the options ask: started here, or the external one. */
-export function deploymentFor(ctx: ScenarioContext, env: Record<string, string> = {}): Promise<Deployment> {
+export function deploymentFor(ctx: ScenarioContext, env: Record<string, string> = {}, nodeArgs: readonly string[] = []): Promise<Deployment> {
   const o = ctx.opts;
   const coalesce = o.optNum('coalesceMs');
   const extra = parseServerEnv(o.optStr('serverEnv'));
@@ -37,7 +37,7 @@ export function deploymentFor(ctx: ScenarioContext, env: Record<string, string> 
     logLevel: o.str('logLevel'),
     serverLog: o.optStr('serverLog'),
     runtime: o.str('runtime') === 'tsx' ? 'tsx' : 'dist',
-    nodeArgs: (o.optStr('serverNodeArgs') ?? '').split(' ').filter((a) => a !== ''),
+    nodeArgs: [...nodeArgs, ...(o.optStr('serverNodeArgs') ?? '').split(' ').filter((a) => a !== '')],
     natsBinary: o.optStr('natsBinary'),
     env: { ...(coalesce === undefined ? {} : { PUSH_GATEWAY__COALESCE_WINDOW_MS: String(coalesce) }), ...env, ...extra },
   });

@@ -5,11 +5,23 @@ import type { ChannelRead } from './replay-reader.ts';
 const MESSAGE_OVERHEAD_BYTES = 300;
 
 /**
+ * The message with a body of its own. The NATS client hands out bodies as views into
+ * the buffers it read the socket into; a view held for seconds keeps the whole buffer
+ * (measured: 115 MiB held by a window counted at 64 MiB), so what the window counts
+ * would not be what it holds.
+ */
+function owned(m: StoredMessage): StoredMessage {
+  const b = m.body;
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? m : { ...m, body: new Uint8Array(b) };
+}
+
+/**
  * A stretch of the stream that replay scans read, kept for the replays that come
  * after: during a reconnect wave clients keep arriving while a scan runs, and each
  * later one is served from what was read (plus a short read of what was stored since)
  * instead of scanning the same stretch again. Holds every message with a sequence in
  * (`from`, `to`], of every channel, up to `maxBytes`; beyond it the oldest go first.
+ * Unused for `idleMs` (the wave is over), it lets go of everything by itself.
  */
 export class ScanWindow {
   private byKey = new Map<string, StoredMessage[]>();
@@ -21,6 +33,7 @@ export class ScanWindow {
   private open = false;
   private epoch = 0;
   private usedAt = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly maxBytes: number,
@@ -51,7 +64,7 @@ export class ScanWindow {
   prepare(epoch: number, now = Date.now()): void {
     if (this.open && (epoch !== this.epoch || now - this.usedAt > this.idleMs)) this.clear();
     this.epoch = epoch;
-    this.usedAt = now;
+    this.touch(now);
   }
 
   /** Starts holding from `after` (nothing held yet). */
@@ -60,6 +73,7 @@ export class ScanWindow {
     this.open = true;
     this.lower = after;
     this.upper = after;
+    this.touch(Date.now());
   }
 
   /** True when the window holds everything after `seq` up to its end, for `epoch`. */
@@ -68,7 +82,8 @@ export class ScanWindow {
   }
 
   /** A message read after the window's end; `to` moves with it. */
-  append(m: StoredMessage): void {
+  append(read: StoredMessage): void {
+    const m = owned(read);
     const list = this.byKey.get(m.key);
     if (list === undefined) this.byKey.set(m.key, [m]);
     else list.push(m);
@@ -81,13 +96,13 @@ export class ScanWindow {
   /** The window's end: everything up to `seq` has been read (a scan's end, past the last message it found). */
   advanceTo(seq: number): void {
     this.upper = Math.max(this.upper, seq);
-    this.usedAt = Date.now();
+    this.touch(Date.now());
   }
 
   /** Messages older than the window, in sequence order, read from (`after`, `from`]. */
   prepend(after: number, messages: readonly StoredMessage[]): void {
     if (after >= this.lower) return;
-    const fresh = messages.filter((m) => m.seq > after && m.seq <= this.lower);
+    const fresh = messages.filter((m) => m.seq > after && m.seq <= this.lower).map(owned);
     const groups = new Map<string, StoredMessage[]>();
     for (const m of fresh) {
       const g = groups.get(m.key);
@@ -104,7 +119,7 @@ export class ScanWindow {
 
   /** One channel's messages after `afterSeq`, at most `limit`, as a direct read of the stream would give them. */
   read(key: string, afterSeq: number, limit: number): ChannelRead {
-    this.usedAt = Date.now();
+    this.touch(Date.now());
     const list = this.byKey.get(key) ?? [];
     let lo = 0;
     let hi = list.length;
@@ -119,6 +134,8 @@ export class ScanWindow {
   }
 
   clear(): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     this.byKey = new Map();
     this.oldest = [];
     this.head = 0;
@@ -126,6 +143,26 @@ export class ScanWindow {
     this.open = false;
     this.lower = 0;
     this.upper = 0;
+  }
+
+  /** Marks the window used at `now`; an open window then lets go once unused for idleMs. */
+  private touch(now: number): void {
+    this.usedAt = now;
+    if (this.open && this.idleTimer === undefined) this.armIdle();
+  }
+
+  private armIdle(): void {
+    this.idleTimer = setTimeout(
+      () => {
+        this.idleTimer = undefined;
+        if (!this.open) return;
+        if (Date.now() - this.usedAt >= this.idleMs) this.clear();
+        else this.armIdle();
+      },
+      Math.max(1, this.usedAt + this.idleMs - Date.now()),
+    );
+    // A wave's leftovers never keep the process alive.
+    this.idleTimer.unref();
   }
 
   private evictOldest(): void {

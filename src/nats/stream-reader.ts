@@ -1,4 +1,4 @@
-import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, JetStreamError, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { StreamMissingError, StreamReadError } from '../errors/app-error.ts';
 import { decodeStored, type StoredMessage } from './stored-message.ts';
@@ -193,12 +193,20 @@ export class StreamReader {
   private async *afterInBatches(subject: string, afterSeq: number): AsyncGenerator<StoredMessage> {
     for (let seq = afterSeq; ; ) {
       this.reads++;
-      const batch = await this.jsm.direct.getBatch(this.stream, { seq: seq + 1, next_by_subj: subject, batch: WALK_BATCH });
       let got = 0;
-      for await (const m of batch) {
-        got++;
-        seq = m.seq;
-        yield toStored(m);
+      try {
+        const batch = await this.jsm.direct.getBatch(this.stream, { seq: seq + 1, next_by_subj: subject, batch: WALK_BATCH });
+        for await (const m of batch) {
+          got++;
+          seq = m.seq;
+          yield toStored(m);
+        }
+      } catch (err) {
+        // A batch that finds nothing is answered 404 where a single get answers null: the
+        // channel has nothing more (a channel nobody publishes to, or a walk that ended
+        // with a full batch), not a failed read.
+        if (err instanceof JetStreamError && (err as { code?: unknown }).code === 404) return;
+        throw this.readError(err);
       }
       if (got < WALK_BATCH) return;
     }

@@ -148,6 +148,20 @@ describe('replay', () => {
     assert.deepEqual(parseTextFrames(onlyS.body.toString()).map(n), ['both', 'after']);
   });
 
+  it('a copy whose first copy went to someone else before the client\'s mid is replayed to a client with a public id', async () => {
+    // The client's channels include its public id, which nobody publishes to. Copies are
+    // written one at a time, so another publish can be stored between the first copy and
+    // this client's one and give the client a mid between them; here the mid is the first
+    // copy's own. The replay then looks for an earlier sibling on each of the client's other
+    // channels, the public one included, where a batched walk (nats-server 2.11+) finds nothing.
+    const user = newUser();
+    const mids = await publishNats([newId(), user.priv], body('to both'));
+    const res = await longPoll(`${t.base}/bitrix/sub/?CHANNEL_ID=${user.token}&mid=${mids[0]}`).result;
+    assert.equal(res.status, 200, res.body.toString());
+    assert.deepEqual(parseTextFrames(res.body.toString()).map(n), ['to both']);
+    assert.equal(parseTextFrames(res.body.toString())[0]!.mid, mids[1]);
+  });
+
   it('a reconnect storm is served by one shared scan of the stream: each client gets its own messages, once, in order', async () => {
     const storm = await startTestApp(nats.url, { gateway: { maxConcurrentReplays: 1 } });
     try {

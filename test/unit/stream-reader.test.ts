@@ -46,6 +46,26 @@ describe('stream reader', () => {
     assert.ok(reads <= Math.ceil(seqs.length / 256) + 1, `${reads} requests for ${seqs.length} messages`);
   });
 
+  it('a walk with nothing after its start, or ending where a batch ends, ends without an error', async () => {
+    const c = `priv.${newId()}`;
+    const cSeqs: number[] = [];
+    for (let i = 0; i < 257; i++) cSeqs.push(await f.store(c));
+    const paths = f.nats.serverAtLeast(2, 11) ? [false, true] : [false];
+    for (const batchDirectGet of paths) {
+      const reader = f.nats.streamReader(MESSAGE_STREAM, { replicas: 1, batchDirectGet });
+      const seqs = async (key: string, from: number): Promise<number[]> => {
+        const out: number[] = [];
+        for await (const m of reader.after(key, from)) out.push(m.seq);
+        return out;
+      };
+      const path = batchDirectGet ? 'batched' : 'one by one';
+      assert.deepEqual(await seqs(`pub.${newId()}`, 0), [], `${path}: a channel without messages`);
+      assert.deepEqual(await seqs(a, aSeqs.at(-1)!), [], `${path}: from a channel's newest message`);
+      // 256 messages after the start: exactly one full batch, then nothing.
+      assert.deepEqual(await seqs(c, cSeqs[0]!), cSeqs.slice(1), `${path}: a walk that ends with a full batch`);
+    }
+  });
+
   it('answers a channel\'s newest message, and a scan visits every wanted message once in order', async () => {
     const reader = f.nats.streamReader(MESSAGE_STREAM);
     assert.equal((await reader.last(a))!.seq, aSeqs.at(-1));
