@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { resolveNatsBinary } from '../../src/nats/local-server.ts';
@@ -159,32 +156,6 @@ describe('bench smoke (tiny numbers, same code paths)', () => {
     });
     assert.equal(code, 1);
     assert.match(stderr, /needs nats-server 2\.12/);
-  });
-
-  it('soak (seconds of every kind of client), its JSON also written to --out', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'jetpull-soak-smoke-'));
-    try {
-      const out = join(dir, 'soak.json');
-      // A smaller outbox and larger bodies, so the paused reader is closed (4008) within seconds.
-      const r = await bench([
-        'soak', '--minutes', '0.12', '--sample-s', '1', '--after-s', '1', '--settle-s', '10',
-        '--sleepers', '4', '--longpoll', '2', '--slow-readers', '1', '--churn', '4', '--churn-lp', '2', '--flood-window', '40',
-        '--awake-s', '1-2', '--sleep-s', '1-2', '--churn-stay-s', '0.2-1', '--slow-read-s', '1-1.5', '--slow-pause-s', '2.5-3', '--slow-body-bytes', '65536',
-        '--server-env', 'PUSH_LIMITS__MAX_PAYLOAD_BYTES=524288,PUSH_GATEWAY__MAX_OUTBOX_BYTES=1048576', '--out', out,
-      ]);
-      const checked = r.results.checked;
-      assertClean(checked, 'soak');
-      assert.equal(checked.outOfOrder + checked.midRegressions + checked.misrouted, 0);
-      assert.ok(checked.expected > 0 && checked.resumes > 0, `${checked.expected} expected, ${checked.resumes} resumes`);
-      for (const sink of r.results.flood.sinks) assert.ok(sink.received > 0 && sink.lost === 0 && sink.duplicates === 0, JSON.stringify(sink));
-      assert.ok(r.results.serverCounters.slowClientDisconnects >= 1);
-      assert.ok(r.results.churn.wsConnects > 0 && r.results.churn.longPolls > 0);
-      assert.equal(typeof r.results.memory.rssMiB.slopePer10Min, 'number');
-      assert.equal(typeof r.results.afterFullGc.after.heapUsedMiB, 'number');
-      assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')), r);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 
   it('refuses a client count over the open-files limit with a clear message', async () => {

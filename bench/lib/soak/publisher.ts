@@ -141,9 +141,7 @@ export class SteadyPublisher {
 
 /**
  * Fills a paused slow reader: publishes of `bodyBytes` to its private channel, one
- * after the other, until the server closed a connection as too slow (its counter of
- * 4008s went up), `capBytes` are sent, or the pause ends. Stopping at the close keeps
- * the stream small and the reader's replay short.
+ * after the other, until `capBytes` are sent or the pause ends.
  */
 export class SlowFiller {
   readonly counts = newCounts();
@@ -158,32 +156,19 @@ export class SlowFiller {
     private readonly bodyBytes: number,
     private readonly capBytes: number,
     private readonly expirySec: number,
-    /** The server's count of connections closed as too slow, or null when it cannot be read. */
-    private readonly slowCloses: () => Promise<number | null>,
   ) {}
 
   readonly burst = async (client: CheckedWs, stop: () => boolean): Promise<void> => {
     this.bursts++;
     const chan = client.tracker.chans[0]!;
-    const before = await this.slowCloses();
-    let closed = false;
-    const watch = (async () => {
-      while (!closed && !stop()) {
-        await sleep(250);
-        const now = await this.slowCloses();
-        if (before !== null && now !== null && now > before) closed = true;
-      }
-    })();
     let sent = 0;
-    while (!stop() && !closed && sent < this.capBytes) {
+    while (!stop() && sent < this.capBytes) {
       if (!(await publishOne(this.pool, this.host, this.port, this.ledger, [chan], this.bodyBytes, this.expirySec, this.counts))) {
         await sleep(5);
         continue;
       }
       sent += this.bodyBytes;
     }
-    closed = true;
-    await watch;
     this.bytes += sent;
   };
 }

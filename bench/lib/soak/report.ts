@@ -113,7 +113,6 @@ export function soakOutcome(r: SoakRun): ScenarioOutcome {
       slowReaders: r.slow.length,
       expected,
       lost,
-      duplicated: sum.duplicates,
       ...sum,
       parseErrors,
       lostExamples,
