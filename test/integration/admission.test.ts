@@ -51,7 +51,9 @@ describe('admission control', () => {
     const refusedPolls = statuses.filter((s) => s === 503).length;
     const refusedUpgrades = upgrades.filter((u) => u.startsWith('HTTP/1.1 503 ')).length;
     assert.ok(refusedPolls + refusedUpgrades >= 5, `polls ${statuses.join(',')}; upgrades ${upgrades.map((u) => u.slice(0, 12)).join(',')}`);
-    assert.ok(statuses.some((s) => s === 304), 'some polls were taken');
+    // Which of the racing polls and upgrades win the four tokens left is up to the scheduler.
+    const taken = statuses.filter((s) => s === 304).length + upgrades.filter((u) => u.startsWith('HTTP/1.1 101 ')).length;
+    assert.ok(taken >= 1, `some connections were taken: polls ${statuses.join(',')}`);
     await publishText(t.base, user.priv, '{"module_id":"t","command":"c","params":{}}', 60);
     await held.waitFrames(1);
     held.close();
