@@ -7,6 +7,7 @@ import { log, nowMs } from './lib/util.ts';
 import { atomicBatchScenario } from './scenarios/atomic-batch.ts';
 import { binaryScenario } from './scenarios/binary.ts';
 import { ceilingScenario } from './scenarios/ceiling.ts';
+import { clusterWritesScenario } from './scenarios/cluster-writes.ts';
 import { fanoutScenario } from './scenarios/fanout.ts';
 import { faultsScenario } from './scenarios/faults.ts';
 import { idleScenario } from './scenarios/idle.ts';
@@ -32,6 +33,7 @@ const SCENARIOS: Scenario[] = [
   binaryScenario,
   faultsScenario,
   atomicBatchScenario,
+  clusterWritesScenario,
 ];
 
 function specsOf(s: Scenario): OptSpecs {
