@@ -18,11 +18,17 @@ export interface WriteRun {
 }
 
 /**
- * Calls `write(i)` with `inFlight` writes outstanding until `durationMs` has passed,
- * and counts what was acknowledged. CPU of every node is read from /proc before and
+ * Calls `write(i)` with `inFlight` writes outstanding until `durationMs` has passed
+ * (or `maxWrites` were issued), and counts what was acknowledged. CPU of every node is read from /proc before and
  * after, so the per-write figures are counts of CPU time, not throughput guesses.
  */
-export async function timedWrites(nodes: NatsNodes, durationMs: number, inFlight: number, write: (i: number) => Promise<unknown>): Promise<WriteRun> {
+export async function timedWrites(
+  nodes: NatsNodes,
+  durationMs: number,
+  inFlight: number,
+  write: (i: number) => Promise<unknown>,
+  maxWrites = Number.POSITIVE_INFINITY,
+): Promise<WriteRun> {
   let acked = 0;
   let failed = 0;
   let firstError: string | undefined;
@@ -32,7 +38,7 @@ export async function timedWrites(nodes: NatsNodes, durationMs: number, inFlight
   const t0 = nowMs();
   const end = t0 + durationMs;
   const worker = async (): Promise<void> => {
-    while (nowMs() < end) {
+    while (nowMs() < end && next < maxWrites) {
       try {
         await write(next++);
         acked++;
