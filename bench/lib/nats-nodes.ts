@@ -23,6 +23,13 @@ export interface NatsNode {
   readonly monitorPort: number;
   cpuMs(): number;
   rssKiB(): number;
+  /**
+   * Live heap after the latest garbage collection (MiB, from the Go runtime's gctrace;
+   * only when started with `gcTrace`): the server's own memory, without the slack of
+   * RSS. At GOGC=2 a collection follows every 2 % of growth; more are provoked with
+   * monitoring requests, so the figure is at most a few percent old.
+   */
+  liveHeapMiB(): Promise<number>;
   /** A monitoring endpoint as JSON (`varz`, `subsz`, `routez?subs=1`, `jsz?streams=1`). */
   monitor<T = Record<string, unknown>>(path: string): Promise<T>;
 }
@@ -35,7 +42,15 @@ export interface NatsNodes {
   stop(): Promise<void>;
 }
 
-export async function startNatsNodes(size: 1 | 3, binary: string | undefined, clusterName = 'bench-scaling'): Promise<NatsNodes> {
+/** `gc 12 @3.4s 2%: … ms cpu, 4->5->2 MB, 5 MB goal, …`: heap at start, at end, live after. */
+const GC_LINE = /(\d+)->(\d+)->(\d+) MB/;
+
+export interface NatsNodesOptions {
+  /** Go runtime GC trace (GODEBUG=gctrace=1) with GOGC=2, for liveHeapMiB; costs CPU, so not for CPU figures. */
+  gcTrace?: boolean;
+}
+
+export async function startNatsNodes(size: 1 | 3, binary: string | undefined, clusterName = 'bench-scaling', opts: NatsNodesOptions = {}): Promise<NatsNodes> {
   const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const monitorPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(', ');
@@ -53,7 +68,11 @@ export async function startNatsNodes(size: 1 | 3, binary: string | undefined, cl
       removeStores();
     },
   );
-  const servers = await Promise.all(
+  const gc = routePorts.map(() => ({ count: 0, liveMiB: NaN }));
+  // The children inherit the environment when they are spawned, synchronously below.
+  const savedEnv = { GODEBUG: process.env.GODEBUG, GOGC: process.env.GOGC };
+  if (opts.gcTrace === true) Object.assign(process.env, { GODEBUG: 'gctrace=1', GOGC: '2' });
+  const starting = Promise.all(
     routePorts.map(async (routePort, i) => {
       const cluster = size === 1 ? '' : `cluster {\n  name: ${clusterName}\n  listen: 127.0.0.1:${routePort}\n  routes: [${routes}]\n}\n`;
       const s = await startLocalNats({
@@ -61,11 +80,23 @@ export async function startNatsNodes(size: 1 | 3, binary: string | undefined, cl
         storeDir: stores[i]!,
         port: -1,
         extraConfig: `server_name: n${i + 1}\nhttp: "127.0.0.1:${monitorPorts[i]}"\n${cluster}`,
+        onLog: (line) => {
+          const m = GC_LINE.exec(line);
+          if (m !== null && line.startsWith('gc ')) {
+            gc[i]!.count++;
+            gc[i]!.liveMiB = Number(m[3]);
+          }
+        },
       });
       started.push(s);
       return s;
     }),
   );
+  for (const [k, v] of Object.entries(savedEnv)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  const servers = await starting;
   const nodes: NatsNode[] = servers.map((s, i) => ({
     name: `n${i + 1}`,
     url: s.url,
@@ -77,6 +108,16 @@ export async function startNatsNodes(size: 1 | 3, binary: string | undefined, cl
       const res = await fetch(`http://127.0.0.1:${monitorPorts[i]}/${path}`);
       if (!res.ok) throw new Error(`monitoring ${path} on n${i + 1}: HTTP ${res.status}`);
       return (await res.json()) as T;
+    },
+    async liveHeapMiB(): Promise<number> {
+      if (opts.gcTrace !== true) return NaN;
+      const before = gc[i]!.count;
+      const endpoints = ['subsz?subs=1&limit=100000', 'connz?subs=1', 'routez?subs=1', 'jsz?streams=1&consumers=1', 'varz'];
+      for (let n = 0; n < 200 && gc[i]!.count < before + 2; n++) {
+        const res = await fetch(`http://127.0.0.1:${monitorPorts[i]}/${endpoints[n % endpoints.length]}`);
+        await res.arrayBuffer();
+      }
+      return gc[i]!.liveMiB;
     },
   }));
   const url = nodes.map((n) => n.url).join(',');

@@ -18,7 +18,10 @@ import { timedWrites, type WriteRun } from '../lib/write-loop.ts';
  *   PUSH_MESSAGES stream, and to S shard streams at once (`PUSH_MESSAGES_S<k>`,
  *   subjects `push.msg.s<k>.>`, leaders spread over the nodes where possible);
  * - `presence`: KV puts of presence keys (PUSH_PRESENCE), as gateways write them;
- * - `snapshot`: KV puts of one large value per gateway (a bulk presence record).
+ * - `snapshot`: KV puts of one large value per gateway (a bulk presence record);
+ * - `subjects` (on request, alone: it slows the servers' GC down to read their live
+ *   heap): what each distinct subject (channel) costs the stream's state, against as
+ *   many writes to 100 subjects.
  * On one server (R1) and on a 3-node loopback cluster (R3). Every node's CPU is read
  * from /proc, so each figure comes with CPU microseconds per acknowledged write on the
  * stream leader, on each follower and in the writer.
@@ -72,8 +75,22 @@ async function spreadLeaders(access: NatsAccess, names: readonly string[], repli
   return leaders;
 }
 
+interface SubjectState {
+  replicas: number;
+  writes: number;
+  memoryMiB: Record<string, { rss: Record<string, number>; live: Record<string, number> }>;
+  /** Growth per distinct subject beyond what as many writes to 100 subjects added (Go live heap after GC, and RSS). */
+  bytesPerSubject: { liveHeap: Record<string, number>; rss: Record<string, number> };
+  /** Live heap per write to a known subject while its message id is in the duplicate window. */
+  liveHeapBytesPerWriteInDuplicateWindow: Record<string, number>;
+}
+
+const subjectState: SubjectState[] = [];
+
 async function runShape(replicas: 1 | 3, o: ScenarioOutcome['params'], binary: string | undefined, out: PathResult[]): Promise<void> {
-  const nodes: NatsNodes = await startNatsNodes(replicas === 1 ? 1 : 3, binary, 'bench-writes');
+  // The per-subject path reads the servers' live heap (GC trace, GOGC=10: more GC CPU, so run it on its own).
+  const gcTrace = String(o.paths).split(',').includes('subjects');
+  const nodes: NatsNodes = await startNatsNodes(replicas === 1 ? 1 : 3, binary, 'bench-writes', { gcTrace });
   const cfg = parseConfig({ nats: { url: nodes.url }, storage: { streamReplicas: replicas } });
   const access = await NatsAccess.open(cfg.nats, nodes.url, logger);
   const appender = access.appender();
@@ -90,6 +107,42 @@ async function runShape(replicas: 1 | 3, o: ScenarioOutcome['params'], binary: s
       out.push({ replicas, path, streams: streams.length, leaders, ...run });
       log(`R${replicas} ${path} (${streams.length} stream(s), leaders ${JSON.stringify(leaders)}): ${fmtInt(run.acked)} acked in ${run.seconds} s = ${fmtInt(run.perSec)}/s, failed ${run.failed}; CPU us/write ${JSON.stringify(run.nodeCpuUsPerWrite)}, writer ${run.clientCpuUsPerWrite}`);
     };
+    if (paths.includes('subjects')) {
+      // Per-subject state of the stream: the same count of writes to a few subjects, then each to a subject of its own.
+      const N = Number(o.subjectCount);
+      const memory = async (): Promise<{ rss: Record<string, number>; live: Record<string, number> }> => {
+        // The file store lets go of the blocks it cached for the writes after a few seconds.
+        await sleep(15_000);
+        const rss: Record<string, number> = {};
+        const live: Record<string, number> = {};
+        for (const n of nodes.nodes) {
+          live[n.name] = await n.liveHeapMiB();
+          rss[n.name] = Math.round(n.rssKiB() / 102.4) / 10;
+        }
+        return { rss, live };
+      };
+      const meta = { expirySec: 3600 };
+      // A first round warms the server's buffers and caches up; the second is the baseline.
+      await timedWrites(nodes, 600_000, Number(o.inFlight), (i) => appender.append(channels[i % 100]!, body, `warm${i}`, meta, 10_000), N);
+      const m0 = await memory();
+      await timedWrites(nodes, 600_000, Number(o.inFlight), (i) => appender.append(channels[i % 100]!, body, `few${i}`, meta, 10_000), N);
+      const m1 = await memory();
+      const distinct = await timedWrites(nodes, 600_000, Number(o.inFlight), (i) => appender.append(`priv.${randomHexId()}`, body, `distinct${i}`, meta, 10_000), N);
+      const m2 = await memory();
+      const perSubject = (pick: (m: typeof m0) => Record<string, number>): Record<string, number> =>
+        Object.fromEntries(nodes.nodes.map((n) => [n.name, Math.round(((pick(m2)[n.name]! - pick(m1)[n.name]!) - (pick(m1)[n.name]! - pick(m0)[n.name]!)) * 1024 * 1024 / N)]));
+      // Every write of the last duplicate window (storage.duplicateWindowMs, 2 min; the run is shorter) keeps its message id.
+      const perWrite = Object.fromEntries(nodes.nodes.map((n) => [n.name, Math.round(((m1.live[n.name]! - m0.live[n.name]!) * 1024 * 1024) / N)]));
+      subjectState.push({
+        replicas,
+        writes: N,
+        memoryMiB: { before: m0, afterFewSubjects: m1, afterDistinctSubjects: m2 },
+        bytesPerSubject: { liveHeap: perSubject((m) => m.live), rss: perSubject((m) => m.rss) },
+        liveHeapBytesPerWriteInDuplicateWindow: perWrite,
+      });
+      log(`R${replicas} subjects: live heap MiB ${JSON.stringify(m0.live)} -> ${JSON.stringify(m1.live)} (${N} writes to 100 channels) -> ${JSON.stringify(m2.live)} (${N} writes to as many channels): ${JSON.stringify(perSubject((m) => m.live))} B of live heap per subject`);
+      await record('subjects (distinct)', [MESSAGE_STREAM], distinct);
+    }
     if (paths.includes('stream')) {
       const meta = { expirySec: 3600 };
       const run = await timedWrites(nodes, durationMs, Number(o.inFlight), (i) => appender.append(channels[i % channels.length]!, body, `w${i}`, meta, 10_000));
@@ -138,7 +191,8 @@ export const clusterWritesScenario: Scenario = {
     channels: { type: 'number', default: 1000, help: 'channels the message writes go to' },
     bodyBytes: { type: 'number', default: 200, help: 'message body size' },
     shards: { type: 'string', default: '3', help: 'shard stream counts to write at once besides the single stream (comma separated; 1 or empty: none)' },
-    paths: { type: 'string', default: 'stream,presence,snapshot', help: 'what to write: stream, presence, snapshot' },
+    paths: { type: 'string', default: 'stream,presence,snapshot', help: 'what to write: stream, subjects, presence, snapshot' },
+    subjectCount: { type: 'number', default: 200000, help: 'writes of the subjects path: to 100 channels, then each to a channel of its own' },
     presenceInFlight: { type: 'number', default: 1280, help: 'presence puts in flight (20 gateways x storage.presenceWritesInFlight 64)' },
     presenceKeys: { type: 'number', default: 100000, help: 'distinct presence keys' },
     snapshotKib: { type: 'number', default: 800, help: 'size of one bulk presence record (50,000 connections x 16 bytes)' },
@@ -159,6 +213,8 @@ export const clusterWritesScenario: Scenario = {
       return [`R${r.replicas} ${r.path}`, `${fmtInt(r.perSec)}/s acked (${r.failed} failed); CPU us per write: ${cpu}; writer ${r.clientCpuUsPerWrite}`];
     });
     const failed = runs.reduce((n, r) => n + r.failed, 0);
-    return { params: o, results: { runs }, window, windows: [{ label: 'cluster-writes', window }], table, problems: failed > 0 ? [`${failed} writes failed: ${runs.find((r) => r.firstError)?.firstError}`] : [] };
+    const subjectRows: TableRow[] = subjectState.map((s) => [`R${s.replicas} per-subject state`, `live heap ${JSON.stringify(s.bytesPerSubject.liveHeap)} B, RSS ${JSON.stringify(s.bytesPerSubject.rss)} B per distinct subject (${fmtInt(s.writes)} writes); ${JSON.stringify(s.liveHeapBytesPerWriteInDuplicateWindow)} B of live heap per write within the duplicate window`]);
+    table.push(...subjectRows);
+    return { params: o, results: { runs, subjectState }, window, windows: [{ label: 'cluster-writes', window }], table, problems: failed > 0 ? [`${failed} writes failed: ${runs.find((r) => r.firstError)?.firstError}`] : [] };
   },
 };

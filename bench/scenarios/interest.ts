@@ -15,7 +15,8 @@ import { fmtInt, log, nowMs, randomHexId, round, sleep } from '../lib/util.ts';
  * Then the same subjects from a second connection on n2 (a channel held by gateways on
  * two nodes), the 32 wildcard subscriptions of subject sharding
  * (`push.live.<kind>.<hex digit>.>`), and the time until every node forgets the
- * interest when the first connection closes (a gateway that goes away).
+ * interest when the first connection closes (a gateway that goes away). The servers
+ * run with GOGC=2 and a GC trace, so memory is read as RSS and as live heap.
  */
 
 interface Step {
@@ -25,6 +26,8 @@ interface Step {
   /** Subscriptions each node holds (subsz num_subscriptions). */
   subsByNode: Record<string, number>;
   rssMiBByNode: Record<string, number>;
+  /** Go live heap, on the last step. */
+  liveHeapMiBByNode?: Record<string, number>;
   clientHeapMiB: number;
 }
 
@@ -37,14 +40,21 @@ async function subsOf(n: NatsNode): Promise<number> {
   return (await n.monitor<{ num_subscriptions: number }>('subsz')).num_subscriptions;
 }
 
-async function snapshot(nodes: NatsNodes): Promise<{ subs: Record<string, number>; rss: Record<string, number> }> {
-  const subs: Record<string, number> = {};
-  const rss: Record<string, number> = {};
+interface Snapshot {
+  subs: Record<string, number>;
+  rss: Record<string, number>;
+  /** Go live heap after the latest collection (only when asked: it provokes collections). */
+  live?: Record<string, number>;
+}
+
+async function snapshot(nodes: NatsNodes, withHeap = false): Promise<Snapshot> {
+  const snap: Snapshot = { subs: {}, rss: {}, ...(withHeap ? { live: {} } : {}) };
   for (const n of nodes.nodes) {
-    subs[n.name] = await subsOf(n);
-    rss[n.name] = round(n.rssKiB() / 1024, 1);
+    snap.subs[n.name] = await subsOf(n);
+    if (snap.live !== undefined) snap.live[n.name] = await n.liveHeapMiB();
+    snap.rss[n.name] = round(n.rssKiB() / 1024, 1);
   }
-  return { subs, rss };
+  return snap;
 }
 
 /** Waits until every node in `names` counts at least `want[name]` (or at most, when `down`). */
@@ -75,7 +85,7 @@ export const interestScenario: Scenario = {
   async run(ctx): Promise<ScenarioOutcome> {
     const o = ctx.opts;
     const [total, step, settleMs] = [o.num('subscriptions'), o.num('step'), o.num('settleS') * 1000];
-    const nodes = await startNatsNodes(3, o.optStr('natsBinary'), 'bench-interest');
+    const nodes = await startNatsNodes(3, o.optStr('natsBinary'), 'bench-interest', { gcTrace: true });
     const sampler = new ResourceSampler(nodes.nodes.map((n) => ({ name: n.name, pid: n.pid }))).start();
     const conns: NatsConnection[] = [];
     try {
@@ -84,7 +94,7 @@ export const interestScenario: Scenario = {
       conns.push(a);
       await sleep(settleMs);
       gc();
-      const base = await snapshot(nodes);
+      const base = await snapshot(nodes, true);
       const baseHeap = heapMiB();
       log(`baseline subs ${JSON.stringify(base.subs)}, RSS MiB ${JSON.stringify(base.rss)}, client heap ${baseHeap} MiB`);
       const subjects: string[] = [];
@@ -102,12 +112,13 @@ export const interestScenario: Scenario = {
         const propagationMs = await waitCounts(nodes, { n1: base.subs.n1! + want, n2: base.subs.n2! + want, n3: base.subs.n3! + want }, ctx.deadline);
         await sleep(settleMs);
         gc();
-        const snap = await snapshot(nodes);
-        steps.push({ subscriptions: want, propagationMs, subsByNode: snap.subs, rssMiBByNode: snap.rss, clientHeapMiB: heapMiB() });
+        const snap = await snapshot(nodes, subjects.length >= total);
+        steps.push({ subscriptions: want, propagationMs, subsByNode: snap.subs, rssMiBByNode: snap.rss, ...(snap.live === undefined ? {} : { liveHeapMiBByNode: snap.live }), clientHeapMiB: heapMiB() });
         log(`${fmtInt(want)} subscriptions: seen on every node ${propagationMs} ms after the flush; RSS MiB ${JSON.stringify(snap.rss)}; client heap ${heapMiB()} MiB`);
       }
       const last = steps[steps.length - 1]!;
       const perSubBytes = (name: string): number => round(((last.rssMiBByNode[name]! - base.rss[name]!) * 1024 * 1024) / total, 0);
+      const perSubLive = (name: string): number => round(((last.liveHeapMiBByNode![name]! - base.live![name]!) * 1024 * 1024) / total, 0);
 
       // The same channels held by a gateway on another node: n3 now hears of each from two routes.
       const b = await connect({ servers: n2.url, noAsyncTraces: true });
@@ -151,6 +162,7 @@ export const interestScenario: Scenario = {
         baseline: base,
         steps,
         bytesPerSubscription: { n1Local: perSubBytes('n1'), n2Route: perSubBytes('n2'), n3Route: perSubBytes('n3') },
+        liveHeapBytesPerSubscription: { n1Local: perSubLive('n1'), n2Route: perSubLive('n2'), n3Route: perSubLive('n3') },
         clientBytesPerSubscription: round(((last.clientHeapMiB - baseHeap) * 1024 * 1024) / total, 0),
         subscribeAndPropagateMs: steps.reduce((sum, s) => sum + s.propagationMs, 0),
         duplicateFromSecondNode: { ...dup, seenEverywhereMs: duplicateSeenMs },
@@ -162,6 +174,7 @@ export const interestScenario: Scenario = {
       const table: TableRow[] = [
         ['subscriptions', `${fmtInt(total)} from one connection on n1, in steps of ${fmtInt(step)}`],
         ['nats-server RSS per subscription', `n1 (local) ${results.bytesPerSubscription.n1Local} B, n2 (route) ${results.bytesPerSubscription.n2Route} B, n3 (route) ${results.bytesPerSubscription.n3Route} B`],
+        ['nats-server live heap per subscription', `n1 (local) ${results.liveHeapBytesPerSubscription.n1Local} B, n2 (route) ${results.liveHeapBytesPerSubscription.n2Route} B, n3 (route) ${results.liveHeapBytesPerSubscription.n3Route} B (Go heap after GC, GOGC=2)`],
         ['client heap per subscription', `${results.clientBytesPerSubscription} B`],
         ['propagation per step', steps.map((s) => `${s.propagationMs}`).join(' / ') + ' ms'],
         ['held from two nodes', `subs ${JSON.stringify(dup.subs)}, RSS MiB ${JSON.stringify(dup.rss)}`],
