@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { startNatsNodes, type NatsNode, type NatsNodes } from '../lib/nats-nodes.ts';
 import { ResourceSampler } from '../lib/proc.ts';
 import type { ScenarioOutcome, TableRow } from '../lib/report.ts';
@@ -15,7 +15,8 @@ import { fmtInt, log, nowMs, randomHexId, round, sleep } from '../lib/util.ts';
  * Then the same subjects from a second connection on n2 (a channel held by gateways on
  * two nodes), the 32 wildcard subscriptions of subject sharding
  * (`push.live.<kind>.<hex digit>.>`), and the time until every node forgets the
- * interest when the first connection closes (a gateway that goes away). The servers
+ * interest when the first connection closes (a gateway that goes away), and what a
+ * message costs nats-server once it goes to every gateway's wildcard. The servers
  * run with GOGC=2 and a GC trace, so memory is read as RSS and as live heap.
  */
 
@@ -72,6 +73,60 @@ async function waitCounts(nodes: NatsNodes, want: Record<string, number>, deadli
   }
 }
 
+interface FanoutRun {
+  subscribers: number;
+  messages: number;
+  natsCpuMs: number;
+  natsUsPerMessage: number;
+  natsUsPerCopy: number;
+}
+
+/**
+ * What subject sharding without routing by shard costs nats-server: every message goes
+ * to every gateway's wildcard. M messages of a republished size (200-byte body, the
+ * republish headers) to 1 and to G subscribers of `push.live.priv.>` on one server; the
+ * server's CPU per copy is the difference. Core NATS only, so the stream is not involved.
+ */
+async function fanoutCost(node: NatsNode, messages: number, gateways: number, deadline: number): Promise<FanoutRun[]> {
+  const runs: FanoutRun[] = [];
+  if (messages <= 0) return runs;
+  const body = Buffer.alloc(200, 0x61);
+  const pub = await connect({ servers: node.url, noAsyncTraces: true });
+  try {
+    for (const g of [1, gateways]) {
+      const subs = await Promise.all(Array.from({ length: g }, () => connect({ servers: node.url, noAsyncTraces: true })));
+      const got = new Array<number>(g).fill(0);
+      subs.forEach((c, i) => c.subscribe('push.live.priv.>', { callback: () => void got[i]!++ }));
+      await Promise.all(subs.map((c) => c.flush()));
+      const cpu0 = node.cpuMs();
+      for (let i = 0; i < messages; i++) {
+        const h = headers();
+        h.set('Nats-Stream', 'PUSH_MESSAGES');
+        h.set('Nats-Subject', 'push.msg.priv.0123456789abcdef0123456789abcdef');
+        h.set('Nats-Sequence', String(i + 1));
+        h.set('Nats-Last-Sequence', String(i));
+        h.set('Jp-Expiry', '60');
+        pub.publish(`push.live.priv.${(i % 16).toString(16)}${randomHexId().slice(1)}`, body, { headers: h });
+        if (i % 1000 === 999) await pub.flush();
+      }
+      await pub.flush();
+      while (got.some((n) => n < messages) && nowMs() < deadline) await sleep(20);
+      const natsCpuMs = node.cpuMs() - cpu0;
+      runs.push({ subscribers: g, messages, natsCpuMs: Math.round(natsCpuMs), natsUsPerMessage: round((natsCpuMs * 1000) / messages, 2), natsUsPerCopy: NaN });
+      for (const c of subs) await c.close();
+    }
+  } finally {
+    await pub.close();
+  }
+  const [one, many] = runs;
+  if (one !== undefined && many !== undefined && many.subscribers > 1) {
+    many.natsUsPerCopy = round((many.natsUsPerMessage - one.natsUsPerMessage) / (many.subscribers - 1), 2);
+    one.natsUsPerCopy = one.natsUsPerMessage;
+  }
+  log(`wildcard fan-out: ${runs.map((r) => `${r.subscribers} subscriber(s) ${r.natsUsPerMessage} us per message`).join(', ')}`);
+  return runs;
+}
+
 const heapMiB = (): number => round(process.memoryUsage().heapUsed / 1024 / 1024, 1);
 
 export const interestScenario: Scenario = {
@@ -81,6 +136,8 @@ export const interestScenario: Scenario = {
     subscriptions: { type: 'number', default: 100000, help: 'per-channel subscriptions from one connection (S)' },
     step: { type: 'number', default: 10000, help: 'subscriptions added per step' },
     settleS: { type: 'number', default: 2, help: 'seconds after each step before memory is read' },
+    fanoutMessages: { type: 'number', default: 100000, help: 'messages published to the wildcard subscribers at the end (0: skip)' },
+    fanoutGateways: { type: 'number', default: 20, help: 'wildcard subscribers (gateways) of the last fan-out round' },
   },
   async run(ctx): Promise<ScenarioOutcome> {
     const o = ctx.opts;
@@ -158,6 +215,9 @@ export const interestScenario: Scenario = {
       conns.splice(conns.indexOf(a), 1);
       const goneMs = await waitCounts(nodes, { n1: afterWild.subs.n1! - total, n2: afterWild.subs.n2! - total, n3: afterWild.subs.n3! - total }, ctx.deadline, true);
       const removal = round(nowMs() - tClose, 0);
+      // On a server of its own with the default GC: the cluster's GOGC=2 would be counted as CPU.
+      const plain = await startNatsNodes(1, o.optStr('natsBinary'), 'bench-fanout');
+      const fanout = await fanoutCost(plain.nodes[0]!, o.num('fanoutMessages'), o.num('fanoutGateways'), ctx.deadline).finally(() => plain.stop());
       const results = {
         baseline: base,
         steps,
@@ -169,6 +229,7 @@ export const interestScenario: Scenario = {
         wildcards: { added: 32, subsBefore: beforeWild.subs, subsAfter: afterWild.subs },
         removalOnCloseMs: removal,
         removalWaitMs: goneMs,
+        wildcardFanout: fanout,
       };
       const window = sampler.stop();
       const table: TableRow[] = [
@@ -180,6 +241,7 @@ export const interestScenario: Scenario = {
         ['held from two nodes', `subs ${JSON.stringify(dup.subs)}, RSS MiB ${JSON.stringify(dup.rss)}`],
         ['32 shard wildcards', `subs ${JSON.stringify(beforeWild.subs)} -> ${JSON.stringify(afterWild.subs)}`],
         ['interest gone after close', `${removal} ms on every node`],
+        ...fanout.map((f): TableRow => [`a message to ${f.subscribers} wildcard subscriber(s)`, `nats-server ${f.natsUsPerMessage} us CPU per published message, ${f.natsUsPerCopy} us per copy sent`]),
       ];
       return { params: o.all(), results, window, windows: [{ label: 'interest', window }], table, problems: [] };
     } finally {

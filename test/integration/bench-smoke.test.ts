@@ -154,13 +154,14 @@ describe('bench smoke (tiny numbers, same code paths)', () => {
     }
   });
 
-  it('interest (subscriptions counted on every node of a cluster, wildcards, removal)', async () => {
-    const r = await bench(['interest', '--subscriptions', '2000', '--step', '1000', '--settle-s', '0']);
+  it('interest (subscriptions counted on every node of a cluster, wildcards, removal, wildcard fan-out)', async () => {
+    const r = await bench(['interest', '--subscriptions', '2000', '--step', '1000', '--settle-s', '0', '--fanout-messages', '200', '--fanout-gateways', '3']);
     assert.deepEqual(r.results.steps.map((s: { subscriptions: number }) => s.subscriptions), [1000, 2000]);
     for (const node of ['n1', 'n2', 'n3']) {
       assert.equal(r.results.steps[1].subsByNode[node] - r.results.baseline.subs[node], 2000, `${node} holds the interest`);
       assert.equal(r.results.wildcards.subsAfter[node] - r.results.wildcards.subsBefore[node], 32, `${node} wildcards`);
     }
+    assert.deepEqual(r.results.wildcardFanout.map((f: { subscribers: number; messages: number }) => `${f.subscribers}x${f.messages}`), ['1x200', '3x200']);
   });
 
   it('delivery-cost (both live-subscription modes: every message to a held channel delivered, none of the others)', async () => {
