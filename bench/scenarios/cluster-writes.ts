@@ -20,8 +20,8 @@ import { timedWrites, type WriteRun } from '../lib/write-loop.ts';
  * - `presence`: KV puts of presence keys (PUSH_PRESENCE), as gateways write them;
  * - `snapshot`: KV puts of one large value per gateway (a bulk presence record);
  * - `subjects` (on request, alone: it slows the servers' GC down to read their live
- *   heap): what each distinct subject (channel) costs the stream's state, against as
- *   many writes to 100 subjects.
+ *   heap): what a stored message, a recent write, a distinct channel and a presence
+ *   key hold in each node's memory.
  * On one server (R1) and on a 3-node loopback cluster (R3). Every node's CPU is read
  * from /proc, so each figure comes with CPU microseconds per acknowledged write on the
  * stream leader, on each follower and in the writer.
@@ -79,10 +79,14 @@ interface SubjectState {
   replicas: number;
   writes: number;
   memoryMiB: Record<string, { rss: Record<string, number>; live: Record<string, number> }>;
-  /** Growth per distinct subject beyond what as many writes to 100 subjects added (Go live heap after GC, and RSS). */
-  bytesPerSubject: { liveHeap: Record<string, number>; rss: Record<string, number> };
-  /** Live heap per write to a known subject while its message id is in the duplicate window. */
-  liveHeapBytesPerWriteInDuplicateWindow: Record<string, number>;
+  /** Go live heap after GC, per node: what each stored message, recent write, distinct subject and presence key holds. */
+  liveHeapBytes: {
+    perStoredMessage: Record<string, number>;
+    /** Gone once the duplicate window (2 min) and the file store's caches let go of it. */
+    perWriteInDuplicateWindow: Record<string, number>;
+    perSubject: Record<string, number>;
+    perPresenceKey: Record<string, number>;
+  };
 }
 
 const subjectState: SubjectState[] = [];
@@ -110,9 +114,9 @@ async function runShape(replicas: 1 | 3, o: ScenarioOutcome['params'], binary: s
     if (paths.includes('subjects')) {
       // Per-subject state of the stream: the same count of writes to a few subjects, then each to a subject of its own.
       const N = Number(o.subjectCount);
-      const memory = async (): Promise<{ rss: Record<string, number>; live: Record<string, number> }> => {
-        // The file store lets go of the blocks it cached for the writes after a few seconds.
-        await sleep(15_000);
+      type Memory = { rss: Record<string, number>; live: Record<string, number> };
+      const memory = async (waitMs: number): Promise<Memory> => {
+        await sleep(waitMs);
         const rss: Record<string, number> = {};
         const live: Record<string, number> = {};
         for (const n of nodes.nodes) {
@@ -121,26 +125,35 @@ async function runShape(replicas: 1 | 3, o: ScenarioOutcome['params'], binary: s
         }
         return { rss, live };
       };
+      const bytes = (mib: number, count: number): number => Math.round((mib * 1024 * 1024) / count);
+      const each = (f: (name: string) => number): Record<string, number> => Object.fromEntries(nodes.nodes.map((n) => [n.name, f(n.name)]));
       const meta = { expirySec: 3600 };
-      // A first round warms the server's buffers and caches up; the second is the baseline.
-      await timedWrites(nodes, 600_000, Number(o.inFlight), (i) => appender.append(channels[i % 100]!, body, `warm${i}`, meta, 10_000), N);
-      const m0 = await memory();
-      await timedWrites(nodes, 600_000, Number(o.inFlight), (i) => appender.append(channels[i % 100]!, body, `few${i}`, meta, 10_000), N);
-      const m1 = await memory();
+      // Late readings come after the duplicate window (2 min) and the file store's caches have let go.
+      const lateMs = Number(o.subjectsLateS) * 1000;
+      const m0 = await memory(2_000);
+      await timedWrites(nodes, 600_000, Number(o.inFlight), (i) => appender.append(channels[i % 100]!, body, `few${i}`, meta, 10_000), 2 * N);
+      const m1early = await memory(5_000);
+      const m1 = await memory(Math.max(0, lateMs - 5_000));
       const distinct = await timedWrites(nodes, 600_000, Number(o.inFlight), (i) => appender.append(`priv.${randomHexId()}`, body, `distinct${i}`, meta, 10_000), N);
-      const m2 = await memory();
-      const perSubject = (pick: (m: typeof m0) => Record<string, number>): Record<string, number> =>
-        Object.fromEntries(nodes.nodes.map((n) => [n.name, Math.round(((pick(m2)[n.name]! - pick(m1)[n.name]!) - (pick(m1)[n.name]! - pick(m0)[n.name]!)) * 1024 * 1024 / N)]));
-      // Every write of the last duplicate window (storage.duplicateWindowMs, 2 min; the run is shorter) keeps its message id.
-      const perWrite = Object.fromEntries(nodes.nodes.map((n) => [n.name, Math.round(((m1.live[n.name]! - m0.live[n.name]!) * 1024 * 1024) / N)]));
-      subjectState.push({
+      const m2 = await memory(lateMs);
+      const kv = await access.bucket(PRESENCE_BUCKET);
+      await timedWrites(nodes, 600_000, Number(o.presenceInFlight), () => kv.put(`priv.${randomHexId()}`, 'gateway-host/jetpull-1'), N);
+      // Presence keys live storage.onlineTtlSec + onlineDeltaSec (130 s): read before they expire.
+      const m3 = await memory(Math.min(30_000, lateMs));
+      const perMessage = each((n) => bytes(m1.live[n]! - m0.live[n]!, 2 * N));
+      const state: SubjectState = {
         replicas,
         writes: N,
-        memoryMiB: { before: m0, afterFewSubjects: m1, afterDistinctSubjects: m2 },
-        bytesPerSubject: { liveHeap: perSubject((m) => m.live), rss: perSubject((m) => m.rss) },
-        liveHeapBytesPerWriteInDuplicateWindow: perWrite,
-      });
-      log(`R${replicas} subjects: live heap MiB ${JSON.stringify(m0.live)} -> ${JSON.stringify(m1.live)} (${N} writes to 100 channels) -> ${JSON.stringify(m2.live)} (${N} writes to as many channels): ${JSON.stringify(perSubject((m) => m.live))} B of live heap per subject`);
+        memoryMiB: { emptyStream: m0, fewSubjectsEarly: m1early, fewSubjectsLate: m1, distinctSubjectsLate: m2, presenceKeys: m3 },
+        liveHeapBytes: {
+          perStoredMessage: perMessage,
+          perWriteInDuplicateWindow: each((n) => bytes(m1early.live[n]! - m1.live[n]!, 2 * N)),
+          perSubject: each((n) => bytes(m2.live[n]! - m1.live[n]! - (perMessage[n]! * N) / (1024 * 1024), N)),
+          perPresenceKey: each((n) => bytes(m3.live[n]! - m2.live[n]!, N)),
+        },
+      };
+      subjectState.push(state);
+      log(`R${replicas} subjects: live heap MiB ${JSON.stringify(m0.live)} -> ${JSON.stringify(m1early.live)} / ${JSON.stringify(m1.live)} (${2 * N} writes to 100 channels, early / late) -> ${JSON.stringify(m2.live)} (${N} to as many channels) -> ${JSON.stringify(m3.live)} (${N} presence keys): ${JSON.stringify(state.liveHeapBytes)} B`);
       await record('subjects (distinct)', [MESSAGE_STREAM], distinct);
     }
     if (paths.includes('stream')) {
@@ -192,7 +205,8 @@ export const clusterWritesScenario: Scenario = {
     bodyBytes: { type: 'number', default: 200, help: 'message body size' },
     shards: { type: 'string', default: '3', help: 'shard stream counts to write at once besides the single stream (comma separated; 1 or empty: none)' },
     paths: { type: 'string', default: 'stream,presence,snapshot', help: 'what to write: stream, subjects, presence, snapshot' },
-    subjectCount: { type: 'number', default: 200000, help: 'writes of the subjects path: to 100 channels, then each to a channel of its own' },
+    subjectCount: { type: 'number', default: 200000, help: 'subjects path (N): 2N writes to 100 channels, N to a channel each, N presence keys' },
+    subjectsLateS: { type: 'number', default: 150, help: 'subjects path: seconds before a settled memory reading (past the 2-min duplicate window)' },
     presenceInFlight: { type: 'number', default: 1280, help: 'presence puts in flight (20 gateways x storage.presenceWritesInFlight 64)' },
     presenceKeys: { type: 'number', default: 100000, help: 'distinct presence keys' },
     snapshotKib: { type: 'number', default: 800, help: 'size of one bulk presence record (50,000 connections x 16 bytes)' },
@@ -213,7 +227,10 @@ export const clusterWritesScenario: Scenario = {
       return [`R${r.replicas} ${r.path}`, `${fmtInt(r.perSec)}/s acked (${r.failed} failed); CPU us per write: ${cpu}; writer ${r.clientCpuUsPerWrite}`];
     });
     const failed = runs.reduce((n, r) => n + r.failed, 0);
-    const subjectRows: TableRow[] = subjectState.map((s) => [`R${s.replicas} per-subject state`, `live heap ${JSON.stringify(s.bytesPerSubject.liveHeap)} B, RSS ${JSON.stringify(s.bytesPerSubject.rss)} B per distinct subject (${fmtInt(s.writes)} writes); ${JSON.stringify(s.liveHeapBytesPerWriteInDuplicateWindow)} B of live heap per write within the duplicate window`]);
+    const subjectRows: TableRow[] = subjectState.map((s) => [
+      `R${s.replicas} live heap, bytes`,
+      `per stored message ${JSON.stringify(s.liveHeapBytes.perStoredMessage)}, per write in the duplicate window ${JSON.stringify(s.liveHeapBytes.perWriteInDuplicateWindow)}, per channel ${JSON.stringify(s.liveHeapBytes.perSubject)}, per presence key ${JSON.stringify(s.liveHeapBytes.perPresenceKey)}`,
+    ]);
     table.push(...subjectRows);
     return { params: o, results: { runs, subjectState }, window, windows: [{ label: 'cluster-writes', window }], table, problems: failed > 0 ? [`${failed} writes failed: ${runs.find((r) => r.firstError)?.firstError}`] : [] };
   },

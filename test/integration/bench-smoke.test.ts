@@ -154,6 +154,15 @@ describe('bench smoke (tiny numbers, same code paths)', () => {
     }
   });
 
+  it('cluster-writes --paths subjects (memory per stored message, channel and presence key, read from the GC trace)', async () => {
+    const r = await bench(['cluster-writes', '--paths', 'subjects', '--subject-count', '200', '--subjects-late-s', '0', '--replicas', '1', '--in-flight', '8', '--presence-in-flight', '8']);
+    const [state] = r.results.subjectState;
+    assert.equal(state.writes, 200);
+    for (const what of ['perStoredMessage', 'perWriteInDuplicateWindow', 'perSubject', 'perPresenceKey']) assert.equal(typeof state.liveHeapBytes[what].n1, 'number', what);
+    // The live heap comes from the server's GC trace: a reading was there.
+    assert.ok(state.memoryMiB.emptyStream.live.n1 >= 0, 'live heap read');
+  });
+
   it('interest (subscriptions counted on every node of a cluster, wildcards, removal, wildcard fan-out)', async () => {
     const r = await bench(['interest', '--subscriptions', '2000', '--step', '1000', '--settle-s', '0', '--fanout-messages', '200', '--fanout-gateways', '3']);
     assert.deepEqual(r.results.steps.map((s: { subscriptions: number }) => s.subscriptions), [1000, 2000]);
