@@ -8,10 +8,14 @@ import type { Scenario } from './lib/scenario.ts';
 import { log, nowMs } from './lib/util.ts';
 import { atomicBatchScenario } from './scenarios/atomic-batch.ts';
 import { binaryScenario } from './scenarios/binary.ts';
+import { catchUpScenario } from './scenarios/catch-up.ts';
 import { ceilingScenario } from './scenarios/ceiling.ts';
+import { clusterWritesScenario } from './scenarios/cluster-writes.ts';
+import { deliveryCostScenario } from './scenarios/delivery-cost.ts';
 import { fanoutScenario } from './scenarios/fanout.ts';
 import { faultsScenario } from './scenarios/faults.ts';
 import { idleScenario } from './scenarios/idle.ts';
+import { interestScenario } from './scenarios/interest.ts';
 import { longpollScenario } from './scenarios/longpoll.ts';
 import { publishScenario } from './scenarios/publish.ts';
 import { replayScenario } from './scenarios/replay.ts';
@@ -36,6 +40,10 @@ const SCENARIOS: Scenario[] = [
   faultsScenario,
   atomicBatchScenario,
   soakScenario,
+  clusterWritesScenario,
+  interestScenario,
+  deliveryCostScenario,
+  catchUpScenario,
 ];
 
 function specsOf(s: Scenario): OptSpecs {

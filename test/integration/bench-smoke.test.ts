@@ -158,6 +158,55 @@ describe('bench smoke (tiny numbers, same code paths)', () => {
     assert.match(stderr, /needs nats-server 2\.12/);
   });
 
+  it('cluster-writes (messages, shard streams, presence puts, bulk records on R1 and R3)', async () => {
+    const r = await bench(['cluster-writes', '--duration-s', '1', '--in-flight', '8', '--presence-in-flight', '8', '--presence-keys', '100', '--snapshot-kib', '8']);
+    assert.deepEqual(
+      r.results.runs.map((x: { replicas: number; path: string; streams: number }) => `R${x.replicas} ${x.path} ${x.streams}`),
+      ['R1 stream 1', 'R1 stream x3 shards 3', 'R1 presence 1', 'R1 snapshot 8 KiB 1', 'R3 stream 1', 'R3 stream x3 shards 3', 'R3 presence 1', 'R3 snapshot 8 KiB 1'],
+    );
+    for (const run of r.results.runs) {
+      assert.ok(run.acked > 0 && run.failed === 0, `${run.path}: ${run.acked} acked, ${run.failed} failed`);
+      assert.equal(Object.keys(run.nodeCpuUsPerWrite).length, run.replicas, `${run.path}: CPU of every node`);
+    }
+  });
+
+  it('cluster-writes --paths subjects (memory per stored message, channel and presence key, read from the GC trace)', async () => {
+    const r = await bench(['cluster-writes', '--paths', 'subjects', '--subject-count', '200', '--subjects-late-s', '0', '--replicas', '1', '--in-flight', '8', '--presence-in-flight', '8']);
+    const [state] = r.results.subjectState;
+    assert.equal(state.writes, 200);
+    for (const what of ['perStoredMessage', 'perWriteInDuplicateWindow', 'perSubject', 'perPresenceKey']) assert.equal(typeof state.liveHeapBytes[what].n1, 'number', what);
+    // The live heap comes from the server's GC trace: a reading was there.
+    assert.ok(state.memoryMiB.emptyStream.live.n1 >= 0, 'live heap read');
+  });
+
+  it('interest (subscriptions counted on every node of a cluster, wildcards, removal, wildcard fan-out)', async () => {
+    const r = await bench(['interest', '--subscriptions', '2000', '--step', '1000', '--settle-s', '0', '--fanout-messages', '200', '--fanout-gateways', '3']);
+    assert.deepEqual(r.results.steps.map((s: { subscriptions: number }) => s.subscriptions), [1000, 2000]);
+    for (const node of ['n1', 'n2', 'n3']) {
+      assert.equal(r.results.steps[1].subsByNode[node] - r.results.baseline.subs[node], 2000, `${node} holds the interest`);
+      assert.equal(r.results.wildcards.subsAfter[node] - r.results.wildcards.subsBefore[node], 32, `${node} wildcards`);
+    }
+    assert.deepEqual(r.results.wildcardFanout.map((f: { subscribers: number; messages: number }) => `${f.subscribers}x${f.messages}`), ['1x200', '3x200']);
+  });
+
+  it('delivery-cost (both live-subscription modes: every message to a held channel delivered, none of the others)', async () => {
+    const r = await bench(['delivery-cost', '--clients', '20', '--rate', '100', '--duration-s', '1']);
+    assert.deepEqual(r.results.phases.map((p: { mode: string; phase: string }) => `${p.mode} ${p.phase}`), [
+      'channel idle', 'channel delivered', 'channel not held', 'all idle', 'all delivered', 'all not held',
+    ]);
+    for (const p of r.results.phases) {
+      if (p.phase === 'delivered') assert.ok(p.written > 0 && p.delivered === p.written, `${p.mode}: ${p.written} written, ${p.delivered} delivered`);
+      if (p.phase === 'not held') assert.ok(p.written > 0 && p.delivered === 0, `${p.mode} not held: ${p.delivered} delivered`);
+    }
+  });
+
+  it('catch-up (whole-stream scans keep exactly the channels of one gateway in 20)', async () => {
+    const r = await bench(['catch-up', '--messages', '500', '--channels', '50', '--gateways', '1,2']);
+    assert.deepEqual(r.results.runs.map((x: { replicas: number; gateways: number }) => `R${x.replicas} x${x.gateways}`), ['R1 x1', 'R1 x2', 'R3 x1', 'R3 x2']);
+    // Channels 0, 20 and 40 of 50, ten messages each.
+    for (const run of r.results.runs) assert.equal(run.kept, 30, `R${run.replicas} x${run.gateways}`);
+  });
+
   it('refuses a client count over the open-files limit with a clear message', async () => {
     const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', 'idle', '--clients', '100000000'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
