@@ -22,6 +22,8 @@ describe('request server', () => {
   it('answers requests of the queue group', async () => {
     const nc = await connect({ servers: nats.url });
     const served = serveRequests(nc, 'test.echo', 'q', async (data) => `echo:${new TextDecoder().decode(data)}`, createRootLogger({ level: 'silent', processUniqueId: 't', version: 't' }));
+    // The subscription reaches the server with the next flush: ask only after it did.
+    await nc.flush();
     const reply = await client.request('test.echo', 'hi', { timeout: 2_000 });
     assert.equal(reply.string(), 'echo:hi');
     served.stop();
