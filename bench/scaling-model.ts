@@ -62,6 +62,7 @@ const followerUs = (w: any): number => {
   return f.reduce((a, b) => a + b, 0) / f.length;
 };
 const mem3 = memory.find((m) => m.replicas === 3);
+const memStored = (result('scaling-memory-stored.json').results.subjectState as any[])[0];
 const avgNodes = (rec: Record<string, number>): number => Object.values(rec).reduce((a, b) => a + b, 0) / Object.values(rec).length;
 const unit = {
   gatewayKiBPerConn: idle.jetpullKiBPerConnection as number,
@@ -72,9 +73,9 @@ const unit = {
   perSubjectB: avgNodes(mem3.liveHeapBytes.perSubject),
   perPresenceKeyB: avgNodes(mem3.liveHeapBytes.perPresenceKey),
   perWriteInWindowB: avgNodes(mem3.liveHeapBytes.perWriteInDuplicateWindow),
-  // Below the reading's resolution (1 MiB over 2N messages) it reads as a few bytes either way: 0 then.
-  perStoredMessageB: Math.max(0, avgNodes(mem3.liveHeapBytes.perStoredMessage)),
-  perStoredMessageResolutionB: (1024 * 1024) / (2 * mem3.writes),
+  // From the one-server run with 2 M messages: the reading's resolution is 1 MiB over 2N messages.
+  perStoredMessageB: Math.max(0, avgNodes(memStored.liveHeapBytes.perStoredMessage)),
+  perStoredMessageResolutionB: (1024 * 1024) / (2 * memStored.writes),
   deliveredUs: delivery.find((p) => p.mode === 'channel' && p.phase === 'delivered').jetpullUsPerMessage as number,
   discardUs: delivery.find((p) => p.mode === 'all' && p.phase === 'not held').jetpullUsPerMessage as number,
   // jetpull's % of a core over the window, per delivery (one frame carried ~80 of them).
@@ -158,7 +159,7 @@ const oneCorePresence = 1e6 / unit.presenceLeaderUs;
 row('presenceLeaderHeadroom', 'presence bucket leader: one core of leader work', oneCorePresence, `${f(oneCorePresence)} puts/s (1 / ${unit.presenceLeaderUs} us); needed ${f(P)} = ${f((P / oneCorePresence) * 100)} %; ${f(unit.presenceCeilingHere)}/s measured here`);
 
 const catchUpMsgs = W * n('outageS');
-row('catchUpMessages', 'catch-up per gateway cut off for outageS', catchUpMsgs, `${f(catchUpMsgs)} messages scanned (${f(W)}/s x ${n('outageS')} s): gateway ${f((catchUpMsgs * unit.scanGatewayUs) / 1e6, 2)} s CPU, stream nodes ${f((catchUpMsgs * unit.scanLeaderUs) / 1e6, 2)} s CPU, ${f(catchUpMsgs / unit.scanRateHere, 1)} s at ${f(unit.scanRateHere)} msgs/s; peak ${f(Wpeak * n('outageS'))}`);
+row('catchUpMessages', `catch-up of a gateway cut off for ${n('outageS')} s`, catchUpMsgs, `${f(catchUpMsgs)} messages scanned (${f(W)}/s x ${n('outageS')} s): gateway ${f((catchUpMsgs * unit.scanGatewayUs) / 1e6, 2)} s CPU, stream nodes ${f((catchUpMsgs * unit.scanLeaderUs) / 1e6, 2)} s CPU, ${f(catchUpMsgs / unit.scanRateHere, 1)} s at ${f(unit.scanRateHere)} msgs/s; peak ${f(Wpeak * n('outageS'))}`);
 row('catchUpPerOutageSecond', 'catch-up cost per second of outage, per gateway', W * unit.scanGatewayUs / 1e6, `${f((W * unit.scanGatewayUs) / 1e3)} ms gateway CPU + ${f((W * unit.scanLeaderUs) / 1e3)} ms NATS CPU (${f((Wpeak * unit.scanGatewayUs) / 1e3)} + ${f((Wpeak * unit.scanLeaderUs) / 1e3)} ms at peak)`);
 
 // Subject sharding with filtering in the gateway: every gateway receives every message.
