@@ -29,6 +29,7 @@ const OPTIONS: OptSpecs = {
   refreshS: { type: 'number', default: 30, help: 'presence refresh: storage.onlineTtlSec / 4' },
   longPollS: { type: 'number', default: 40, help: 'long-poll hold (an idle poll comes back this often)' },
   duplicateWindowS: { type: 'number', default: 120, help: 'storage.duplicateWindowMs / 1000' },
+  extraChannelKiB: { type: 'number', default: 1.5, help: 'gateway memory of a connection’s second own channel (its public id): the idle benchmark holds one own channel, a subscription with its hub entry costs ~1.5 KiB (BENCHMARKS.md, idle memory)' },
   outageS: { type: 'number', default: 6, help: 'seconds a gateway is cut off from NATS before it notices and moves (stale-connection detection)' },
 };
 
@@ -61,6 +62,7 @@ const followerUs = (w: any): number => {
   return f.reduce((a, b) => a + b, 0) / f.length;
 };
 const mem3 = memory.find((m) => m.replicas === 3);
+const memStored = (result('scaling-memory-stored.json').results.subjectState as any[])[0];
 const avgNodes = (rec: Record<string, number>): number => Object.values(rec).reduce((a, b) => a + b, 0) / Object.values(rec).length;
 const unit = {
   gatewayKiBPerConn: idle.jetpullKiBPerConnection as number,
@@ -71,7 +73,9 @@ const unit = {
   perSubjectB: avgNodes(mem3.liveHeapBytes.perSubject),
   perPresenceKeyB: avgNodes(mem3.liveHeapBytes.perPresenceKey),
   perWriteInWindowB: avgNodes(mem3.liveHeapBytes.perWriteInDuplicateWindow),
-  perStoredMessageB: avgNodes(mem3.liveHeapBytes.perStoredMessage),
+  // From the one-server run with 2 M messages: the reading's resolution is 1 MiB over 2N messages.
+  perStoredMessageB: Math.max(0, avgNodes(memStored.liveHeapBytes.perStoredMessage)),
+  perStoredMessageResolutionB: (1024 * 1024) / (2 * memStored.writes),
   deliveredUs: delivery.find((p) => p.mode === 'channel' && p.phase === 'delivered').jetpullUsPerMessage as number,
   discardUs: delivery.find((p) => p.mode === 'all' && p.phase === 'not held').jetpullUsPerMessage as number,
   // jetpull's % of a core over the window, per delivery (one frame carried ~80 of them).
@@ -129,15 +133,16 @@ row('writesPerSec', 'message writes/s (stored copies)', W, `${f(W)} average, ${f
 row('presencePutsPerSec', 'presence puts/s', P, `${f(P)} (WebSocket ${f((ws * 2) / Math.max(n('pingS'), n('refreshS')))}, long poll ${f((lp * 2) / Math.max(n('longPollS'), n('refreshS')))}, shared channels ${f(presenceShared)})`);
 row('subscriptions', 'live subscriptions (distinct channels)', channels, `${f(channels)}`);
 
-const gwMiB = unit.gatewayBaseMiB + (perGateway * unit.gatewayKiBPerConn) / 1024;
-row('gatewayRssMiB', 'gateway RSS', gwMiB, `${f(gwMiB)} MiB each (${f(perGateway)} connections x ${unit.gatewayKiBPerConn} KiB + ${unit.gatewayBaseMiB} MiB)`);
+const connKiB = unit.gatewayKiBPerConn + n('extraChannelKiB');
+const gwMiB = unit.gatewayBaseMiB + (perGateway * connKiB) / 1024;
+row('gatewayRssMiB', 'gateway RSS', gwMiB, `${f(gwMiB)} MiB each (${f(perGateway)} connections x (${unit.gatewayKiBPerConn} + ${n('extraChannelKiB')} KiB for the public id) + ${unit.gatewayBaseMiB} MiB)`);
 const gwCpu = (D / G) * unit.deliveredUs + (perGateway / n('pingS')) * unit.deliveredUs + (presenceConn / G + presenceShared / G) * unit.presenceWriterUs;
 row('gatewayCpuCores', 'gateway CPU, steady', gwCpu / 1e6, `${f(gwCpu / 1e4, 1)} % of a core average, ${f((gwCpu + (D / G) * (n('peak') - 1) * unit.deliveredUs) / 1e4, 1)} % peak (deliveries x ${unit.deliveredUs} us, pings at the same, presence puts x ${unit.presenceWriterUs} us)`);
 
 const interestB = channels * ((h / N) * unit.localSubB + (h * (N - 1)) / N * unit.routeSubB);
 row('natsInterestGiB', 'nats-server interest, per node', interestB / GiB, `${f(interestB / GiB, 2)} GiB (${f(channels)} channels: ${f(h / N, 2)} local x ${unit.localSubB} B + ${f((h * (N - 1)) / N, 2)} route x ${f(unit.routeSubB)} B)`);
 const stateB = channels * unit.perSubjectB + 2 * C * unit.perPresenceKeyB + W * n('duplicateWindowS') * unit.perWriteInWindowB + stored * unit.perStoredMessageB;
-row('natsStreamStateGiB', 'nats-server stream state, per node', stateB / GiB, `${f(stateB / GiB, 2)} GiB (channels x ${f(unit.perSubjectB)} B, presence keys x ${f(unit.perPresenceKeyB)} B, ${f(W * n('duplicateWindowS'))} ids in the duplicate window x ${f(unit.perWriteInWindowB)} B, ${f(stored / 1e9, 2)} G stored messages x ${f(unit.perStoredMessageB, 1)} B)`);
+row('natsStreamStateGiB', 'nats-server stream state, per node', stateB / GiB, `${f(stateB / GiB, 2)} GiB (channels x ${f(unit.perSubjectB)} B, presence keys x ${f(unit.perPresenceKeyB)} B, ${f(W * n('duplicateWindowS'))} ids in the duplicate window x ${f(unit.perWriteInWindowB)} B, ${f(stored / 1e9, 2)} G stored messages x ${f(unit.perStoredMessageB, 1)} B, measured to ±${f(unit.perStoredMessageResolutionB, 1)} B)`);
 row('natsDiskGB', 'disk, per node (R3: every node a replica)', (stored * n('storedBytes')) / 1e9, `${f((stored * n('storedBytes')) / 1e9)} GB for ${f(n('retentionS') / 3600)} h of ${f(W)} writes/s x ${n('storedBytes')} B`);
 
 const everyone = perGateway * unit.deliveredUs;
@@ -154,7 +159,7 @@ const oneCorePresence = 1e6 / unit.presenceLeaderUs;
 row('presenceLeaderHeadroom', 'presence bucket leader: one core of leader work', oneCorePresence, `${f(oneCorePresence)} puts/s (1 / ${unit.presenceLeaderUs} us); needed ${f(P)} = ${f((P / oneCorePresence) * 100)} %; ${f(unit.presenceCeilingHere)}/s measured here`);
 
 const catchUpMsgs = W * n('outageS');
-row('catchUpMessages', 'catch-up per gateway cut off for outageS', catchUpMsgs, `${f(catchUpMsgs)} messages scanned (${f(W)}/s x ${n('outageS')} s): gateway ${f((catchUpMsgs * unit.scanGatewayUs) / 1e6, 2)} s CPU, stream nodes ${f((catchUpMsgs * unit.scanLeaderUs) / 1e6, 2)} s CPU, ${f(catchUpMsgs / unit.scanRateHere, 1)} s at ${f(unit.scanRateHere)} msgs/s; peak ${f(Wpeak * n('outageS'))}`);
+row('catchUpMessages', `catch-up of a gateway cut off for ${n('outageS')} s`, catchUpMsgs, `${f(catchUpMsgs)} messages scanned (${f(W)}/s x ${n('outageS')} s): gateway ${f((catchUpMsgs * unit.scanGatewayUs) / 1e6, 2)} s CPU, stream nodes ${f((catchUpMsgs * unit.scanLeaderUs) / 1e6, 2)} s CPU, ${f(catchUpMsgs / unit.scanRateHere, 1)} s at ${f(unit.scanRateHere)} msgs/s; peak ${f(Wpeak * n('outageS'))}`);
 row('catchUpPerOutageSecond', 'catch-up cost per second of outage, per gateway', W * unit.scanGatewayUs / 1e6, `${f((W * unit.scanGatewayUs) / 1e3)} ms gateway CPU + ${f((W * unit.scanLeaderUs) / 1e3)} ms NATS CPU (${f((Wpeak * unit.scanGatewayUs) / 1e3)} + ${f((Wpeak * unit.scanLeaderUs) / 1e3)} ms at peak)`);
 
 // Subject sharding with filtering in the gateway: every gateway receives every message.
