@@ -88,6 +88,19 @@ async function closedLoop(
   };
 }
 
+/**
+ * CPU time per acknowledged message (µs) of the load generator and each sampled server.
+ * It depends less than messages/s on how much of the machine other work leaves over
+ * (though contention still inflates it), so a change is compared by it, alternating
+ * before and after in the same hour.
+ */
+function cpuPerMessage(w: WindowStats, messagesPerSec: number): Record<string, number> {
+  const us = (pct: number): number => (messagesPerSec > 0 ? round((pct * 10_000) / messagesPerSec, 2) : 0);
+  const out: Record<string, number> = { loadgen: us(w.loadgenPct) };
+  for (const [name, s] of Object.entries(w.servers)) out[name] = us(s.cpuPct);
+  return out;
+}
+
 export const publishScenario: Scenario = {
   name: 'publish',
   summary: 'acknowledged publishes/s via HTTP text, HTTP protobuf batches, NATS request/reply and NATS batches',
@@ -125,12 +138,14 @@ export const publishScenario: Scenario = {
       const windows: Array<{ label: string; window: WindowStats }> = [];
       const record = (r: PathResult): void => {
         const { window, ...rest } = r;
-        results[r.path] = { ...rest, ...windowJson(window) };
+        const perMessage = cpuPerMessage(window, r.messagesPerSec);
+        results[r.path] = { ...rest, ...windowJson(window), cpuUsPerMessage: perMessage };
         windows.push({ label: `publish ${r.path}`, window });
         table.push(
           [`${r.path} acked msgs/s`, `${fmtInt(r.messagesPerSec)} (${fmtInt(r.ackedMessages)} in ${r.durationS} s; ${r.messagesPerRequest}/request, ${r.concurrency} in flight, errors ${r.errors})`],
           [`${r.path} request latency`, fmtLatency(r.requestLatencyMs)],
           cpuRow(r.path, window),
+          [`${r.path} cpu per message`, Object.entries(perMessage).map(([k, v]) => `${k} ${v} µs`).join(', ')],
         );
         if (r.errors > 0) problems.push(`publish ${r.path}: ${r.errors} errors (${r.firstError ?? ''})`);
       };
