@@ -1,4 +1,5 @@
 import type { Refusal } from '../telemetry/telemetry.ts';
+import { TokenBucket } from '../util/token-bucket.ts';
 
 export interface AddressLimits {
   /** Open connections of the whole process. */
@@ -13,8 +14,7 @@ export interface AddressLimits {
 /** One address: its open connections and its token bucket of new connections. */
 interface Entry {
   open: number;
-  tokens: number;
-  at: number;
+  readonly bucket: TokenBucket;
 }
 
 /** How often entries without connections whose bucket filled up again are dropped. */
@@ -57,11 +57,7 @@ export class AddressTable {
   /** Takes one new-connection token of `key`, if it has one. */
   takeToken(key: string, now = Date.now()): boolean {
     if (now - this.sweptAt >= SWEEP_INTERVAL_MS) this.sweep(now);
-    const e = this.entry(key, now);
-    this.refill(e, now);
-    if (e.tokens < 1) return false;
-    e.tokens -= 1;
-    return true;
+    return this.entry(key, now).bucket.take(now);
   }
 
   /** A connection from `key` was admitted; `leave` it once it ends. */
@@ -80,23 +76,16 @@ export class AddressTable {
   private entry(key: string, now: number): Entry {
     let e = this.entries.get(key);
     if (e === undefined) {
-      e = { open: 0, tokens: this.limits.newConnectionsPerIpBurst, at: now };
+      e = { open: 0, bucket: new TokenBucket(this.limits.maxNewConnectionsPerIpPerSec, this.limits.newConnectionsPerIpBurst, now) };
       this.entries.set(key, e);
     }
     return e;
   }
 
-  private refill(e: Entry, now: number): void {
-    e.tokens = Math.min(this.limits.newConnectionsPerIpBurst, e.tokens + ((now - e.at) / 1000) * this.limits.maxNewConnectionsPerIpPerSec);
-    e.at = now;
-  }
-
   private sweep(now: number): void {
     this.sweptAt = now;
     for (const [key, e] of this.entries) {
-      if (e.open > 0) continue;
-      this.refill(e, now);
-      if (e.tokens >= this.limits.newConnectionsPerIpBurst) this.entries.delete(key);
+      if (e.open === 0 && e.bucket.isFull(now)) this.entries.delete(key);
     }
   }
 }
