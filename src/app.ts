@@ -292,7 +292,7 @@ function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHan
   return {
     maxPayloadBytes: limits.maxPayloadBytes,
     origins: new OriginPolicy(config.security.allowedOrigins),
-    rest: { requests, parser, rate: clientRate, ipHeader: limits.clientIpHeader, addresses },
+    rest: { requests, parser, rate: clientRate, addresses },
     stat: { reporter, counters },
     ...(gateway && {
       subscribe: {

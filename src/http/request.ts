@@ -23,13 +23,3 @@ export function single(query: URLSearchParams, name: string): string | string[] 
   return all.length === 1 ? all[0]! : all;
 }
 
-/**
- * The client's address: the header a trusted proxy sets (its first value, for a list
- * such as X-Forwarded-For), or the TCP peer when no header is configured.
- */
-export function clientAddress(req: IncomingMessage, header: string | undefined): string | undefined {
-  if (header === undefined) return req.socket.remoteAddress;
-  const value = req.headers[header.toLowerCase()];
-  const first = (Array.isArray(value) ? value[0] : value)?.split(',')[0]?.trim();
-  return first === undefined || first === '' ? req.socket.remoteAddress : first;
-}

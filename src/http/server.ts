@@ -26,7 +26,7 @@ import { firstPublicId } from '../wire/channel-id.ts';
 import { CloseCode } from '../errors/close-codes.ts';
 import { sendPushError, sendTooManyRequests } from '../wire/http-replies.ts';
 import { addressKey, type ClientAddress } from './client-address.ts';
-import { clientAddress, single } from './request.ts';
+import { single } from './request.ts';
 import type { ClientRate } from '../api/client-rate.ts';
 
 /** What each route needs; a route whose handler is absent is not served by this process. */
@@ -36,7 +36,7 @@ export interface RouteHandlers {
   /** `pub`: trusted text and protobuf publishing, and channel stats. */
   publish?: PublishDeps & { requests: ProtobufRequests; channelStats: ChannelStatsDeps; signature: PublishSignature };
   /** `rest`: untrusted client requests. */
-  rest?: { requests: ProtobufRequests; parser: ChannelIdParser; rate: ClientRate; ipHeader: string | undefined; addresses: ClientAddress };
+  rest?: { requests: ProtobufRequests; parser: ChannelIdParser; rate: ClientRate; addresses: ClientAddress };
   /** `stat`: server statistics. */
   stat?: { reporter: ServerStatsReporter; counters: DailyCounters };
   maxPayloadBytes: number;
@@ -182,8 +182,8 @@ export class Listener {
     if (rest && routes.rest !== undefined && raw.startsWith(routes.rest) && method === 'POST') {
       if (!this.originAllowed(req)) return this.refuseOrigin(req, res);
       // By address next: it costs nothing, the CHANNEL_ID costs an HMAC. The body is not read.
-      // limits.clientIpHeader when set, else the address trusted proxies name (security.trustedProxies).
-      const wait = rest.rate.restAddress(rest.ipHeader === undefined ? addressKey(rest.addresses.of(req)) : clientAddress(req, rest.ipHeader));
+      // The address the connection limits count too (security.trustedProxies behind a proxy).
+      const wait = rest.rate.restAddress(addressKey(rest.addresses.of(req)));
       if (wait > 0) {
         closeAfterAnswer(req, res);
         sendTooManyRequests(res, wait, { Connection: 'close' });

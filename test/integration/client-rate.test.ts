@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { newUser, signRaw, type TestUser } from '../helpers/channels.ts';
+import { newUser, signRaw, TEST_KEY, type TestUser } from '../helpers/channels.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { decodeResponseBatch, hex, incomingMessages } from '../helpers/protobuf.ts';
 import { openWs } from '../helpers/ws-client.ts';
@@ -78,7 +78,8 @@ describe('requests per public id', () => {
 describe('POST /bitrix/rest/ per client address', () => {
   let t: TestApp;
   before(async () => {
-    t = await startTestApp(nats.url, { limits: { restRequestsPerIpPerSec: 3, clientIpHeader: 'x-real-ip' } });
+    // The test's loopback peer stands for nginx: its X-Real-IP names the client.
+    t = await startTestApp(nats.url, { security: { key: TEST_KEY, trustedProxies: ['loopback'] }, limits: { restRequestsPerIpPerSec: 3 } });
   });
   after(() => t?.stop());
 
