@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ListenerConfig } from '../config/schema.ts';
 import { toClientError } from '../errors/app-error.ts';
-import { BodyTooLargeError, closeAfterAnswer, readBody } from '../http/body-limit.ts';
+import { withBody } from '../http/body-limit.ts';
 import { parseUrl } from '../http/request.ts';
 import type { Logger } from '../log/logger.ts';
 import { capExpiry, type Publisher } from '../publisher/publish-command.ts';
@@ -115,17 +115,12 @@ export class DemoRoutes {
     });
   }
 
-  private async publish(req: IncomingMessage, res: ServerResponse, user: DemoUser, parts: DemoParts): Promise<void> {
-    let body: Buffer;
-    try {
-      body = await readBody(req, parts.maxPayloadBytes);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        closeAfterAnswer(req, res);
-        return send(res, 413, 'text/plain', `body over ${err.limitBytes} bytes`, { Connection: 'close' });
-      }
-      throw err;
-    }
+  private publish(req: IncomingMessage, res: ServerResponse, user: DemoUser, parts: DemoParts): Promise<void> {
+    // Read within the limit as on every route (413 and the connection closed past it).
+    return withBody(req, res, parts.maxPayloadBytes, this.log, (body) => this.publishBody(req, res, body, user, parts));
+  }
+
+  private async publishBody(req: IncomingMessage, res: ServerResponse, body: Buffer, user: DemoUser, parts: DemoParts): Promise<void> {
     if (body.length === 0) return send(res, 400, 'text/plain', 'empty body');
     try {
       const { mids } = await parts.publisher.publish({
