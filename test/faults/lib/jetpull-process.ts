@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -138,7 +138,9 @@ export class JetpullProcess {
     registerGroup(child.pid!, this.name);
     let partial = '';
     // JETPULL_FAULTS_LOG_DIR keeps every line each process wrote, to read a finding against.
-    const logFile = process.env.JETPULL_FAULTS_LOG_DIR ? join(process.env.JETPULL_FAULTS_LOG_DIR, `${this.name}.log`) : undefined;
+    const logDir = process.env.JETPULL_FAULTS_LOG_DIR;
+    if (logDir) mkdirSync(logDir, { recursive: true });
+    const logFile = logDir ? join(logDir, `${this.name}.log`) : undefined;
     const onData = (chunk: Buffer): void => {
       if (logFile !== undefined) appendFileSync(logFile, chunk);
       partial += chunk.toString('utf8');
