@@ -6,6 +6,10 @@ import { launchChromium } from '../helpers/browser.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnJetpull, type JetpullPorts, type JetpullProcess } from '../helpers/process.ts';
+import { publishText } from '../helpers/backend.ts';
+import { TEST_KEY } from '../helpers/channels.ts';
+import { demoUser } from '../../src/demo/demo-user.ts';
+import { createSigner } from '../../src/wire/channel-id.ts';
 
 /**
  * The demo page (admin.demo) in headless Chromium, as a newcomer uses it: served by
@@ -13,7 +17,8 @@ import { spawnJetpull, type JetpullPorts, type JetpullProcess } from '../helpers
  * of another origin (CORS on the long poll, Origin on the WebSocket, as on a portal).
  * For versions 3 and 4, over WebSocket and long polling: a message published with the
  * page's form is shown; jetpull is stopped (SIGTERM) and started again on the same
- * ports and NATS, a message published before the client is back is shown once,
+ * ports and NATS; a message published while it is down (through a publisher-only
+ * process on the same NATS) is shown once,
  * replayed by the mid the client reconnected with, and nothing shown before repeats.
  */
 
@@ -33,6 +38,8 @@ const MODES: Mode[] = [
 
 /** The official client backs off 15-18 s after a failed reconnect, so the restart takes that long to be noticed. */
 const RECONNECT_MS = 40_000;
+/** The module_id the demo page listens for (src/demo/page/client.ts). */
+const DEMO_MODULE = 'demo';
 const ENV = {
   PUSH_ADMIN__DEMO: 'true',
   PUSH_GATEWAY__LONG_POLL_TIMEOUT_MS: '3000',
@@ -102,6 +109,9 @@ async function publishWithForm(page: Page, text: string): Promise<void> {
   assert.equal(await page.getAttribute('#published', 'data-ok'), 'true', `${text}: ${await page.textContent('#published')}`);
 }
 
+/** The event the page's form sends (src/demo/page/client.ts). */
+const demoMessage = (text: string) => ({ module_id: DEMO_MODULE, command: 'message', params: { text, sent_at: Date.now() } });
+
 const shown = (page: Page, text: string) => page.locator(`#messages li[data-text="${text}"]`);
 
 async function waitShown(page: Page, text: string, timeout: number): Promise<void> {
@@ -142,10 +152,21 @@ describe('demo page in Chromium, served by the admin listener', () => {
     before(async () => {
       for (const { page } of pages) cursors.push((await page.textContent('#mid')) ?? '');
       await jp.stop();
+      // Published while nothing listens on the public port, so no client can be back before
+      // it (the official client retries at once and then every 15-18 s: it may well be).
+      // A publisher-only process on other ports stores it in the same NATS, on the demo channel.
+      const away = await spawnJetpull(nats.url, { PUSH_ROLE: 'publisher' }, { ports: { port: await freePort(), adminPort: await freePort() } });
+      try {
+        const signer = createSigner([TEST_KEY], 'sha1');
+        for (const { mode } of pages) {
+          const res = await publishText(away.base, demoUser(mode.user, signer).privateId, JSON.stringify(demoMessage(`while away ${mode.name}`)), 3_600);
+          assert.equal(res.status, 200, await res.text());
+        }
+      } finally {
+        await away.stop();
+      }
       jp = await spawnJetpull(nats.url, ENV, { ports });
       restartedAt = Date.now();
-      // Published before any client is back: the official client waits 15 s after a failed reconnect.
-      await Promise.all(pages.map(({ page, mode }) => publishWithForm(page, `while away ${mode.name}`)));
     });
 
     for (const [i, mode] of MODES.entries()) {
