@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalNats, type LocalNats } from '../../src/nats/local-server.ts';
@@ -69,9 +70,11 @@ async function startBinary(opts: TestNatsOptions): Promise<TestNats> {
     },
     async pause() {
       server.process.kill('SIGSTOP');
+      await processState(server.process.pid, (state) => state === 'T', 'stopped');
     },
     async resume() {
       server.process.kill('SIGCONT');
+      await processState(server.process.pid, (state) => state !== 'T', 'running');
     },
     async stop() {
       if (running) {
@@ -198,5 +201,20 @@ async function waitForJetStream(url: string, user?: { user: string; pass: string
     }
   } finally {
     await nc.close();
+  }
+}
+
+/**
+ * Waits until the kernel reports the process in the state wanted (Linux /proc, the
+ * third field of stat: T is stopped): a signal is delivered after kill() returns, and
+ * a test that reads right after a pause must find the server already frozen.
+ */
+async function processState(pid: number | undefined, wanted: (state: string) => boolean, what: string): Promise<void> {
+  if (pid === undefined) throw new Error('the server has no process id');
+  for (const until = Date.now() + 5_000; ; await sleep(1)) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (wanted(state)) return;
+    if (Date.now() > until) throw new Error(`nats-server ${pid} is not ${what} 5 s after the signal (state ${state})`);
   }
 }
