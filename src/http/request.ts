@@ -1,5 +1,3 @@
-import type { IncomingMessage } from 'node:http';
-
 /** Path and query of a request URL; repeated parameters are kept as arrays. */
 export interface ParsedUrl {
   readonly pathname: string;

@@ -7,7 +7,6 @@ import { healthcheckArgv, jetpullServices, loadCompose, mountedFile, portMapping
 import { jetpullConfig, listenerPort } from './lib/jetpull-config.ts';
 import { directive, directives, nginxBytes, nginxSeconds, readNginxConf, type NginxDirective } from './lib/nginx-conf.ts';
 import { referenceProblems } from './lib/nginx-reference.ts';
-import { repoPath } from './lib/paths.ts';
 
 /**
  * deploy/nginx/nginx.conf against docker-compose.yml: the BitrixVM routes, every

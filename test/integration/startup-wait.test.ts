@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { startLocalNats, type LocalNats } from '../../src/nats/local-server.ts';
-import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { startTestApp } from '../helpers/app.ts';
 import { publishText } from '../helpers/backend.ts';
 import { newUser } from '../helpers/channels.ts';
 import { freePort } from '../helpers/ports.ts';
