@@ -9,11 +9,10 @@ import { DemoAssets } from './demo/assets.ts';
 import { DemoRoutes } from './demo/demo-routes.ts';
 import { GatewayActor } from './gateway/gateway-actor.ts';
 import { AdminListener } from './http/admin.ts';
-import { ClientAddress } from './http/client-address.ts';
 import { readinessRule } from './http/readiness.ts';
 import { OriginPolicy } from './http/origin-policy.ts';
-import { PublishSignature } from './http/publish-signature.ts';
-import { Listener, type RouteHandlers } from './http/server.ts';
+import { routeHandlers } from './http/route-handlers.ts';
+import { Listener } from './http/server.ts';
 import type { Logger } from './log/logger.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { NatsAccess } from './nats/nats-access.ts';
@@ -27,7 +26,7 @@ import { DailyCounters } from './stats/daily-counters.ts';
 import { ReplayWindowWatch, type ReplayWindow } from './stats/replay-window.ts';
 import { serverStatSnapshot } from './stats/server-stat-snapshot.ts';
 import { ServerStatsReporter } from './stats/server-stats.ts';
-import { ChannelIdParser, createSigner, type Signer } from './wire/channel-id.ts';
+import { ChannelIdParser, createSigner } from './wire/channel-id.ts';
 
 export interface App {
   /** Bound addresses, in the order of config.servers. */
@@ -70,12 +69,13 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
   let nats: NatsAccess | undefined;
   let gateway: GatewayActor | undefined;
   let publisher: PublisherActor | undefined;
+  let clientPublisher: PublisherActor | undefined;
   let watch: StreamWatch | undefined;
   let replayWindow: (() => ReplayWindow) | undefined;
   const metrics: Metrics = new Metrics(
     {
       nats: () => nats?.link ?? { connected: false, reconnects: 0 },
-      publisher: () => publisher?.stats(),
+      publishers: () => publisher && clientPublisher && { portal: publisher.stats(), client: clientPublisher.stats() },
       gateway: () => gateway?.stats(),
       stream: () => watch?.position && { replayWindowSec: replayWindow?.().seconds, messages: watch.position.messages, bytes: watch.position.bytes },
     },
@@ -151,17 +151,14 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     undo.push(() => appender.close());
     const publisherLog = rootLog.child({ actor: 'publisher' });
     const batches = new BatchPolicy(messages.atomicBatch, config.publisher.atomicBatchMaxReceivers, publisherLog);
-    const publishing = new PublisherActor(
-      publisherLog,
-      new StreamWriter(appender, access.link, streamWatch, (seq) => storedReader.at(seq), messages.perMessageTtl ? ttlPolicy(config.storage) : () => undefined, batches),
-      config.publisher.mailboxCapacity,
-      config.publisher.maxInFlight,
-      config.publisher.publishTimeoutMs,
-      metrics,
-    );
+    const writer = new StreamWriter(appender, access.link, streamWatch, (seq) => storedReader.at(seq), messages.perMessageTtl ? ttlPolicy(config.storage) : () => undefined, batches);
+    const { mailboxCapacity, maxInFlight, clientMailboxCapacity, clientMaxInFlight, publishTimeoutMs } = config.publisher;
+    const publishing = new PublisherActor(publisherLog, writer, mailboxCapacity, maxInFlight, publishTimeoutMs, metrics, 'portal');
+    const clientPublishing = new PublisherActor(publisherLog.child({ lane: 'client' }), writer, clientMailboxCapacity, clientMaxInFlight, publishTimeoutMs, metrics, 'client');
     publisher = publishing;
-    await publishing.start();
-    undo.push(() => publishing.stop());
+    clientPublisher = clientPublishing;
+    await Promise.all([publishing.start(), clientPublishing.start()]);
+    undo.push(() => Promise.all([publishing.stop(), clientPublishing.stop()]).then(() => undefined));
 
     const reporter = new ServerStatsReporter(
       await access.bucket(STATS_BUCKET),
@@ -173,6 +170,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     );
     const requests = new ProtobufRequests({
       publisher: publishing,
+      clientPublisher: clientPublishing,
       presence,
       signer,
       limits,
@@ -240,7 +238,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         const closing = listeners.map((l) => l.close());
         await gateway?.stop();
         natsApi?.stop();
-        await publishing.stop();
+        await Promise.all([publishing.stop(), clientPublishing.stop()]);
         await reporter.stop();
         for (const l of listeners) l.destroyConnections();
         await Promise.all(closing);
@@ -270,51 +268,4 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
 /** The key that signs, then the previous ones that still verify. */
 function signatureKeys(config: Config): string[] {
   return config.security.key === undefined ? [] : [config.security.key, ...(config.security.previousKeys ?? [])];
-}
-
-interface RouteParts {
-  limits: Config['limits'];
-  gateway: GatewayActor | undefined;
-  publisher: PublisherActor;
-  parser: ChannelIdParser;
-  signer: Signer;
-  requests: ProtobufRequests;
-  clientRate: ClientRate;
-  presence: Presence;
-  counters: DailyCounters;
-  reporter: ServerStatsReporter;
-}
-
-/** Which routes this process serves, by role, and what each needs. */
-function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHandlers {
-  const { limits, gateway, publisher, parser, signer, requests, clientRate, presence, counters, reporter } = p;
-  const addresses = new ClientAddress(config.security.trustedProxies);
-  return {
-    maxPayloadBytes: limits.maxPayloadBytes,
-    origins: new OriginPolicy(config.security.allowedOrigins),
-    rest: { requests, parser, rate: clientRate, addresses },
-    stat: { reporter, counters },
-    ...(gateway && {
-      subscribe: {
-        gateway,
-        parser,
-        maxChannelsPerConnection: config.gateway.maxChannelsPerConnection,
-        clientAddress: addresses,
-        log: rootLog.child({ actor: 'gateway', component: 'http' }),
-      },
-    }),
-    ...(config.role !== 'gateway' && {
-      publish: {
-        publisher,
-        parser,
-        requests,
-        messageTtlSec: config.storage.messageTtlSec,
-        maxChannelsPerRequest: limits.maxChannelsPerRequest,
-        counters,
-        channelStats: { parser, presence, counters, maxChannelsPerRequest: limits.maxChannelsPerRequest },
-        signature: new PublishSignature(config.security.signedPublishing, signer),
-        log: rootLog.child({ actor: 'publisher', component: 'http' }),
-      },
-    }),
-  };
 }

@@ -26,7 +26,10 @@ import {
 export type RequestOrigin = { trusted: true } | { trusted: false; publicId: string | undefined };
 
 export interface ProtobufRequestDeps {
+  /** The portal's lane, for trusted requests. */
   publisher: Publisher;
+  /** The client lane, for everything a client sends. */
+  clientPublisher: Publisher;
   presence: Presence;
   signer: Signer;
   limits: Config['limits'];
@@ -79,9 +82,10 @@ export class ProtobufRequests {
       type: m.type,
       source: origin.trusted ? 'http_protobuf' : 'client',
     }));
+    const lane = origin.trusted ? this.deps.publisher : this.deps.clientPublisher;
     await Promise.all(
       commands.map(async (cmd) => {
-        await this.deps.publisher.publish(cmd);
+        await lane.publish(cmd);
         this.deps.counters.countMessage(cmd.type);
       }),
     );

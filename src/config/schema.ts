@@ -177,6 +177,14 @@ const Gateway = z.strictObject({
 const Publisher = z.strictObject({
   mailboxCapacity: positiveInt.default(10_000).describe('Publish commands waiting for a write slot; beyond it publishes are answered 503.'),
   maxInFlight: positiveInt.default(1_024).describe('JetStream writes awaiting acknowledgement at once.'),
+  clientMailboxCapacity: positiveInt
+    .default(1_000)
+    .describe(
+      "Client publishes (binary WebSocket frames, POST /bitrix/rest/) waiting for a write slot of the client lane, which is apart from the portal's (mailboxCapacity, maxInFlight); beyond it the client's request fails as temporary: 503 on /bitrix/rest/, close 1013 on a WebSocket (the official client reconnects at once). Browsers can fill only this lane: the portal's publishes never wait behind theirs or are refused for them.",
+    ),
+  clientMaxInFlight: positiveInt
+    .default(128)
+    .describe("JetStream writes of client publishes awaiting acknowledgement at once; the portal's writes have their own maxInFlight beside these, so at most this many client writes are ahead of a portal write on its way to JetStream."),
   publishTimeoutMs: positiveInt.default(10_000).describe('Time from a publish request to its acknowledgement (queueing and retries included); past it the answer is 503. Long enough to ride out a stream leader election (4–9 s).'),
   natsSubject: z.string().min(1).default('push.publish').describe('Request/reply subject of the native NATS publish API.'),
   atomicBatchMaxReceivers: numeric(int().min(0))

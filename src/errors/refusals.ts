@@ -40,6 +40,7 @@ export const REFUSAL_REPLIES: Readonly<Record<Refusal, RefusalReply>> = {
   'connection-rate': busy(1),
   'replay-queue': busy(1),
   mailbox: busy(1),
+  'client-mailbox': busy(1),
   connections: busy(10),
   memory: busy(10),
   'connections-per-ip': tooMany(10),

@@ -1,10 +1,11 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { GatewayStats, NatsStats, PublisherStats, Refusal, SlowLimit, StreamStats, Telemetry } from '../telemetry/telemetry.ts';
+import type { GatewayStats, NatsStats, PublisherStats, PublishLane, Refusal, SlowLimit, StreamStats, Telemetry } from '../telemetry/telemetry.ts';
 
 /** Where the exporter reads state when scraped; an absent role answers undefined. */
 export interface MetricsSources {
   nats(): NatsStats;
-  publisher(): PublisherStats | undefined;
+  /** Each publish lane's state (publisher/publisher-actor.ts); undefined in role gateway. */
+  publishers(): Record<PublishLane, PublisherStats> | undefined;
   gateway(): GatewayStats | undefined;
   /** The message stream as last seen; undefined before the first check. */
   stream(): StreamStats | undefined;
@@ -55,7 +56,7 @@ export class Metrics implements Telemetry {
     });
     this.admission = new Counter({
       name: 'jetpull_admission_rejections_total',
-      help: 'Connections or publishes refused by admission control, by reason: 503 for draining, connection-rate, replay-queue, mailbox, connections (gateway.maxConnections), memory (gateway.memoryWatermarkBytes); 429 for connections-per-ip and connection-rate-per-ip.',
+      help: "Connections or publishes refused by admission control, by reason: 503 for draining, connection-rate, replay-queue, mailbox (the portal's publish lane), client-mailbox (the clients' lane), connections (gateway.maxConnections), memory (gateway.memoryWatermarkBytes); 429 for connections-per-ip and connection-rate-per-ip.",
       labelNames: ['reason'],
       registers: [r],
     });
@@ -125,13 +126,15 @@ export class Metrics implements Telemetry {
     total('jetpull_catch_ups_total', 'Whole-stream catch-ups after a reconnect or leader change.', () => sources.gateway()?.catchUps);
     new Gauge({
       name: 'jetpull_publisher_in_flight',
-      help: 'JetStream writes awaiting acknowledgement, and commands queued for a write slot.',
-      labelNames: ['state'],
+      help: "JetStream writes awaiting acknowledgement, and commands queued for a write slot, per lane: portal (backend routes, NATS publish API) and client (browsers' publishes).",
+      labelNames: ['lane', 'state'],
       registers: [r],
       collect() {
-        const s = sources.publisher();
-        this.set({ state: 'in_flight' }, s?.inFlight ?? 0);
-        this.set({ state: 'queued' }, s?.queued ?? 0);
+        const lanes = sources.publishers();
+        for (const lane of ['portal', 'client'] as const) {
+          this.set({ lane, state: 'in_flight' }, lanes?.[lane].inFlight ?? 0);
+          this.set({ lane, state: 'queued' }, lanes?.[lane].queued ?? 0);
+        }
       },
     });
     new Gauge({

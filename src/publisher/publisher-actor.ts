@@ -1,7 +1,7 @@
 import { Actor } from '../actors/actor.ts';
 import { OverloadedError, StoppingError, toClientError } from '../errors/app-error.ts';
 import type { Logger } from '../log/logger.ts';
-import type { PublisherStats, Telemetry } from '../telemetry/telemetry.ts';
+import type { PublisherStats, PublishLane, Telemetry } from '../telemetry/telemetry.ts';
 import { deferred, type Deferred } from '../util/deferred.ts';
 import type { PublishCommand, PublishResult } from './publish-command.ts';
 import type { StreamWriter } from './stream-writer.ts';
@@ -17,6 +17,11 @@ type PublisherMsg = { type: 'publish'; cmd: PublishCommand; started: number; dea
  * finds nothing queued before it and a slot free starts its write at once, as the
  * actor's next turn would, without the mailbox's hand-over (one promise and a turn of
  * the loop per publish, measurable at tens of thousands per second).
+ *
+ * A process runs two of these over one StreamWriter: the portal's lane (backend
+ * routes, the NATS publish API) and the client lane (publishes of browsers and apps,
+ * untrusted), each with its own mailbox and write slots, so however many publishes
+ * clients queue, the portal's never wait behind them or are refused for them.
  */
 export class PublisherActor extends Actor<PublisherMsg> {
   private inFlight = 0;
@@ -34,6 +39,7 @@ export class PublisherActor extends Actor<PublisherMsg> {
     /** Time from the request to its acknowledgement, waiting for a write slot included. */
     private readonly publishTimeoutMs: number,
     private readonly telemetry: Telemetry,
+    private readonly lane: PublishLane = 'portal',
   ) {
     super(log, mailboxCapacity);
   }
@@ -46,7 +52,7 @@ export class PublisherActor extends Actor<PublisherMsg> {
     const reply = deferred<PublishResult>();
     if (!this.tell({ type: 'publish', cmd, started: now, deadline: now + this.publishTimeoutMs, reply })) {
       this.counters.rejectedOverloaded++;
-      this.telemetry.admissionRefused('mailbox');
+      this.telemetry.admissionRefused(this.lane === 'client' ? 'client-mailbox' : 'mailbox');
       return Promise.reject(new OverloadedError());
     }
     this.waiting++;

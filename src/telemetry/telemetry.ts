@@ -30,6 +30,7 @@ export type Refusal =
   | 'connection-rate'
   | 'replay-queue'
   | 'mailbox'
+  | 'client-mailbox'
   | 'connections'
   | 'memory'
   | 'connections-per-ip'
@@ -37,6 +38,9 @@ export type Refusal =
 
 /** Which outbox limit closed a slow connection. */
 export type SlowLimit = 'connection' | 'process';
+
+/** The portal's publishes (trusted entry points) and the clients' have separate lanes. */
+export type PublishLane = 'portal' | 'client';
 
 export interface PublisherStats {
   readonly published: number;

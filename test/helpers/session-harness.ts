@@ -80,7 +80,7 @@ type Common = Partial<Omit<WsSessionOptions & LongPollSessionOptions, 'log' | 't
  */
 export class SessionHarness {
   readonly logs = new LogSink();
-  readonly telemetry = new Metrics({ nats: () => ({ connected: true, reconnects: 0 }), publisher: () => undefined, gateway: () => undefined, stream: () => undefined }, {});
+  readonly telemetry = new Metrics({ nats: () => ({ connected: true, reconnects: 0 }), publishers: () => undefined, gateway: () => undefined, stream: () => undefined }, {});
   private readonly log = createRootLogger({ level: 'debug', processUniqueId: 'harness', version: 'test' }, this.logs);
   private readonly wss = new WebSocketServer({ noServer: true, WebSocket: SessionSocket, perMessageDeflate: false, clientTracking: false });
   private readonly pendingWs = new Map<string, WsSession>();

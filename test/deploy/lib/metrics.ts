@@ -15,7 +15,7 @@ const SERIES: Record<string, string[]> = { histogram: ['_bucket', '_count', '_su
  * (role and process, set as default labels in src/app.ts) and le of the buckets.
  */
 export async function knownMetrics(): Promise<KnownMetrics> {
-  const { registry } = new Metrics({ nats: () => ({ connected: true, reconnects: 0 }), publisher: () => undefined, gateway: () => undefined, stream: () => undefined }, { role: 'all', process: 'test' });
+  const { registry } = new Metrics({ nats: () => ({ connected: true, reconnects: 0 }), publishers: () => undefined, gateway: () => undefined, stream: () => undefined }, { role: 'all', process: 'test' });
   const names = new Set<string>();
   const labels = new Set(['role', 'process', 'le']);
   for (const metric of await registry.getMetricsAsJSON()) {
