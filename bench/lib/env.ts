@@ -103,13 +103,20 @@ export function ephemeralPorts(): number {
 export const MAX_PER_SOURCE = 20_000;
 
 /**
+ * Connections a load generator opens from one address at most: under jetpull's
+ * defaults for one client address (gateway.maxConnectionsPerIp and
+ * newConnectionsPerIpBurst, both 1000), as real users come from many addresses.
+ */
+export const MAX_PER_CLIENT_ADDRESS = 900;
+
+/**
  * Loopback source addresses 127.0.0.2, 127.0.0.3, … so that more connections fit
  * than one address's ephemeral ports; at least `min` of them, enough for `connections`.
  * `skip` leaves out the first addresses: a second wave of connections from fresh
  * addresses does not make the kernel search past the first wave's TIME_WAIT ports.
  */
 export function sourceAddresses(connections: number, min: number, skip = 0): string[] {
-  const perAddress = Math.min(MAX_PER_SOURCE, ephemeralPorts() - 1_000);
+  const perAddress = Math.min(MAX_PER_SOURCE, MAX_PER_CLIENT_ADDRESS, ephemeralPorts() - 1_000);
   const n = Math.max(1, min, Math.ceil(connections / perAddress));
   if (skip + n > 250) throw new BenchSetupError(`${connections} connections need ${skip + n} source addresses; at most 250 are used`);
   return Array.from({ length: n }, (_, i) => `127.0.0.${skip + i + 2}`);
