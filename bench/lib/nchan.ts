@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Options } from './cli.ts';
 import { registerCleanup } from './cleanup.ts';
 import { freePort, stopChild } from './deploy.ts';
 import { BenchSetupError } from './env.ts';
@@ -173,5 +174,27 @@ async function answers(port: number): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * The same load against nginx + nchan, when --nchan asks for it and it is installed:
+ * started for `measure`, checked alive after it and stopped. `{ r }` is the peer's
+ * result, `{ skipped }` says why there is none; undefined when --no-nchan.
+ */
+export async function measureOnNchan<T>(opts: Options, measure: (server: NchanServer) => Promise<T>): Promise<{ r: T } | { skipped: string } | undefined> {
+  if (!opts.bool('nchan')) return undefined;
+  const reason = nchanUnavailable();
+  if (reason !== undefined) {
+    log(`nchan skipped: ${reason}`);
+    return { skipped: reason };
+  }
+  const server = await startNchan({ clients: opts.num('clients'), workers: opts.num('nchanWorkers') });
+  try {
+    const r = await measure(server);
+    server.assertAlive();
+    return { r };
+  } finally {
+    await server.stop();
   }
 }

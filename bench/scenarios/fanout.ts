@@ -1,5 +1,5 @@
 import { requireFds, requireServerFds } from '../lib/env.ts';
-import { nchanUnavailable, startNchan } from '../lib/nchan.ts';
+import { measureOnNchan } from '../lib/nchan.ts';
 import type { ScenarioOutcome, TableRow } from '../lib/report.ts';
 import { addressesFor, coalesceWindowMs, deploymentFor, NCHAN_OPTIONS, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
 import { jetpullTarget, nchanTarget, type PushTarget } from '../lib/targets.ts';
@@ -61,24 +61,6 @@ export async function measureFanout(ctx: ScenarioContext, binary: boolean): Prom
   }
 }
 
-/** The same load against nginx + nchan, when asked for and installed. */
-async function measureNchanFanout(ctx: ScenarioContext): Promise<FanoutLoadResult | { skipped: string } | undefined> {
-  if (!ctx.opts.bool('nchan')) return undefined;
-  const reason = nchanUnavailable();
-  if (reason !== undefined) {
-    log(`nchan skipped: ${reason}`);
-    return { skipped: reason };
-  }
-  const server = await startNchan({ clients: ctx.opts.num('clients'), workers: ctx.opts.num('nchanWorkers') });
-  try {
-    const r = await fanoutOn(ctx, nchanTarget(server), false, 200);
-    server.assertAlive();
-    return r;
-  } finally {
-    await server.stop();
-  }
-}
-
 const ratio = (a: number, b: number): number | undefined => (b > 0 ? round(a / b, 3) : undefined);
 
 export const fanoutScenario: Scenario = {
@@ -94,7 +76,7 @@ export const fanoutScenario: Scenario = {
     const ceiling = withCeiling ? await measureCeiling(ctx) : undefined;
     if (ceiling) log(`ceiling: ${ceiling.deliveriesPerSec} deliveries/s`);
     const { r, serverLog, logCounts } = await measureFanout(ctx, false);
-    const peer = await measureNchanFanout(ctx);
+    const peer = await measureOnNchan(ctx.opts, (server) => fanoutOn(ctx, nchanTarget(server), false, 200));
     const ratioToCeiling = ceiling ? ratio(r.deliveriesPerSec, ceiling.deliveriesPerSec) : undefined;
     const table: TableRow[] = [];
     if (ceiling) table.push(...fanoutRows('ceiling', ceiling));
@@ -107,12 +89,12 @@ export const fanoutScenario: Scenario = {
     if (peer !== undefined && 'skipped' in peer) {
       nchan = { skipped: peer.skipped };
     } else if (peer !== undefined) {
-      const deliveriesRatio = ratio(r.deliveriesPerSec, peer.deliveriesPerSec);
-      const p99Ratio = ratio(r.latencyMs.p99, peer.latencyMs.p99);
-      nchan = { ...fanoutJson(peer), deliveriesRatioJetpullToNchan: deliveriesRatio, p99RatioJetpullToNchan: p99Ratio };
-      table.push(...fanoutRows('nchan', peer), ['jetpull/nchan', `deliveries/s × ${deliveriesRatio}, p99 × ${p99Ratio}`]);
-      problems.push(...fanoutProblems('nchan', peer));
-      windows.push({ label: 'nchan fanout', window: peer.window });
+      const deliveriesRatio = ratio(r.deliveriesPerSec, peer.r.deliveriesPerSec);
+      const p99Ratio = ratio(r.latencyMs.p99, peer.r.latencyMs.p99);
+      nchan = { ...fanoutJson(peer.r), deliveriesRatioJetpullToNchan: deliveriesRatio, p99RatioJetpullToNchan: p99Ratio };
+      table.push(...fanoutRows('nchan', peer.r), ['jetpull/nchan', `deliveries/s × ${deliveriesRatio}, p99 × ${p99Ratio}`]);
+      problems.push(...fanoutProblems('nchan', peer.r));
+      windows.push({ label: 'nchan fanout', window: peer.r.window });
     }
     return {
       params: ctx.opts.all(),

@@ -1,11 +1,11 @@
 import type { OptSpecs } from '../lib/cli.ts';
 import { requireFds, requireServerFds } from '../lib/env.ts';
-import { nchanUnavailable, startNchan } from '../lib/nchan.ts';
+import { measureOnNchan } from '../lib/nchan.ts';
 import { cpuRow, windowJson, type ScenarioOutcome, type TableRow } from '../lib/report.ts';
 import { addressesFor, coalesceWindowMs, deploymentFor, NCHAN_OPTIONS, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
 import { fmtLatency } from '../lib/stats.ts';
 import { jetpullTarget, nchanTarget, type PushTarget } from '../lib/targets.ts';
-import { fmtInt, log, round } from '../lib/util.ts';
+import { fmtInt, round } from '../lib/util.ts';
 import { runUnicastLoad, type UnicastLoadResult } from './unicast-load.ts';
 
 export const UNICAST_OPTIONS: OptSpecs = {
@@ -71,24 +71,6 @@ export function unicastProblems(label: string, r: UnicastLoadResult): string[] {
   return p;
 }
 
-/** The same load against nginx + nchan, when asked for and installed. */
-async function measureNchanUnicast(ctx: ScenarioContext): Promise<{ r: UnicastLoadResult } | { skipped: string } | undefined> {
-  if (!ctx.opts.bool('nchan')) return undefined;
-  const reason = nchanUnavailable();
-  if (reason !== undefined) {
-    log(`nchan skipped: ${reason}`);
-    return { skipped: reason };
-  }
-  const server = await startNchan({ clients: ctx.opts.num('clients'), workers: ctx.opts.num('nchanWorkers') });
-  try {
-    const r = await measureUnicast(ctx, nchanTarget(server), false, 0);
-    server.assertAlive();
-    return { r };
-  } finally {
-    await server.stop();
-  }
-}
-
 export const unicastScenario: Scenario = {
   name: 'unicast',
   summary: 'C subscribers on private channels, R publishes/s to random channels for T s: latency, rate, losses; nginx + nchan side by side',
@@ -109,7 +91,7 @@ export const unicastScenario: Scenario = {
     if (logCounts.error + logCounts.fatal > 0) problems.push(`jetpull logged ${logCounts.error} errors, ${logCounts.fatal} fatal (${dep.logFile})`);
     const table = unicastRows('unicast', r, coalesceWindowMs(ctx));
     const windows = [{ label: 'unicast', window: r.window }];
-    const peer = await measureNchanUnicast(ctx);
+    const peer = await measureOnNchan(ctx.opts, (server) => measureUnicast(ctx, nchanTarget(server), false, 0));
     let nchan: Record<string, unknown> | undefined;
     if (peer !== undefined && 'skipped' in peer) {
       nchan = { skipped: peer.skipped };
