@@ -9,7 +9,7 @@ import { expectAck } from '../lib/publish.ts';
 import { addressesFor, parseServerEnv, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
 import { fmtLatency } from '../lib/stats.ts';
 import { fmtInt, log, nowMs } from '../lib/util.ts';
-import { runFanoutLoad, type FanoutLoadResult } from './fanout-load.ts';
+import { runFanoutLoad, type FanoutLoadOptions, type FanoutLoadResult } from './fanout-load.ts';
 
 /** Options of the fan-out load (ceiling, fanout and binary share them). */
 export const FANOUT_OPTIONS: OptSpecs = {
@@ -89,21 +89,7 @@ export async function measureCeiling(ctx: ScenarioContext): Promise<FanoutLoadRe
         targets: [{ name: 'ceilingServer', pid: server.pid }],
         assertAlive: () => server.assertAlive(),
       },
-      {
-        label: 'ceiling',
-        clients,
-        messages: o.num('messages'),
-        publishConcurrency: o.num('publishConcurrency'),
-        connectConcurrency: o.num('connectConcurrency'),
-        connectTimeoutMs: o.num('connectTimeoutS') * 1000,
-        addresses: addressesFor(ctx, clients),
-        bodyBytes: o.num('bodyBytes'),
-        latencySampleEvery: o.num('latencySampleEvery'),
-        binary: false,
-        drainIdleMs: o.num('drainIdleS') * 1000,
-        settleMs: 200,
-        deadline: ctx.deadline,
-      },
+      fanoutLoadOptions(ctx, 'ceiling', false, 200),
     );
   } finally {
     await server.stop();
@@ -157,3 +143,24 @@ export const ceilingScenario: Scenario = {
     };
   },
 };
+
+/** The fan-out load as the options ask for it, the same for the ceiling, jetpull and nchan. */
+export function fanoutLoadOptions(ctx: ScenarioContext, label: string, binary: boolean, settleMs: number): FanoutLoadOptions {
+  const o = ctx.opts;
+  const clients = o.num('clients');
+  return {
+    label,
+    clients,
+    messages: o.num('messages'),
+    publishConcurrency: o.num('publishConcurrency'),
+    connectConcurrency: o.num('connectConcurrency'),
+    connectTimeoutMs: o.num('connectTimeoutS') * 1000,
+    addresses: addressesFor(ctx, clients),
+    bodyBytes: o.num('bodyBytes'),
+    latencySampleEvery: o.num('latencySampleEvery'),
+    binary,
+    drainIdleMs: o.num('drainIdleS') * 1000,
+    settleMs,
+    deadline: ctx.deadline,
+  };
+}

@@ -1,10 +1,10 @@
 import { requireFds, requireServerFds } from '../lib/env.ts';
 import { measureOnNchan } from '../lib/nchan.ts';
 import type { ScenarioOutcome, TableRow } from '../lib/report.ts';
-import { addressesFor, coalesceWindowMs, deploymentFor, NCHAN_OPTIONS, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
+import { coalesceWindowMs, deploymentFor, NCHAN_OPTIONS, type Scenario, type ScenarioContext } from '../lib/scenario.ts';
 import { jetpullTarget, nchanTarget, type PushTarget } from '../lib/targets.ts';
 import { log, randomHexId, round } from '../lib/util.ts';
-import { FANOUT_OPTIONS, fanoutJson, fanoutProblems, fanoutRows, measureCeiling } from './ceiling.ts';
+import { FANOUT_OPTIONS, fanoutJson, fanoutLoadOptions, fanoutProblems, fanoutRows, measureCeiling } from './ceiling.ts';
 import { runFanoutLoad, type FanoutLoadResult } from './fanout-load.ts';
 
 /**
@@ -30,21 +30,7 @@ async function fanoutOn(ctx: ScenarioContext, t: PushTarget, binary: boolean, se
       targets: t.targets,
       assertAlive: () => t.assertAlive(),
     },
-    {
-      label,
-      clients,
-      messages: o.num('messages'),
-      publishConcurrency: o.num('publishConcurrency'),
-      connectConcurrency: o.num('connectConcurrency'),
-      connectTimeoutMs: o.num('connectTimeoutS') * 1000,
-      addresses: addressesFor(ctx, clients),
-      bodyBytes: o.num('bodyBytes'),
-      latencySampleEvery: o.num('latencySampleEvery'),
-      binary,
-      drainIdleMs: o.num('drainIdleS') * 1000,
-      settleMs,
-      deadline: ctx.deadline,
-    },
+    fanoutLoadOptions(ctx, label, binary, settleMs),
   );
 }
 
