@@ -18,7 +18,7 @@ type Pending =
 interface Queued {
   subject: string;
   data: Uint8Array;
-  headers: MsgHdrs;
+  headers: MsgHdrs | undefined;
   /** The write it answers to; every message of a batch has the batch's. */
   token: string;
   /** false on the messages of a batch before its commit: only the commit is answered. */
@@ -63,13 +63,23 @@ export class JetStreamAppender {
 
   /** Stores one copy on a channel; `msgId` makes a retry of the same copy a duplicate the stream drops. */
   append(key: string, body: Uint8Array, msgId: string, meta: WriteMeta, timeoutMs: number): Promise<Ack> {
-    const h = writeHeaders(meta, msgId);
-    const subject = storedSubject(key);
-    const data = body;
+    return this.write(storedSubject(key), body, writeHeaders(meta, msgId), timeoutMs);
+  }
+
+  /**
+   * Stores `data` under any JetStream subject, without headers (a KV put is one: the
+   * bucket's stream takes `$KV.<bucket>.<key>`), with the same acknowledgement path
+   * and errors as `append`.
+   */
+  put(subject: string, data: Uint8Array, timeoutMs: number): Promise<Ack> {
+    return this.write(subject, data, undefined, timeoutMs);
+  }
+
+  private write(subject: string, data: Uint8Array, headers: MsgHdrs | undefined, timeoutMs: number): Promise<Ack> {
     const token = (this.next++).toString(36);
     return new Promise<Ack>((resolve, reject) => {
       this.pending.set(token, { batch: false, resolve, reject, deadline: Date.now() + timeoutMs });
-      this.queue.push({ subject, data, headers: h, token, reply: true });
+      this.queue.push({ subject, data, headers, token, reply: true });
       this.schedule();
     });
   }
@@ -117,7 +127,8 @@ export class JetStreamAppender {
       // Nobody waits for it any more (timed out, or an earlier message of its batch could not be sent: the server drops the unfinished batch).
       if (!this.pending.has(q.token)) continue;
       try {
-        this.nc.publish(q.subject, q.data, q.reply ? { reply: this.inbox + q.token, headers: q.headers } : { headers: q.headers });
+        const reply = q.reply ? this.inbox + q.token : undefined;
+        this.nc.publish(q.subject, q.data, q.headers === undefined ? { reply } : { reply, headers: q.headers });
       } catch (err) {
         const p = this.pending.get(q.token);
         this.pending.delete(q.token);

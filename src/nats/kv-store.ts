@@ -1,5 +1,12 @@
-import { Kvm, type KV } from '@nats-io/kv';
+import { Bucket, Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamAppender } from './jetstream-appender.ts';
+
+/** Where puts go instead of a request each, and how long one waits for its acknowledgement. */
+export interface KvWrites {
+  readonly appender: JetStreamAppender;
+  readonly timeoutMs: number;
+}
 
 /** A value and when it was written. */
 export interface KvEntry {
@@ -12,14 +19,29 @@ export interface KvEntry {
  * time (the buckets' age limit decides what is still true). Deleted keys read as absent.
  */
 export class KvStore {
-  private constructor(private readonly kv: KV) {}
+  private constructor(
+    private readonly kv: KV,
+    private readonly writes: KvWrites | undefined,
+  ) {}
 
-  static async open(nc: NatsConnection, bucket: string): Promise<KvStore> {
-    return new KvStore(await new Kvm(nc).open(bucket));
+  /**
+   * With an appender, puts go through it (one acknowledgement inbox, the writes of an
+   * event-loop turn in one socket write) instead of a request each: presence writes
+   * one key per new channel, so a reconnect wave is a put per handshake.
+   */
+  static async open(nc: NatsConnection, bucket: string, writes?: KvWrites): Promise<KvStore> {
+    return new KvStore(await new Kvm(nc).open(bucket), writes);
   }
 
   async put(key: string, value: string): Promise<void> {
-    await this.kv.put(key, value);
+    const kv = this.kv;
+    if (this.writes === undefined || !(kv instanceof Bucket)) {
+      await kv.put(key, value);
+      return;
+    }
+    const encoded = kv.encodeKey(key);
+    kv.validateKey(encoded);
+    await this.writes.appender.put(kv.subjectForKey(encoded, true), Buffer.from(value), this.writes.timeoutMs);
   }
 
   async get(key: string): Promise<KvEntry | null> {

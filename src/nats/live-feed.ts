@@ -3,6 +3,13 @@ import type { Logger } from '../log/logger.ts';
 import { decodeStored, type StoredMessage } from './stored-message.ts';
 import { LIVE_PREFIX, leaderElectedSubject, liveSubject } from './subjects.ts';
 
+interface PendingSubscription {
+  readonly key: string;
+  readonly onMessage: (m: StoredMessage) => void;
+  sub: Subscription | undefined;
+  cancelled: boolean;
+}
+
 /** One channel's live subscription. */
 export interface LiveSubscription {
   unsubscribe(): void;
@@ -26,6 +33,9 @@ export class LiveFeed {
   /** Mode `all`: the one subscription and the channels it serves. */
   private all: { sub: Subscription; handlers: Map<string, (m: StoredMessage) => void> } | undefined;
   private readonly callbacks = new WeakMap<(m: StoredMessage) => void, (err: Error | null, msg: Msg) => void>();
+  /** Mode `channel`: subscriptions asked for in this event-loop turn, sent together. */
+  private readonly pending: PendingSubscription[] = [];
+  private scheduled = false;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -45,7 +55,30 @@ export class LiveFeed {
         },
       };
     }
-    return this.nc.subscribe(liveSubject(key), { callback: this.callbackFor(onMessage) });
+    const p: PendingSubscription = { key, onMessage, sub: undefined, cancelled: false };
+    this.pending.push(p);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.subscribePending();
+      });
+    }
+    return {
+      unsubscribe: () => {
+        p.cancelled = true;
+        p.sub?.unsubscribe();
+      },
+    };
+  }
+
+  /**
+   * Sends the subscriptions of the turn. The client writes what is asked of it in one
+   * turn of microtasks together, and each handshake is its own callback: subscribing
+   * there cost a socket write per connection in a reconnect wave. Here they are one.
+   */
+  private subscribePending(): void {
+    for (const p of this.pending.splice(0)) if (!p.cancelled) p.sub = this.nc.subscribe(liveSubject(p.key), { callback: this.callbackFor(p.onMessage) });
   }
 
   /** One NATS callback per handler, not a closure per channel: the channel is in the subject. */
@@ -85,6 +118,7 @@ export class LiveFeed {
 
   /** Resolves after a server round trip that started after every subscription made so far. */
   flush(): Promise<void> {
+    this.subscribePending();
     return this.nc.flush();
   }
 

@@ -23,6 +23,9 @@ const READ_TIMEOUT_MS = 2_000;
  * serving. The composition root takes these; nothing outside nats/ sees a NATS type.
  */
 export class NatsAccess {
+  /** The puts of every bucket opened here. */
+  private kvAppender: JetStreamAppender | undefined;
+
   private constructor(
     readonly link: NatsLink,
     private readonly jsm: JetStreamManager,
@@ -106,7 +109,8 @@ export class NatsAccess {
   }
 
   bucket(name: string): Promise<KvStore> {
-    return KvStore.open(this.link.nc, name);
+    this.kvAppender ??= new JetStreamAppender(this.link.nc);
+    return KvStore.open(this.link.nc, name, { appender: this.kvAppender, timeoutMs: this.cfg.requestTimeoutMs });
   }
 
   serve(subject: string, queue: string, handle: RequestHandler, log: Logger): { stop(): void } {
@@ -114,6 +118,7 @@ export class NatsAccess {
   }
 
   close(): Promise<void> {
+    this.kvAppender?.close();
     return this.link.close();
   }
 }

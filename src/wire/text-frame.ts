@@ -22,11 +22,21 @@ const TAIL = '}#!NGINXNME!#';
 const MARKER_PREFIX = Buffer.from('#!NGINXNM', 'latin1');
 const ESCAPED_HASH = Buffer.from('\\u0023', 'latin1');
 
+/** `"tag":…,"time":…` of the last millisecond formatted: a replay or a burst builds many frames in the same one. */
+let stampMs = -1;
+let stamp = '';
+
+function stampOf(nowMs: number): string {
+  if (nowMs !== stampMs) {
+    stampMs = nowMs;
+    stamp = `"tag":"${String(nowMs % 1000).padStart(3, '0')}","time":"${new Date(nowMs).toUTCString()}"`;
+  }
+  return stamp;
+}
+
 export function encodeTextMessage(seq: number, mid: string, published: Uint8Array, nowMs: number): Buffer {
   const body = withoutLineBreaks(published);
-  const tag = String(nowMs % 1000).padStart(3, '0');
-  const time = new Date(nowMs).toUTCString();
-  const head = `${HEAD}${seq},"mid":"${mid}","channel":"-","tag":"${tag}","time":"${time}","text":`;
+  const head = `${HEAD}${seq},"mid":"${mid}","channel":"-",${stampOf(nowMs)},"text":`;
   const text = withoutMarkers(body);
   const headLen = Buffer.byteLength(head, 'latin1');
   const out = Buffer.allocUnsafe(headLen + text.length + TAIL.length);

@@ -89,11 +89,15 @@ export async function handleUpgrade(
     aborted();
     return;
   }
+  // The 101 and what the session sends first (a replay served from memory is ready within
+  // the same turn) leave in one socket write instead of two.
+  socket.cork();
   deps.wss.handleUpgrade(req, socket, head, (ws) => {
     socket.off('close', aborted);
     dropHttpListenerWrappers(socket);
     session.bind(ws as SessionSocket);
   });
+  process.nextTick(() => socket.uncork());
 }
 
 /**
