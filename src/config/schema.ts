@@ -160,6 +160,14 @@ const Gateway = z.strictObject({
     .describe(
       'Bytes of stream messages a gateway keeps from the scans of a reconnect wave, so clients arriving during or after a scan are served from it (plus a short read of what came since) instead of a scan each; let go 10 s after the wave, the oldest dropped beyond it. Smaller: in a wave wider than this, clients with older mids are read one by one (slower).',
     ),
+  recentMessagesBytes: numeric(int().min(0))
+    .default(32 * 1_048_576)
+    .describe(
+      'Bytes of recent replayable messages a gateway keeps in memory for the channels it holds (also while they linger after their last connection left), so a client that comes back within that time (a dropped connection, a reconnect wave after a network blip or a proxy reload) is replayed from memory instead of from the stream. Beyond it the channel written to least recently loses its history, and its replays read the stream. 0: none kept.',
+    ),
+  recentMessagesPerChannel: numeric(int().min(0))
+    .default(100)
+    .describe('Recent messages kept per channel for replays from memory (see recentMessagesBytes); a client that missed more reads the stream.'),
   maxConcurrentReplays: positiveInt.default(64).describe('Replays read from JetStream at once per gateway; further ones wait their turn.'),
   maxQueuedReplays: positiveInt.default(20_000).describe('Replays waiting for a slot; beyond it new connections with a mid are refused with 503 so a reconnect storm cannot starve live delivery.'),
   maxNewConnectionsPerSec: positiveInt.default(5_000).describe('New connections (WebSocket upgrades and long polls) a gateway accepts per second, with a burst of the same size; beyond it 503.'),

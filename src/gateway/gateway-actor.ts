@@ -99,6 +99,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
     this.hub = new Hub(deps.feed, deps.reader, epochSec, log.child({ component: 'hub' }), {
       lingerMs: Math.max(cfg.longPollTimeoutMs, 10_000),
       maxHeldMessages: cfg.maxCatchUpHeldMessages,
+      recentBytes: cfg.recentMessagesBytes,
+      recentPerChannel: cfg.recentMessagesPerChannel,
       // A stream re-created under the gateway shows first as sequences going back: look now, not at the next check.
       onSequenceBehind: () => void deps.watch.check(),
     });
@@ -113,6 +115,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
         pageMessages: cfg.replayPageMessages,
         pageBytes: Math.floor(cfg.maxOutboxBytes / 2),
         windowBytes: cfg.replayWindowBytes,
+        liveMayLoseSilently: () => deps.link.clustered,
       },
       deps.telemetry,
       log.child({ component: 'replay' }),
@@ -235,6 +238,8 @@ export class GatewayActor extends Actor<GatewayMsg> {
       replaysRunning: this.replays.inUse,
       replaysWaiting: this.replays.waiting,
       replayReads: this.reader.reads,
+      replaysFromMemory: this.replays.fromMemory,
+      recentMessagesBytes: this.hub.recentBytes,
       messagesIn: hub.messagesIn,
       deliveries: hub.deliveries,
       gapsFilled: hub.gapsFilled,

@@ -4,6 +4,9 @@ import type { StoredMessage } from '../nats/stored-message.ts';
 import type { StreamReader } from '../nats/stream-reader.ts';
 import { delay } from '../util/deferred.ts';
 import { Delivery } from './delivery.ts';
+import { RecentMessages } from './recent-messages.ts';
+import type { ChannelRead } from './replay-reader.ts';
+import { SeenWaiters } from './seen-waiters.ts';
 import type { Session } from './session.ts';
 import { SubscribeBarrier } from './subscribe-barrier.ts';
 
@@ -20,6 +23,8 @@ interface ChannelEntry {
    * fault): the stream's end when the subscription was confirmed. Undefined until then.
    */
   completeFrom: number | undefined;
+  /** Settles when the subscription's confirmation ended (see SubscribeBarrier); undefined before it was asked for. */
+  confirmed: Promise<void> | undefined;
 }
 
 export interface HubStats {
@@ -41,6 +46,10 @@ export interface HubOptions {
   onSequenceBehind?: () => void;
   /** Live messages held during a catch-up or a gap fill; beyond it they are read again from the stream. */
   maxHeldMessages: number;
+  /** Bytes of recent messages kept for replays from memory (RecentMessages); 0: none. */
+  recentBytes: number;
+  /** Recent messages kept per channel. */
+  recentPerChannel: number;
 }
 
 /** Channels checked for missed messages at once during a catch-up. */
@@ -48,9 +57,6 @@ const HOLE_CHECKS_AT_ONCE = 32;
 
 /** Pause between catch-up attempts while the stream cannot be read. */
 const CATCH_UP_RETRY_MS = 250;
-
-/** How long a replay waits for live delivery to reach its horizon before handing over anyway. */
-const SEEN_WAIT_MS = 2_000;
 
 /**
  * The gateway's registry of channel → local connections, and its only source of
@@ -74,6 +80,7 @@ const SEEN_WAIT_MS = 2_000;
 export class Hub {
   private readonly channels = new Map<string, ChannelEntry>();
   private readonly barrier: SubscribeBarrier<ChannelEntry>;
+  private readonly recent: RecentMessages;
   private counters = { messagesIn: 0, deliveries: 0, gapsFilled: 0, catchUps: 0 };
   /** Highest sequence delivered on any channel: everything republished before it has arrived. */
   private maxSeenSeq = 0;
@@ -86,7 +93,7 @@ export class Hub {
   private catchUpFrom: number | undefined;
   private catchUpRunning = false;
   private catchUpAgain = false;
-  private seenWaiters: Array<{ seq: number; resolve: () => void }> = [];
+  private readonly seenWaiters = new SeenWaiters(() => this.holds > 0 && !this.closed);
   private closed = false;
   /** Stream position noted at the previous check, trusted once a check interval passed without a loss. */
   private notedPosition: number | undefined;
@@ -100,6 +107,7 @@ export class Hub {
     private readonly log: Logger,
     private readonly opts: HubOptions,
   ) {
+    this.recent = new RecentMessages(opts.recentBytes, opts.recentPerChannel);
     this.barrier = new SubscribeBarrier(
       () => feed.flush(),
       () => reader.end(),
@@ -113,19 +121,30 @@ export class Hub {
   /**
    * Adds a session to its channels, subscribing to the ones new to this gateway.
    * Resolves once the server has the subscriptions, so nothing stored after this
-   * point can be missed.
+   * point can be missed: also those another session's attach asked for moments ago
+   * and that are still being confirmed (a replay started before would read the stream
+   * too early, and a message stored in between would reach neither it nor live delivery).
    */
   attach(session: Session): Promise<void> {
     const fresh: ChannelEntry[] = [];
+    let pending: Promise<void>[] | undefined;
     for (const key of session.keys) {
       let entry = this.channels.get(key);
       if (entry === undefined) {
         entry = this.subscribe(key);
         fresh.push(entry);
+      } else if (entry.completeFrom === undefined && entry.confirmed !== undefined) {
+        (pending ??= []).push(entry.confirmed);
       }
       entry.sessions.add(session);
     }
-    return fresh.length > 0 ? this.barrier.confirm(fresh) : Promise.resolve();
+    if (fresh.length > 0) {
+      const confirmed = this.barrier.confirm(fresh);
+      for (const e of fresh) e.confirmed = confirmed;
+      (pending ??= []).push(confirmed);
+    }
+    if (pending === undefined) return Promise.resolve();
+    return pending.length === 1 ? pending[0]! : Promise.all(pending).then(() => undefined);
   }
 
   detach(session: Session): void {
@@ -150,6 +169,7 @@ export class Hub {
       if (entry.sessions.size === 0 && now - entry.idleSince >= this.opts.lingerMs) {
         entry.sub.unsubscribe();
         this.channels.delete(entry.key);
+        this.recent.forget(entry.key);
       }
     }
   }
@@ -184,6 +204,7 @@ export class Hub {
     this.notedPosition = undefined;
     this.droppedUpTo = 0;
     this.held = [];
+    this.recent.clear();
     if (this.catchUpFrom !== undefined) this.catchUpFrom = 0;
   }
 
@@ -227,24 +248,38 @@ export class Hub {
   }
 
   /**
+   * The channel's replayable messages after `fromSeq` from memory, when the hub holds
+   * the channel and its recent history reaches back that far; undefined when the
+   * stream has to be read.
+   */
+  recentAfter(key: string, fromSeq: number, limit: number): ChannelRead | undefined {
+    const e = this.channels.get(key);
+    if (this.holds > 0 || e === undefined || e.completeFrom === undefined) return undefined;
+    return this.recent.after(key, fromSeq, limit, e.lastSeq);
+  }
+
+  /** The newest sequence the hub delivered on a channel it holds. */
+  deliveredUpTo(key: string): number | undefined {
+    return this.channels.get(key)?.lastSeq;
+  }
+
+  /** Bytes of recent messages kept for replays from memory. */
+  get recentBytes(): number {
+    return this.recent.bytes;
+  }
+
+  /**
    * Resolves true once live delivery has handed out everything on `keys` stored up to
-   * `seq`, false when it has not after a while: a replay that read up to `seq` then has
-   * in its connection's buffer every message it did not read itself. Nothing is
-   * waited for up to the point the subscriptions started from.
+   * `seq`, false when it has not after a while (see SeenWaiters: longer while live
+   * delivery is held for a catch-up): a replay that read up to `seq` then has in its
+   * connection's buffer every message it did not read itself. Nothing is waited for up
+   * to the point the subscriptions started from.
    */
   whenSeen(seq: number, keys: readonly string[]): Promise<boolean> {
     if (this.holds === 0 && (this.maxSeenSeq >= seq || keys.every((k) => (this.channels.get(k)?.completeFrom ?? -1) >= seq))) {
       return Promise.resolve(true);
     }
-    return new Promise((resolve) => {
-      const waiter = { seq, resolve: () => resolve(true) };
-      this.seenWaiters.push(waiter);
-      setTimeout(() => {
-        const before = this.seenWaiters.length;
-        this.seenWaiters = this.seenWaiters.filter((w) => w !== waiter);
-        if (this.seenWaiters.length < before) resolve(false);
-      }, SEEN_WAIT_MS).unref();
-    });
+    return this.seenWaiters.wait(seq);
   }
 
   stats(): HubStats {
@@ -255,7 +290,7 @@ export class Hub {
     this.closed = true;
     for (const entry of this.channels.values()) entry.sub.unsubscribe();
     this.channels.clear();
-    for (const w of this.seenWaiters.splice(0)) w.resolve();
+    this.seenWaiters.releaseAll();
   }
 
   /**
@@ -344,7 +379,7 @@ export class Hub {
   }
 
   private subscribe(key: string): ChannelEntry {
-    const entry: ChannelEntry = { key, sessions: new Set(), lastSeq: 0, idleSince: 0, completeFrom: undefined, sub: this.feed.subscribe(key, this.onLive) };
+    const entry: ChannelEntry = { key, sessions: new Set(), lastSeq: 0, idleSince: 0, completeFrom: undefined, confirmed: undefined, sub: this.feed.subscribe(key, this.onLive) };
     this.channels.set(key, entry);
     return entry;
   }
@@ -423,10 +458,12 @@ export class Hub {
       if (this.holds > 0) this.hold(entry, msg);
       else this.onStored(entry, msg);
     }
-    this.wakeSeenWaiters();
+    if (this.holds === 0) this.seenWaiters.wake(this.maxSeenSeq);
   }
 
   private deliver(entry: ChannelEntry, msg: StoredMessage): void {
+    // Once confirmed, a channel's messages arrive here in order without gaps: all after this point are this one and the next.
+    if (entry.completeFrom !== undefined) this.recent.record(entry.key, msg, Math.max(entry.lastSeq, entry.completeFrom));
     entry.lastSeq = msg.seq;
     this.advanceSeen(msg.seq);
     if (entry.sessions.size === 0) return;
@@ -445,14 +482,6 @@ export class Hub {
   private advanceSeen(seq: number): void {
     if (seq <= this.maxSeenSeq) return;
     this.maxSeenSeq = seq;
-    if (this.seenWaiters.length > 0 && this.holds === 0) this.wakeSeenWaiters();
-  }
-
-  private wakeSeenWaiters(): void {
-    if (this.holds > 0) return;
-    const ready = this.seenWaiters.filter((w) => w.seq <= this.maxSeenSeq);
-    if (ready.length === 0) return;
-    this.seenWaiters = this.seenWaiters.filter((w) => w.seq > this.maxSeenSeq);
-    for (const w of ready) w.resolve();
+    if (this.holds === 0) this.seenWaiters.wake(seq);
   }
 }

@@ -8,6 +8,12 @@ export interface ReplayPage {
   readonly truncated: boolean;
   /** Every message of the channels up to this sequence has been considered. */
   readonly nextFrom: number;
+  /**
+   * Each channel read, and the sequence up to which the page holds all of its messages
+   * (its own read point, which can be short of `nextFrom`: the channels are read one
+   * after the other while messages are stored).
+   */
+  readonly readTo: ReadonlyArray<readonly [key: string, seq: number]>;
 }
 
 export interface PageLimits {
@@ -19,6 +25,7 @@ export interface PageLimits {
 
 /** One channel's messages after a point, at most a page of them. */
 export interface ChannelRead {
+  readonly key: string;
   readonly messages: StoredMessage[];
   /** More messages follow `lastSeq` on the channel. */
   readonly capped: boolean;
@@ -89,16 +96,16 @@ export class ReplayReader {
 
   private async readChannel(key: string, fromSeq: number, limit: number): Promise<ChannelRead> {
     const last = await this.stream.last(key);
-    if (last === null || last.seq <= fromSeq) return { messages: [], capped: false, lastSeq: Math.max(fromSeq, last?.seq ?? 0) };
+    if (last === null || last.seq <= fromSeq) return { key, messages: [], capped: false, lastSeq: Math.max(fromSeq, last?.seq ?? 0) };
     const messages: StoredMessage[] = [];
     let seq = fromSeq;
     for await (const m of this.stream.after(key, fromSeq)) {
       messages.push(m);
       seq = m.seq;
       if (seq >= last.seq) break;
-      if (messages.length >= limit) return { messages, capped: true, lastSeq: seq };
+      if (messages.length >= limit) return { key, messages, capped: true, lastSeq: seq };
     }
-    return { messages, capped: false, lastSeq: seq };
+    return { key, messages, capped: false, lastSeq: seq };
   }
 
   /**
@@ -135,7 +142,8 @@ export function mergePage(perChannel: readonly ChannelRead[], maxBytes: number, 
   const cut = cutAtBytes(merged, maxBytes);
   if (cut < merged.length) horizon = merged[cut - 1]!.seq;
   const truncated = horizon !== Number.MAX_SAFE_INTEGER;
-  return { messages: merged.slice(0, cut), truncated, nextFrom: truncated ? horizon : considered };
+  const nextFrom = truncated ? horizon : considered;
+  return { messages: merged.slice(0, cut), truncated, nextFrom, readTo: perChannel.map((c) => [c.key, Math.min(c.lastSeq, nextFrom)] as const) };
 }
 
 /** How many of the messages fit in `maxBytes` (at least one, so a replay always moves on). */

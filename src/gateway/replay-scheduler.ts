@@ -5,7 +5,7 @@ import type { StoredMessage } from '../nats/stored-message.ts';
 import type { StreamPosition, StreamReader } from '../nats/stream-reader.ts';
 import { Delivery } from './delivery.ts';
 import type { Hub } from './hub.ts';
-import { mergePage, type ReplayReader } from './replay-reader.ts';
+import { mergePage, type ChannelRead, type ReplayPage, type ReplayReader } from './replay-reader.ts';
 import { ScanWindow } from './scan-window.ts';
 import type { Session } from './session.ts';
 
@@ -24,6 +24,11 @@ export interface ReplaySchedulerOptions {
   pageBytes: number;
   /** Bytes of messages the scan window holds at most (see ScanWindow). */
   windowBytes: number;
+  /**
+   * Whether live delivery can lose a message without an event (NatsLink.clustered): then
+   * a replay from memory first checks its channels' newest messages in the stream.
+   */
+  liveMayLoseSilently: () => boolean;
 }
 
 /** Replays arriving within a second from which the next ones share a scan of the stream. */
@@ -70,6 +75,10 @@ export class ReplayScheduler {
   /** When the latest replays arrived (a ring): the pace of a wave. */
   private readonly arrivals = new Array<number>(SHARED_MIN_JOBS).fill(-Infinity);
   private arrived = 0;
+  /** Replays served from the hub's recent messages so far. */
+  fromMemory = 0;
+  /** Replays from memory waiting for the check of their channels' newest messages. */
+  private readonly probes: Array<{ job: Job; perChannel: readonly ChannelRead[]; started: number }> = [];
 
   constructor(
     private readonly hub: Hub,
@@ -105,6 +114,7 @@ export class ReplayScheduler {
       return;
     }
     const job = { session, fromSeq, readKeys };
+    if (this.fromRecent(job, Date.now())) return;
     this.arrivals[this.arrived++ % SHARED_MIN_JOBS] = Date.now();
     if (this.fromWindow(job, Date.now())) return;
     this.queue.push(job);
@@ -159,9 +169,70 @@ export class ReplayScheduler {
           from = page.nextFrom;
           continue;
         }
-        await this.hand(session, page.messages, page.truncated, page.nextFrom, started);
+        await this.hand(session, page.messages, page, started);
         return;
       }
+    } catch (err) {
+      this.fail(session, err);
+    }
+  }
+
+  /**
+   * Serves a replay from the hub's recent messages when they reach back to its mid on
+   * every channel it has to read: no walk, no scan, no wait for a slot.
+   */
+  private fromRecent(job: Job, started: number): boolean {
+    const perChannel: ChannelRead[] = [];
+    for (const key of job.readKeys) {
+      const read = this.hub.recentAfter(key, job.fromSeq, this.opts.pageMessages);
+      if (read === undefined) return false;
+      perChannel.push(read);
+    }
+    if (!this.opts.liveMayLoseSilently()) {
+      this.serveFromMemory(job, perChannel, started);
+      return true;
+    }
+    this.probes.push({ job, perChannel, started });
+    if (this.probes.length === 1) setImmediate(() => this.probeRecent());
+    return true;
+  }
+
+  /** The checks of a turn's replays from memory, sent together (one socket write, not one per handshake). */
+  private probeRecent(): void {
+    for (const p of this.probes.splice(0)) void this.serveRecent(p.job, p.perChannel, p.started);
+  }
+
+  /**
+   * The recent messages hold everything the hub delivered. In a cluster, one
+   * `last_by_subj` read per channel checks that the stream has nothing newer that live
+   * delivery has not brought (a republished message lost without any event, e.g. while a
+   * new subscription's interest travels to the stream leader, and not revealed by a
+   * later message yet). If it has, or the read fails, the replay reads the stream.
+   */
+  private async serveRecent(job: Job, perChannel: readonly ChannelRead[], started: number): Promise<void> {
+    const newest = await Promise.all(job.readKeys.map((key) => this.stream.last(key))).catch(() => undefined);
+    const complete = newest?.every((m, i) => m === null || m.seq <= (this.hub.deliveredUpTo(job.readKeys[i]!) ?? -1));
+    if (complete !== true) {
+      this.queue.push(job);
+      this.pump();
+      return;
+    }
+    this.serveFromMemory(job, perChannel, started);
+  }
+
+  private serveFromMemory(job: Job, perChannel: readonly ChannelRead[], started: number): void {
+    this.fromMemory++;
+    const considered = perChannel.reduce((max, c) => Math.max(max, c.lastSeq), job.fromSeq);
+    void this.serve(job, () => mergePage(perChannel, this.opts.pageBytes, considered), started);
+  }
+
+  /** Finishes a replay with the page `read` gives; any failure closes the session with 4011. */
+  private async serve(job: Job, read: () => ReplayPage, started: number): Promise<void> {
+    const { session } = job;
+    try {
+      const page = read();
+      const messages = await this.reader.finalize(page.messages, session.keys, job.fromSeq);
+      await this.hand(session, messages, page, started);
     } catch (err) {
       this.fail(session, err);
     }
@@ -185,14 +256,11 @@ export class ReplayScheduler {
   private async serveFromWindow(job: Job, started: number): Promise<void> {
     const { session } = job;
     if (session.isClosed) return;
-    try {
-      const perChannel = job.readKeys.map((k) => this.window.read(k, job.fromSeq, this.opts.pageMessages));
-      const page = mergePage(perChannel, this.opts.pageBytes, Math.max(job.fromSeq, this.window.to));
-      const messages = await this.reader.finalize(page.messages, session.keys, job.fromSeq);
-      await this.hand(session, messages, page.truncated, page.nextFrom, started);
-    } catch (err) {
-      this.fail(session, err);
-    }
+    await this.serve(
+      job,
+      () => mergePage(job.readKeys.map((k) => this.window.read(k, job.fromSeq, this.opts.pageMessages)), this.opts.pageBytes, Math.max(job.fromSeq, this.window.to)),
+      started,
+    );
   }
 
   /**
@@ -264,12 +332,15 @@ export class ReplayScheduler {
   }
 
   /**
-   * Hands the replay over once live delivery has reached `horizon` (the sequence up to
-   * which the replay considered everything), so the session's buffer holds every live
-   * message it did not read; if live delivery lags, the session keeps no floor beyond
-   * its own mid (a duplicate rather than a loss).
+   * Hands the replay over once live delivery has reached the page's horizon (the
+   * sequence up to which the replay considered everything), so the session's buffer
+   * holds every live message it did not read. If live delivery lags, later live
+   * messages up to the horizon may be ones the replay did not read (a channel read
+   * before they were stored): the session then drops only what each channel's own read
+   * covered.
    */
-  private async hand(session: Session, messages: readonly StoredMessage[], truncated: boolean, horizon: number, started: number): Promise<void> {
+  private async hand(session: Session, messages: readonly StoredMessage[], page: ReplayPage, started: number): Promise<void> {
+    const { truncated, nextFrom: horizon } = page;
     const caughtUp = truncated || (await this.hub.whenSeen(horizon, session.keys));
     const now = Date.now();
     const epoch = this.epochSec();
@@ -277,6 +348,7 @@ export class ReplayScheduler {
       messages.map((m) => new Delivery(m, epoch, now)),
       !truncated,
       caughtUp ? horizon : 0,
+      caughtUp ? undefined : page.readTo,
     );
     this.telemetry.replayDone(now - started, messages.length);
     if (truncated && session.transport === 'ws') {

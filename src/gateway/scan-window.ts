@@ -130,7 +130,7 @@ export class ScanWindow {
     }
     const messages = list.slice(lo, lo + limit);
     const capped = lo + limit < list.length;
-    return { messages, capped, lastSeq: capped ? messages.at(-1)!.seq : Math.max(afterSeq, this.upper) };
+    return { key, messages, capped, lastSeq: capped ? messages.at(-1)!.seq : Math.max(afterSeq, this.upper) };
   }
 
   clear(): void {

@@ -48,6 +48,8 @@ export abstract class Session {
   private syncBuffer: Delivery[] = [];
   /** Messages at or below this sequence were sent already or are not this client's: never sent. */
   private floorSeq: number;
+  /** The same per channel, above floorSeq: what a replay read of each channel when it handed over before live delivery had caught up. */
+  private channelFloors: Map<string, number> | undefined;
   /** Highest sequence handed to the transport: with ordered delivery, everything below it on its channels went first. */
   private sentUpTo = 0;
   private syncBufferBytes = 0;
@@ -99,7 +101,7 @@ export abstract class Session {
 
   /** Fast lane from the hub: never throws, never waits. */
   deliver(d: Delivery): void {
-    if (this.state === 'closed' || d.seq <= this.floorSeq || this.isDuplicate(d)) return;
+    if (this.state === 'closed' || d.seq <= this.floorSeq || (this.channelFloors !== undefined && d.seq <= (this.channelFloors.get(d.msg.key) ?? 0)) || this.isDuplicate(d)) return;
     if (this.state === 'syncing') {
       this.syncBuffer.push(d);
       this.syncBufferBytes += d.msg.body.length;
@@ -117,11 +119,15 @@ export abstract class Session {
    * live copy of anything at or below it is a duplicate. When the replay stopped at a
    * page boundary (`complete` false), the buffered live messages lie beyond what was
    * read and would leave a gap: they are dropped, and the client fetches them with
-   * its next mid.
+   * its next mid. `readTo`: each channel's own read point, where live delivery had not
+   * reached the horizon yet; a later live copy of what it covers is not sent again.
    */
-  finishSync(replayed: readonly Delivery[], complete = true, horizon = 0): void {
+  finishSync(replayed: readonly Delivery[], complete = true, horizon = 0, readTo?: ReadonlyArray<readonly [string, number]>): void {
     if (this.state !== 'syncing') return;
     this.floorSeq = Math.max(this.floorSeq, horizon);
+    if (readTo !== undefined) {
+      for (const [key, seq] of readTo) if (seq > this.floorSeq) (this.channelFloors ??= new Map()).set(key, seq);
+    }
     const buffered = complete ? this.syncBuffer : [];
     this.syncBuffer = [];
     this.syncBufferBytes = 0;

@@ -93,6 +93,7 @@ export class Metrics implements Telemetry {
       });
     };
     gatewayGauge('jetpull_long_polls_held', 'Long-poll requests currently held.', (g) => g.pollings);
+    gatewayGauge('jetpull_recent_messages_bytes', 'Bytes of recent messages kept for replays from memory; compare with gateway.recentMessagesBytes.', (g) => g.recentMessagesBytes);
     gatewayGauge('jetpull_channels_subscribed', 'Channels this gateway holds a live subscription for.', (g) => g.channelsSubscribed);
     gatewayGauge('jetpull_outbound_queued_bytes', 'Bytes queued for all WebSockets (unsent plus socket buffers) as last counted; compare with gateway.maxOutboundBytes.', (g) => g.outboundBytes);
     gatewayGauge('jetpull_memory_above_watermark', '1 while resident memory is above gateway.memoryWatermarkBytes: not ready, new connections refused.', (g) => (g.memoryHigh ? 1 : 0));
@@ -121,6 +122,7 @@ export class Metrics implements Telemetry {
       });
     };
     total('jetpull_replay_reads_total', 'Direct gets from the stream made by replays (channels the gateway already knows are skipped).', () => sources.gateway()?.replayReads);
+    total('jetpull_replays_from_memory_total', 'Replays served from the recent messages the gateway keeps (gateway.recentMessagesBytes), without reading the stream.', () => sources.gateway()?.replaysFromMemory);
     total('jetpull_live_messages_total', 'Live messages received from NATS.', () => sources.gateway()?.messagesIn);
     total('jetpull_gaps_filled_total', "Gaps in a channel's live messages filled from the stream.", () => sources.gateway()?.gapsFilled);
     total('jetpull_catch_ups_total', 'Whole-stream catch-ups after a reconnect or leader change.', () => sources.gateway()?.catchUps);
@@ -200,6 +202,8 @@ const EMPTY_GATEWAY: GatewayStats = {
   replaysRunning: 0,
   replaysWaiting: 0,
   replayReads: 0,
+  replaysFromMemory: 0,
+  recentMessagesBytes: 0,
   messagesIn: 0,
   deliveries: 0,
   gapsFilled: 0,

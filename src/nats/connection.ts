@@ -47,6 +47,16 @@ export class NatsLink {
     return this.reconnectCount;
   }
 
+  /**
+   * The server is one node of a cluster: messages it republishes to us may come over
+   * routes, where they can be lost without any event to us (a new subscription's
+   * interest not yet at the stream leader, a route dropping). On one server a
+   * confirmed subscription gets every message or the connection drops.
+   */
+  get clustered(): boolean {
+    return this.nc.info?.cluster !== undefined;
+  }
+
   get connected(): boolean {
     return this.connectedValue && !this.nc.isClosed();
   }

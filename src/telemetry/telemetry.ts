@@ -65,6 +65,10 @@ export interface GatewayStats {
   readonly replaysWaiting: number;
   /** Direct gets made by replays so far. */
   readonly replayReads: number;
+  /** Replays served from the recent messages in memory so far (no stream read). */
+  readonly replaysFromMemory: number;
+  /** Bytes of recent messages kept for replays from memory (gateway.recentMessagesBytes). */
+  readonly recentMessagesBytes: number;
   /** Live messages received from NATS so far. */
   readonly messagesIn: number;
   readonly deliveries: number;

@@ -96,6 +96,25 @@ for (const t of transports) {
       assert.deepEqual(client.seqs(), t.name === 'long poll' ? [5, 6] : [5, 6, 7], `got ${got.join(', ')}`);
     });
 
+    it('handed over before live delivery caught up: drops a live copy of what each channel\'s read covered, sends the rest', async () => {
+      const keys = ['priv.00000000000000000000000000000001', 'pub.00000000000000000000000000000002'];
+      const { session, client } = await t.open(h, { keys, resumeFrom: 4 });
+      // The first channel was read up to 8, the second up to 6 (read first; 7 was stored on it after).
+      session.finishSync([delivery(5, { key: keys[1]! }), delivery(8, { key: keys[0]! })], true, 0, [
+        [keys[0]!, 8],
+        [keys[1]!, 6],
+      ]);
+      session.deliver(delivery(5, { key: keys[1]! }));
+      session.deliver(delivery(7, { key: keys[1]! }));
+      session.deliver(delivery(8, { key: keys[0]! }));
+      session.deliver(delivery(9, { key: keys[0]! }));
+      // A long poll is answered with the replay and ends.
+      const expected = t.name === 'long poll' ? [5, 8] : [5, 8, 7, 9];
+      await client.waitSeqs(expected.length);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(client.seqs(), expected);
+    });
+
     it('drops the later copy of a publish whose first copy it had, at its resume point or far back', async () => {
       const keys = ['priv.00000000000000000000000000000001', 'priv.00000000000000000000000000000002'];
       const { session, client } = await t.open(h, { keys, resumeFrom: 10 });

@@ -200,10 +200,25 @@ describe('replay', () => {
     assert.equal(t.app.gateway!.stats().replayReads, readsBefore, 'no direct get for a channel the gateway held all along');
     await publishNats([user.priv], body('second'));
     assert.deepEqual(parseTextFrames((await again.result).body.toString()).map(n), ['second']);
-    // A mid the gateway cannot vouch for is read from the stream.
+    // An older mid on a channel the gateway held all along: replayed from the messages it
+    // kept (one server: no read; in a cluster one read of the channel's newest message).
+    const fromMemory = t.app.gateway!.stats().replaysFromMemory;
     const old = await longPoll(`${t.base}/bitrix/sub/?CHANNEL_ID=${user.token}&mid=${first[0]!.mid}`).result;
     assert.deepEqual(parseTextFrames(old.body.toString()).map(n), ['second']);
-    assert.ok(t.app.gateway!.stats().replayReads > readsBefore);
+    assert.equal(t.app.gateway!.stats().replaysFromMemory, fromMemory + 1);
+    assert.equal(t.app.gateway!.stats().replayReads, readsBefore);
+  });
+
+  it('a mid from before the gateway held the channel is read from the stream', async () => {
+    const user = newUser();
+    const [start] = await publishNats([user.priv], body('before'));
+    await publishNats([user.priv], body('missed'));
+    const readsBefore = t.app.gateway!.stats().replayReads;
+    const fromMemory = t.app.gateway!.stats().replaysFromMemory;
+    const res = await longPoll(`${t.base}/bitrix/sub/?CHANNEL_ID=${user.token}&mid=${start}`).result;
+    assert.deepEqual(parseTextFrames(res.body.toString()).map(n), ['missed']);
+    assert.ok(t.app.gateway!.stats().replayReads > readsBefore, 'read from the stream');
+    assert.equal(t.app.gateway!.stats().replaysFromMemory, fromMemory);
   });
 
   it('replays of many clients at once are bounded by maxConcurrentReplays and all complete', async () => {

@@ -20,7 +20,7 @@ describe('hub', () => {
     await f.stop();
   });
 
-  const newHub = (drop?: (m: StoredMessage) => boolean, lingerMs = 10_000): Hub => new Hub(f.feed(drop), f.reader, () => f.epochSec, f.log, { lingerMs, maxHeldMessages: 100_000 });
+  const newHub = (drop?: (m: StoredMessage) => boolean, lingerMs = 10_000): Hub => new Hub(f.feed(drop), f.reader, () => f.epochSec, f.log, { lingerMs, maxHeldMessages: 100_000, recentBytes: 0, recentPerChannel: 0 });
 
   const liveSession = async (keys: string[]) => {
     const pair = await h.ws({ keys });
@@ -39,6 +39,20 @@ describe('hub', () => {
     assert.deepEqual(await a.client.waitSeqs(3), seqs);
     assert.deepEqual(await b.client.waitSeqs(3), seqs);
     assert.equal(hub.stats().channels, 1, 'one subscription for the channel');
+    hub.close();
+  });
+
+  it('a session joining a channel whose subscription is still being confirmed is attached only once it is confirmed', async () => {
+    const hub = newHub();
+    const key = `priv.${newId()}`;
+    const a = await liveSession([key]);
+    const b = await liveSession([key]);
+    const first = hub.attach(a.session);
+    // Attached before the server had the subscription, a replay for b would read the stream
+    // too early: a message stored in between reaches neither the replay nor live delivery.
+    await hub.attach(b.session);
+    assert.equal(hub.knowsNothingAfter(key, Number.MAX_SAFE_INTEGER), true, 'the channel counts as complete from its start once b is attached');
+    await first;
     hub.close();
   });
 
@@ -103,7 +117,7 @@ describe('hub', () => {
 
   it('a catch-up whose held messages overflow ends under steady traffic and loses nothing', async () => {
     let away = false;
-    const hub = new Hub(f.feed(() => away), f.reader, () => f.epochSec, f.log, { lingerMs: 10_000, maxHeldMessages: 5 });
+    const hub = new Hub(f.feed(() => away), f.reader, () => f.epochSec, f.log, { lingerMs: 10_000, maxHeldMessages: 5, recentBytes: 0, recentPerChannel: 0 });
     hub.startAt(await f.reader.end());
     const key = `priv.${newId()}`;
     const s = await liveSession([key]);

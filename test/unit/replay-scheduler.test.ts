@@ -4,6 +4,7 @@ import { CloseCode } from '../../src/errors/close-codes.ts';
 import { Hub } from '../../src/gateway/hub.ts';
 import { ReplayReader } from '../../src/gateway/replay-reader.ts';
 import { ReplayScheduler } from '../../src/gateway/replay-scheduler.ts';
+import type { StoredMessage } from '../../src/nats/stored-message.ts';
 import { newId } from '../helpers/channels.ts';
 import { SessionHarness } from '../helpers/session-harness.ts';
 import { StreamFixture } from '../helpers/stream-fixture.ts';
@@ -22,15 +23,22 @@ describe('replay scheduler', () => {
     await f.stop();
   });
 
-  const setup = (opts: { maxConcurrent?: number; pageMessages?: number; pageBytes?: number } = {}) => {
-    const hub = new Hub(f.feed(), f.reader, () => f.epochSec, f.log, { lingerMs: 10_000, maxHeldMessages: 100_000 });
+  const setup = (
+    opts: { maxConcurrent?: number; pageMessages?: number; pageBytes?: number; recentBytes?: number; recentPerChannel?: number; clustered?: boolean; drop?: (m: StoredMessage) => boolean } = {},
+  ) => {
+    const hub = new Hub(f.feed(opts.drop), f.reader, () => f.epochSec, f.log, {
+      lingerMs: 10_000,
+      maxHeldMessages: 100_000,
+      recentBytes: opts.recentBytes ?? 0,
+      recentPerChannel: opts.recentPerChannel ?? 0,
+    });
     const reader = new ReplayReader(f.reader);
     const scheduler = new ReplayScheduler(
       hub,
       reader,
       f.reader,
       () => f.epochSec,
-      { maxConcurrent: opts.maxConcurrent ?? 4, pageMessages: opts.pageMessages ?? 1_000, pageBytes: opts.pageBytes ?? 1 << 20, windowBytes: 64 << 20 },
+      { maxConcurrent: opts.maxConcurrent ?? 4, pageMessages: opts.pageMessages ?? 1_000, pageBytes: opts.pageBytes ?? 1 << 20, windowBytes: 64 << 20, liveMayLoseSilently: () => opts.clustered ?? false },
       h.telemetry,
       f.log,
     );
@@ -134,6 +142,123 @@ describe('replay scheduler', () => {
     hub.close();
   });
 
+  /** A session that was on `keys` and left; the hub keeps the channels (lingering) and their recent messages. */
+  const leftAfter = async (hub: Hub, keys: string[]): Promise<number> => {
+    const gone = await h.ws({ keys });
+    gone.session.finishSync([]);
+    await hub.attach(gone.session);
+    const from = await f.store(keys[0]!);
+    await gone.client.waitSeqs(1);
+    hub.detach(gone.session);
+    gone.session.close(CloseCode.ServiceRestart);
+    return from;
+  };
+
+  for (const clustered of [false, true]) {
+    it(`replays from the recent messages in memory when the hub held the channels since before the mid (${clustered ? 'in a cluster: after one read of each channel\'s newest message' : 'one server: no read at all'})`, async () => {
+      const { hub, reader, scheduler } = setup({ recentBytes: 1 << 20, recentPerChannel: 10, clustered });
+      const a = `priv.${newId()}`;
+      const b = `pub.${newId()}`;
+      const from = await leftAfter(hub, [a, b]);
+      const stored = [await f.store(b), await f.store(a, 0), await f.store(a), await f.store(b)];
+      assert.equal(await hub.whenSeen(stored[3]!, [a, b]), true);
+      const s = await h.ws({ keys: [a, b] });
+      await hub.attach(s.session);
+      const reads = reader.reads;
+      const scans = f.logs.find('shared replay scan done').length;
+      scheduler.replay(s.session, from);
+      assert.deepEqual(await s.client.waitSeqs(3), [stored[0], stored[2], stored[3]], 'merged in order, live-only skipped');
+      assert.equal(scheduler.fromMemory, 1);
+      assert.equal(reader.reads, reads + (clustered ? 2 : 0), 'no walk');
+      assert.equal(f.logs.find('shared replay scan done').length, scans, 'no scan');
+      // Live goes on after the replay, without a duplicate.
+      const next = await f.store(a);
+      assert.deepEqual(await s.client.waitSeqs(4), [stored[0], stored[2], stored[3], next]);
+      hub.close();
+    });
+  }
+
+  it('reads the stream when the channel had more messages than it keeps, and replays every one', async () => {
+    const { hub, reader, scheduler } = setup({ recentBytes: 1 << 20, recentPerChannel: 2 });
+    const key = `priv.${newId()}`;
+    const from = await leftAfter(hub, [key]);
+    const stored = [await f.store(key), await f.store(key), await f.store(key)];
+    assert.equal(await hub.whenSeen(stored[2]!, [key]), true);
+    const s = await h.ws({ keys: [key] });
+    await hub.attach(s.session);
+    const reads = reader.reads;
+    scheduler.replay(s.session, from);
+    assert.deepEqual(await s.client.waitSeqs(3), stored);
+    assert.equal(scheduler.fromMemory, 0);
+    assert.ok(reader.reads > reads, 'read from the stream');
+    // A mid within what is kept is served from memory.
+    const again = await h.ws({ keys: [key] });
+    await hub.attach(again.session);
+    scheduler.replay(again.session, stored[0]!);
+    assert.deepEqual(await again.client.waitSeqs(2), stored.slice(1));
+    assert.equal(scheduler.fromMemory, 1);
+    hub.close();
+  });
+
+  it('reads the stream, in a cluster, when its newest message never reached the hub (lost without an event)', async () => {
+    let lose = -1;
+    const { hub, scheduler } = setup({ recentBytes: 1 << 20, recentPerChannel: 10, clustered: true, drop: (m) => m.seq === lose });
+    const key = `priv.${newId()}`;
+    const from = await leftAfter(hub, [key]);
+    const kept = await f.store(key);
+    assert.equal(await hub.whenSeen(kept, [key]), true);
+    lose = kept + 1;
+    const lost = await f.store(key);
+    assert.equal(lost, lose);
+    const s = await h.ws({ keys: [key] });
+    await hub.attach(s.session);
+    scheduler.replay(s.session, from);
+    assert.deepEqual(await s.client.waitSeqs(2), [kept, lost]);
+    assert.equal(scheduler.fromMemory, 0);
+    hub.close();
+  });
+
+  it('reads the stream for a channel the gateway did not hold when the messages were stored', async () => {
+    const { hub, reader, scheduler } = setup({ recentBytes: 1 << 20, recentPerChannel: 10 });
+    const key = `priv.${newId()}`;
+    const from = await f.store(key);
+    const stored = [await f.store(key), await f.store(key)];
+    const s = await h.ws({ keys: [key] });
+    await hub.attach(s.session);
+    const reads = reader.reads;
+    scheduler.replay(s.session, from);
+    assert.deepEqual(await s.client.waitSeqs(2), stored);
+    assert.equal(scheduler.fromMemory, 0);
+    assert.ok(reader.reads > reads);
+    hub.close();
+  });
+
+  it('hands a replay over only after a catch-up under way ended, and never sends what it replayed again', async () => {
+    const { hub, scheduler } = setup();
+    const key = `priv.${newId()}`;
+    const other = `pub.${newId()}`;
+    const first = await h.ws({ keys: [key, other] });
+    first.session.finishSync([]);
+    await hub.attach(first.session);
+    const from = await f.store(key);
+    await first.client.waitSeqs(1);
+    // A leader change, say: live delivery is held until the catch-up.
+    hub.suspectLoss('test');
+    const missed = [await f.store(key), await f.store(other), await f.store(key)];
+    const s = await h.ws({ keys: [key, other] });
+    await hub.attach(s.session);
+    scheduler.replay(s.session, from);
+    // Longer than a hand-over waits for live delivery that is merely slow.
+    await new Promise((r) => setTimeout(r, 2_500));
+    assert.deepEqual(s.client.seqs(), [], 'nothing handed over while live delivery is held');
+    await hub.catchUp('test');
+    const next = await f.store(other);
+    assert.deepEqual(await s.client.waitSeqs(4), [...missed, next]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(s.client.seqs(), [...missed, next], 'each once, in order');
+    hub.close();
+  });
+
   it('hands a WebSocket one page and closes it with 1013, so it resumes from the page end', async () => {
     const { hub, scheduler } = setup({ pageMessages: 2 });
     const key = `priv.${newId()}`;
@@ -157,7 +282,7 @@ describe('replay scheduler', () => {
       Object.assign(Object.create(reader) as ReplayReader, { readPage: () => Promise.reject(new Error('storage gone')) }),
       f.reader,
       () => f.epochSec,
-      { maxConcurrent: 1, pageMessages: 10, pageBytes: 1 << 20, windowBytes: 64 << 20 },
+      { maxConcurrent: 1, pageMessages: 10, pageBytes: 1 << 20, windowBytes: 64 << 20, liveMayLoseSilently: () => false },
       h.telemetry,
       f.log,
     );
