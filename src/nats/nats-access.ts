@@ -15,6 +15,8 @@ import { StreamReader, type StreamReaderOptions } from './stream-reader.ts';
 
 /** Time allowed for one read of the message stream (a position, a direct get). */
 const READ_TIMEOUT_MS = 2_000;
+/** Time the metadata leader gets to answer before a scan is started (it answers in milliseconds when there is one). */
+const PROBE_TIMEOUT_MS = 1_000;
 
 /**
  * Everything the rest of the process gets from NATS, built on its one connection:
@@ -31,6 +33,8 @@ export class NatsAccess {
     private readonly jsm: JetStreamManager,
     /** For the stream reader: reads and positions fail fast while a stream has no leader, and are retried. */
     private readonly readJsm: JetStreamManager,
+    /** Asks whether the cluster has a metadata leader before a scan creates a consumer (see StreamReader). */
+    private readonly probeJsm: JetStreamManager,
     private readonly cfg: Config['nats'],
   ) {}
 
@@ -46,7 +50,8 @@ export class NatsAccess {
         link = await NatsLink.open(cfg, url, log);
         const jsm = await jetstreamManager(link.nc, { timeout: cfg.requestTimeoutMs });
         const readJsm = await jetstreamManager(link.nc, { timeout: Math.min(cfg.requestTimeoutMs, READ_TIMEOUT_MS), checkAPI: false });
-        return new NatsAccess(link, jsm, readJsm, cfg);
+        const probeJsm = await jetstreamManager(link.nc, { timeout: Math.min(cfg.requestTimeoutMs, PROBE_TIMEOUT_MS), checkAPI: false });
+        return new NatsAccess(link, jsm, readJsm, probeJsm, cfg);
       } catch (err) {
         await link?.close().catch(() => undefined);
         // Wrong credentials do not heal by waiting: say so and stop.
@@ -101,7 +106,7 @@ export class NatsAccess {
   }
 
   streamReader(stream: string, opts?: StreamReaderOptions): StreamReader {
-    return new StreamReader(jetstream(this.link.nc, { timeout: this.cfg.requestTimeoutMs }), this.readJsm, stream, opts);
+    return new StreamReader({ js: jetstream(this.link.nc, { timeout: this.cfg.requestTimeoutMs }), probe: this.probeJsm }, this.readJsm, stream, opts);
   }
 
   liveFeed(stream: string, log: Logger, mode?: LiveSubscriptionMode): LiveFeed {

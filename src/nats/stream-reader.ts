@@ -1,4 +1,4 @@
-import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, JetStreamError, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, JetStreamError, type Consumer, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { StreamMissingError, StreamReadError } from '../errors/app-error.ts';
 import { decodeStored, type StoredMessage } from './stored-message.ts';
@@ -51,8 +51,13 @@ export class StreamReader {
   /** Direct gets made so far (replays, gap fills, newest-mid lookups). */
   reads = 0;
 
+  /**
+   * `scanClients`: what the scans' consumers are created with, `js` (the request
+   * timeout) once `probe` (a short timeout) found the metadata leader answering; see
+   * createScanConsumer.
+   */
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly scanClients: { readonly js: JetStreamClient; readonly probe: JetStreamManager },
     private readonly jsm: JetStreamManager,
     private readonly stream: string,
     private readonly opts: StreamReaderOptions = { replicas: 1 },
@@ -131,11 +136,7 @@ export class StreamReader {
     const targetNow = (t: number): number => Math.min(upTo, Math.max(t, until()));
     let target = targetNow(start.lastSeq);
     if (target <= afterSeq) return afterSeq;
-    const consumer = await this.js.consumers.get(this.stream, {
-      filter_subjects: `${STORED_PREFIX}>`,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Math.max(afterSeq + 1, start.firstSeq),
-    });
+    const consumer = await this.createScanConsumer(Math.max(afterSeq + 1, start.firstSeq));
     let last = afterSeq;
     let progressAt = Date.now();
     try {
@@ -173,10 +174,34 @@ export class StreamReader {
           return await this.finishBySequence(last, target, wants, visit);
         }
       }
+    } catch (err) {
+      throw this.readError(err);
     } finally {
       await consumer.delete().catch(() => undefined);
     }
     return last;
+  }
+
+  /**
+   * The scan's ordered consumer, created through the cluster's metadata leader. A
+   * cluster that lost the node leading both the stream and the metadata elects the
+   * stream's new leader first and the metadata's a moment later; a creation asked in
+   * between is never answered, and the catch-up waiting on it would hold live delivery
+   * for the whole request timeout. So the metadata leader is asked first, briefly
+   * (account info): without an answer the scan fails now and is tried again; with one,
+   * the creation gets the request timeout (an old server computes what a consumer far
+   * back in a large stream has pending: 0.6 s per million messages on 2.9).
+   */
+  private async createScanConsumer(startSeq: number): Promise<Consumer> {
+    const metadataAnswers = await this.scanClients.probe.getAccountInfo().then(
+      () => true,
+      () => false,
+    );
+    if (!metadataAnswers) throw new StreamReadError('no JetStream metadata leader answers: scan not started');
+    const config = { filter_subjects: `${STORED_PREFIX}>`, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq };
+    return await this.scanClients.js.consumers.get(this.stream, config).catch((err: unknown) => {
+      throw this.readError(err);
+    });
   }
 
   /** The scan's rest, one message at a time by sequence (gaps in the sequence are deleted messages). */
