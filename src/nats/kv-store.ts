@@ -50,25 +50,9 @@ export class KvStore {
     return { value: e.string(), createdMs: e.created.getTime() };
   }
 
-  /**
-   * Every key. The listing is a consumer the server drives, and the client's iterator
-   * ends only on the last key or a heartbeat: with the server frozen it would wait for
-   * ever. `signal` stops it and rejects, so nothing is left waiting behind a caller
-   * that gave up.
-   */
-  async keys(signal: AbortSignal): Promise<string[]> {
-    signal.throwIfAborted();
-    const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
-    aborted.catch(() => undefined);
-    const listing = this.kv.keys();
-    // Given up before the listing started: stop it once it has.
-    listing.then((iter) => signal.addEventListener('abort', () => iter.stop(), { once: true }), () => undefined);
-    const iter = await Promise.race([listing, aborted]);
+  async keys(): Promise<string[]> {
     const out: string[] = [];
-    const collect = (async () => {
-      for await (const k of iter) out.push(k);
-    })();
-    await Promise.race([collect, aborted]);
+    for await (const k of await this.kv.keys()) out.push(k);
     return out;
   }
 

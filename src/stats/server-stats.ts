@@ -1,8 +1,5 @@
 import type { Logger } from '../log/logger.ts';
-import type { KvEntry, KvStore } from '../nats/kv-store.ts';
-
-/** Time the other processes' entries get to be read from the bucket before /server-stat/ answers without them. */
-const OTHERS_READ_MS = 2_000;
+import type { KvStore } from '../nats/kv-store.ts';
 
 /** One process's entry of `/server-stat/` (spec §5.5). */
 export interface ServerStat {
@@ -47,18 +44,12 @@ export class ServerStatsReporter {
     await this.kv.delete(this.key()).catch(() => undefined);
   }
 
-  /**
-   * Every live process's entry, this one's always fresh. The others are read from the
-   * bucket within OTHERS_READ_MS; when NATS does not answer in that time (frozen, a
-   * leader election) the answer has this process's entry only, and says so in the log.
-   */
+  /** Every live process's entry, this one's always fresh. */
   async readAll(): Promise<ServerStat[]> {
     const now = Date.now();
     const own = this.snapshot();
-    const others = await this.readOthers(AbortSignal.timeout(OTHERS_READ_MS)).catch((err: unknown) => {
-      this.log.warn({ err, timeoutMs: OTHERS_READ_MS }, "other processes' stats not read: answering with this process's only");
-      return [];
-    });
+    const keys = await this.kv.keys();
+    const others = await Promise.all(keys.filter((k) => k !== this.key()).map((k) => this.kv.get(k)));
     const out: ServerStat[] = [own];
     for (const e of others) {
       if (e === null || now - e.createdMs > this.maxAgeMs) continue;
@@ -69,15 +60,6 @@ export class ServerStatsReporter {
       }
     }
     return out;
-  }
-
-  private async readOthers(signal: AbortSignal): Promise<Array<KvEntry | null>> {
-    const keys = await this.kv.keys(signal);
-    const reads = Promise.all(keys.filter((k) => k !== this.key()).map((k) => this.kv.get(k)));
-    const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
-    reads.catch(() => undefined);
-    aborted.catch(() => undefined);
-    return Promise.race([reads, aborted]);
   }
 
   private key(): string {
