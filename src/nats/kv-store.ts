@@ -50,10 +50,16 @@ export class KvStore {
     return { value: e.string(), createdMs: e.created.getTime() };
   }
 
+  /**
+   * The bucket's keys, deleted ones included (their delete marker is a message), from
+   * one stream-info request. nats.js's own listing is a consumer the server drives,
+   * which ends only when its last message or a heartbeat arrives: a request has a
+   * timeout, and leaves nothing running when it is abandoned.
+   */
   async keys(): Promise<string[]> {
-    const out: string[] = [];
-    for await (const k of await this.kv.keys()) out.push(k);
-    return out;
+    const kv = this.kv as Bucket;
+    const info = await kv.jsm.streams.info(kv.stream, { subjects_filter: `${kv.prefix}.>` });
+    return Object.keys(info.state.subjects ?? {}).map((subject) => kv.decodeKey(subject.substring(kv.prefixLen)));
   }
 
   async delete(key: string): Promise<void> {

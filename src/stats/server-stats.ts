@@ -1,5 +1,8 @@
 import type { Logger } from '../log/logger.ts';
-import type { KvStore } from '../nats/kv-store.ts';
+import type { KvEntry, KvStore } from '../nats/kv-store.ts';
+
+/** Time the other processes' entries get to be read from the bucket before /server-stat/ answers without them. */
+const OTHERS_READ_MS = 2_000;
 
 /** One process's entry of `/server-stat/` (spec §5.5). */
 export interface ServerStat {
@@ -44,12 +47,19 @@ export class ServerStatsReporter {
     await this.kv.delete(this.key()).catch(() => undefined);
   }
 
-  /** Every live process's entry, this one's always fresh. */
+  /**
+   * Every live process's entry, this one's always fresh. The others are read from the
+   * bucket (requests only) within OTHERS_READ_MS; when NATS does not answer in that
+   * time (frozen, a leader election) the answer has this process's entry only, and the
+   * log says so. Abandoned requests end by their own timeout.
+   */
   async readAll(): Promise<ServerStat[]> {
     const now = Date.now();
     const own = this.snapshot();
-    const keys = await this.kv.keys();
-    const others = await Promise.all(keys.filter((k) => k !== this.key()).map((k) => this.kv.get(k)));
+    const others = await this.readOthers().catch((err: unknown) => {
+      this.log.warn({ err, timeoutMs: OTHERS_READ_MS }, "other processes' stats not read: answering with this process's only");
+      return [];
+    });
     const out: ServerStat[] = [own];
     for (const e of others) {
       if (e === null || now - e.createdMs > this.maxAgeMs) continue;
@@ -60,6 +70,23 @@ export class ServerStatsReporter {
       }
     }
     return out;
+  }
+
+  private async readOthers(): Promise<Array<KvEntry | null>> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${OTHERS_READ_MS} ms`)), OTHERS_READ_MS);
+    });
+    const reads = (async () => {
+      const keys = await this.kv.keys();
+      return Promise.all(keys.filter((k) => k !== this.key()).map((k) => this.kv.get(k)));
+    })();
+    reads.catch(() => undefined);
+    try {
+      return await Promise.race([reads, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private key(): string {
