@@ -6,6 +6,7 @@ import { addressesFor, coalesceWindowMs, deploymentFor, NCHAN_OPTIONS, type Scen
 import { fmtLatency } from '../lib/stats.ts';
 import { jetpullTarget, nchanTarget, type PushTarget } from '../lib/targets.ts';
 import { fmtInt, round } from '../lib/util.ts';
+import { measureStoreFloor, type StoreFloorResult } from '../lib/store-floor.ts';
 import { runUnicastLoad, type UnicastLoadResult } from './unicast-load.ts';
 
 export const UNICAST_OPTIONS: OptSpecs = {
@@ -14,6 +15,7 @@ export const UNICAST_OPTIONS: OptSpecs = {
   durationS: { type: 'number', default: 10, help: 'publishing time (T)' },
   maxInFlight: { type: 'number', default: 64, help: 'unacknowledged publishes at most (keep-alive connections)' },
   drainIdleS: { type: 'number', default: 5, help: 'stop waiting for deliveries after this long without progress' },
+  storeFloor: { type: 'boolean', default: true, help: "after jetpull's run, publish at the same rate straight to JetStream on the same nats-server (the stored write's own latency, the floor under jetpull's; --no-store-floor skips it)" },
 };
 
 export async function measureUnicast(ctx: ScenarioContext, dep: PushTarget, binary: boolean, coalesceMs = coalesceWindowMs(ctx)): Promise<UnicastLoadResult> {
@@ -81,15 +83,30 @@ export const unicastScenario: Scenario = {
     const dep = await deploymentFor(ctx);
     let r: UnicastLoadResult;
     let logCounts: ReturnType<typeof dep.logCounts>;
+    let floor: StoreFloorResult | undefined;
     try {
       r = await measureUnicast(ctx, jetpullTarget(dep), false);
       logCounts = dep.logCounts();
+      if (ctx.opts.bool('storeFloor') && dep.natsUrl !== undefined) {
+        floor = await measureStoreFloor(dep.natsUrl, {
+          rate: ctx.opts.num('rate'),
+          durationMs: ctx.opts.num('durationS') * 1000,
+          maxInFlight: ctx.opts.num('maxInFlight'),
+          bodyBytes: ctx.opts.num('bodyBytes'),
+          receivers: clients,
+          deadline: ctx.deadline,
+        });
+      }
     } finally {
       await dep.stop();
     }
     const problems = unicastProblems('unicast', r);
     if (logCounts.error + logCounts.fatal > 0) problems.push(`jetpull logged ${logCounts.error} errors, ${logCounts.fatal} fatal (${dep.logFile})`);
     const table = unicastRows('unicast', r, coalesceWindowMs(ctx));
+    if (floor !== undefined) {
+      table.push(['stored write alone (JetStream publish → ack, same server and rate)', `${fmtLatency(floor.ackMs)} at ${floor.achievedRate}/s`]);
+      if (floor.failed > 0) problems.push(`store floor: ${floor.failed} publishes failed`);
+    }
     const windows = [{ label: 'unicast', window: r.window }];
     const peer = await measureOnNchan(ctx.opts, (server) => measureUnicast(ctx, nchanTarget(server), false, 0));
     let nchan: Record<string, unknown> | undefined;
@@ -105,7 +122,12 @@ export const unicastScenario: Scenario = {
     }
     return {
       params: { ...ctx.opts.all(), serverCoalesceWindowMs: coalesceWindowMs(ctx) },
-      results: { ...unicastJson(r), serverLogLines: logCounts, ...(nchan === undefined ? {} : { nchan }) },
+      results: {
+        ...unicastJson(r),
+        serverLogLines: logCounts,
+        ...(floor === undefined ? {} : { storeFloor: { ...floor, p99RatioJetpullToFloor: floor.ackMs.p99 > 0 ? round(r.latencyMs.p99 / floor.ackMs.p99, 3) : undefined } }),
+        ...(nchan === undefined ? {} : { nchan }),
+      },
       window: r.window,
       windows,
       table,
