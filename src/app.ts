@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { MESSAGE_STREAM, PRESENCE_BUCKET, STATS_BUCKET, STATS_REPORT_INTERVAL_MS } from '../streams/index.ts';
 import { natsPublishHandler } from './api/nats-publish-api.ts';
 import { ClientRate } from './api/client-rate.ts';
+import { JsonRpcMethods } from './api/json-rpc-methods.ts';
 import { ProtobufRequests } from './api/protobuf-requests.ts';
 import { effectiveLimits, memoryWatermarkBytes, streamDeclarations, ttlPolicy } from './config/derived.ts';
 import type { Config } from './config/schema.ts';
@@ -179,6 +180,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       serverStats: () => reporter.readAll(),
     });
 
+    const rpcMethods = new JsonRpcMethods({ requests, counters });
     const clientRate = new ClientRate(limits, metrics);
 
     let natsApi: { stop(): void } | undefined;
@@ -208,6 +210,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
           handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }),
           waitTurn: (publicId, gone) => clientRate.waitTurn(publicId, gone),
         },
+        rpcMethods,
         telemetry: metrics,
         memoryWatermarkBytes: memoryWatermarkBytes(config),
       });
@@ -217,7 +220,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     await reporter.start();
     undo.push(() => reporter.stop());
 
-    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, signer, requests, clientRate, presence, counters, reporter });
+    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, signer, requests, rpcMethods, clientRate, presence, counters, reporter });
     const listeners = config.servers.map((s) => new Listener(s, handlers, rootLog.child({ actor: 'http' })));
     const addresses: AddressInfo[] = [];
     for (const l of listeners) {

@@ -68,7 +68,12 @@ export class ProtobufRequests {
     }
   }
 
-  private async publish(messages: readonly IncomingMessagePb[], origin: RequestOrigin): Promise<void> {
+  /**
+   * Publishes messages as IncomingMessages requests do (limits, signatures, lanes), for
+   * callers that carry them in another framing (protocol 5's `publish` method).
+   */
+  async publish(messages: readonly IncomingMessagePb[], origin: RequestOrigin): Promise<void> {
+    if (!origin.trusted && origin.publicId === undefined) throw new ProtocolError(CloseCode.PublicChannelRequired);
     const { limits } = this.deps;
     if (messages.length > limits.maxMessagesPerRequest) throw new ProtocolError(CloseCode.TooManyMessages);
     if (!origin.trusted) checkClientCopies(messages, limits);

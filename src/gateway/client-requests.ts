@@ -1,6 +1,7 @@
 import { ProtocolError, toClientError } from '../errors/app-error.ts';
 import { CloseCode } from '../errors/close-codes.ts';
 import type { Logger } from '../log/logger.ts';
+import { parseClientText, RpcErrorCode, RpcFailure, rpcError, rpcResult, type RpcRequest } from '../wire/json-rpc.ts';
 import type { WsSession } from './ws-session.ts';
 
 /**
@@ -45,4 +46,75 @@ export async function answerClientFrame(session: WsSession, data: Buffer, isBina
       session.close(CloseCode.InternalError);
     }
   }
+}
+
+/** Who calls a JSON-RPC method: the channels of its connection and its public id. */
+export interface RpcCaller {
+  readonly keys: readonly string[];
+  readonly publicId: string | undefined;
+}
+
+/**
+ * How the gateway has protocol 5's method calls answered. Resolves with the result;
+ * rejects with an RpcFailure (its code and message go to the client), a ProtocolError
+ * (the protocol's code and text), or another error (answered as an internal error).
+ */
+export interface RpcMethods {
+  call(method: string, params: unknown, caller: RpcCaller): Promise<unknown>;
+}
+
+/**
+ * A text frame from a JSON-RPC (protocol 5) client: `pong` counts as a pong, `mack:<mid>`
+ * (its acknowledgement of a message) needs no answer, and every request with an id is
+ * answered on the socket with its result or error; a refused call never closes the
+ * connection. Calls of one frame are made one after another, each after the sender's
+ * turn (limits.clientRequestsPerSec) as binary requests are.
+ */
+export async function answerRpcFrame(session: WsSession, data: Buffer, requests: ClientRequests, methods: RpcMethods, log: Logger): Promise<void> {
+  if (session.isClosed) return;
+  const said = parseClientText(data.toString('utf8'));
+  switch (said.kind) {
+    case 'pong':
+      session.pongReceived();
+      return;
+    case 'mack':
+      return;
+    case 'invalid':
+      session.sendNow(rpcError(null, said.code, said.message));
+      return;
+    case 'requests':
+      for (const request of said.requests) {
+        if (session.publicId !== undefined && requests.waitTurn !== undefined) {
+          await requests.waitTurn(session.publicId, () => session.isClosed);
+        }
+        if (session.isClosed) return;
+        const reply = await answerRpc(request, methods, { keys: session.keys, publicId: session.publicId }, log, session.id);
+        if (reply !== undefined) session.sendNow(reply);
+      }
+  }
+}
+
+/** One call's reply frame, or undefined for a notification (no id). */
+export async function answerRpc(request: RpcRequest, methods: RpcMethods, caller: RpcCaller, log: Logger, connId?: number): Promise<Buffer | undefined> {
+  let reply: Buffer;
+  try {
+    const result = await methods.call(request.method, request.params, caller);
+    if (request.id === undefined) return undefined;
+    reply = rpcResult(request.id, result ?? {});
+  } catch (err) {
+    if (request.id === undefined) return undefined;
+    const e = err instanceof RpcFailure ? err : toClientError(err);
+    if (e instanceof RpcFailure) {
+      reply = rpcError(request.id, e.code, e.message);
+    } else if (e instanceof ProtocolError) {
+      log.info({ connId, method: request.method, closeCode: e.closeCode, detail: e.detail }, 'client call refused');
+      reply = rpcError(request.id, e.closeCode, e.message);
+    } else if (e.temporary) {
+      reply = rpcError(request.id, CloseCode.TryAgainLater, 'Try again later.');
+    } else {
+      log.warn({ err, connId, method: request.method }, 'client call failed');
+      reply = rpcError(request.id, RpcErrorCode.InternalError, 'Internal error');
+    }
+  }
+  return reply;
 }

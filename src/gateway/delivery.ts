@@ -1,9 +1,14 @@
 import type { StoredMessage } from '../nats/stored-message.ts';
 import { formatMid } from '../wire/mid.ts';
+import { encodeIncomingMessage, joinRequests } from '../wire/json-rpc.ts';
 import { encodeTextMessage } from '../wire/text-frame.ts';
 import { encodeResponseEntry } from '../wire/protobuf.ts';
 
-export type FrameFormat = 'text' | 'binary';
+/** text: protocol ≤ 3; binary: 4 (`binaryMode=true`); jsonrpc: 5 (`jsonRpc=true`). */
+export type FrameFormat = 'text' | 'binary' | 'jsonrpc';
+
+/** What a JSON-RPC connection gets for a message it cannot be sent (a body that is no JSON object). */
+const NOTHING = Buffer.alloc(0);
 
 /**
  * One message on its way to connections. The hub builds one Delivery per message
@@ -14,9 +19,9 @@ export class Delivery {
   readonly mid: string;
   private textChunk: Buffer | undefined;
   private binaryChunk: Buffer | undefined;
+  private rpcChunk: Buffer | undefined;
   /** The first run of deliveries starting here that was joined into one frame, per format (see joinedFrame). */
-  private joinedText: JoinedRun | undefined;
-  private joinedBinary: JoinedRun | undefined;
+  private joinedRuns: Partial<Record<FrameFormat, JoinedRun>> | undefined;
 
   constructor(
     readonly msg: StoredMessage,
@@ -31,23 +36,29 @@ export class Delivery {
     return this.msg.seq;
   }
 
-  /** Text: one `#!NGINXNMS!#…#!NGINXNME!#` block. Binary: one `Response` entry of a ResponseBatch. */
+  /**
+   * Text: one `#!NGINXNMS!#…#!NGINXNME!#` block. Binary: one `Response` entry of a
+   * ResponseBatch. JSON-RPC: one `incoming.message` request, or nothing (empty) for a
+   * body the client could not read.
+   */
   chunk(format: FrameFormat): Buffer {
     if (format === 'text') {
       return (this.textChunk ??= encodeTextMessage(this.msg.seq, this.mid, this.msg.body, this.nowMs));
+    }
+    if (format === 'jsonrpc') {
+      return (this.rpcChunk ??= encodeIncomingMessage(this.mid, this.msg.body, this.msg.senderId) ?? NOTHING);
     }
     return (this.binaryChunk ??= encodeResponseEntry([this]));
   }
 
   /** @internal joinedFrame's memo, kept on the run's first delivery. */
   joined(format: FrameFormat): JoinedRun | undefined {
-    return format === 'text' ? this.joinedText : this.joinedBinary;
+    return this.joinedRuns?.[format];
   }
 
   /** @internal */
   setJoined(format: FrameFormat, run: JoinedRun): void {
-    if (format === 'text') this.joinedText = run;
-    else this.joinedBinary = run;
+    (this.joinedRuns ??= {})[format] = run;
   }
 }
 
@@ -68,7 +79,7 @@ export function joinedFrame(list: readonly Delivery[], format: FrameFormat): Buf
   if (list.length === 1) return first.chunk(format);
   const memo = first.joined(format);
   if (memo !== undefined && sameRun(memo.list, list)) return memo.frame;
-  const frame = Buffer.concat(list.map((d) => d.chunk(format)));
+  const frame = concatChunks(list, format);
   // The first run stays: connections whose runs differ (other channels mixed in) build their own.
   if (memo === undefined) first.setJoined(format, { list: list.slice(), frame });
   return frame;
@@ -88,5 +99,12 @@ function sameRun(a: readonly Delivery[], b: readonly Delivery[]): boolean {
 export function batchFrame(list: readonly Delivery[], format: FrameFormat, grouping: 'live' | 'replay'): Buffer {
   if (list.length === 1) return list[0]!.chunk(format);
   if (format === 'binary' && grouping === 'replay') return encodeResponseEntry(list);
-  return Buffer.concat(list.map((d) => d.chunk(format)));
+  return concatChunks(list, format);
+}
+
+/** Text and binary: the chunks back to back. JSON-RPC: a batch (array) of the requests there are. */
+function concatChunks(list: readonly Delivery[], format: FrameFormat): Buffer {
+  if (format !== 'jsonrpc') return Buffer.concat(list.map((d) => d.chunk(format)));
+  const requests = list.map((d) => d.chunk(format)).filter((b) => b.length > 0);
+  return requests.length === 0 ? NOTHING : joinRequests(requests);
 }

@@ -12,7 +12,7 @@ import type { GatewayStats, Refusal, Telemetry } from '../telemetry/telemetry.ts
 import { channelKey, firstPublicId, receiversOf, type ChannelToken } from '../wire/channel-id.ts';
 import { formatMid, parseMid } from '../wire/mid.ts';
 import { Admission, type AdmissionTicket } from './admission.ts';
-import { answerClientFrame, type ClientRequests } from './client-requests.ts';
+import { answerClientFrame, answerRpcFrame, type ClientRequests, type RpcMethods } from './client-requests.ts';
 import { enforceConnectionLimit } from './connection-limit.ts';
 import type { FrameFormat } from './delivery.ts';
 import { closeInBatches } from './drain.ts';
@@ -30,6 +30,7 @@ import { WsSession } from './ws-session.ts';
 type GatewayMsg =
   | { type: 'open'; session: Session; fromSeq: number | undefined; ticket: AdmissionTicket; ready: (refusal: Refusal | undefined) => void }
   | { type: 'ping-tick' }
+  | { type: 'text-ping-tick' }
   | { type: 'sweep-tick' };
 
 export interface SubscribeRequest {
@@ -50,6 +51,8 @@ export interface GatewayDeps {
   presence: Presence;
   /** Answers protobuf requests clients send on binary WebSockets. */
   clientRequests: ClientRequests;
+  /** Answers the method calls of protocol 5 (JSON-RPC) clients. */
+  rpcMethods: RpcMethods;
   telemetry: Telemetry;
   /** gateway.memoryWatermarkBytes with its default worked out (config/derived.ts). */
   memoryWatermarkBytes: number;
@@ -84,8 +87,11 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private readonly outbound: OutboundBudget;
   private readonly sessions = new Set<Session>();
   private readonly wsSessions = new Set<WsSession>();
+  /** The protocol 5 ones among them, which get text pings too. */
+  private readonly rpcSessions = new Set<WsSession>();
   private timers: NodeJS.Timeout[] = [];
   private pingTicks = 0;
+  private textPingTicks = 0;
   private unlisten: Array<() => void> = [];
 
   constructor(
@@ -130,7 +136,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
   // Handlers every session shares (one function, not a closure per connection).
   private readonly touchPresence = (s: Session): void => this.deps.presence.touch(s.keys);
   private readonly clientFrame = (s: WsSession, data: Buffer, isBinary: boolean): Promise<void> =>
-    answerClientFrame(s, data, isBinary, this.deps.clientRequests, this.log);
+    s.isJsonRpc ? answerRpcFrame(s, data, this.deps.clientRequests, this.deps.rpcMethods, this.log) : answerClientFrame(s, data, isBinary, this.deps.clientRequests, this.log);
   // At once, not through the mailbox: a full mailbox must not leave a closed session subscribed.
   private readonly sessionClosed = (s: Session): void => {
     this.hub.detach(s);
@@ -162,6 +168,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
     session.onPong = this.touchPresence;
     session.onClientFrame = this.clientFrame;
     this.wsSessions.add(session);
+    if (session.isJsonRpc) this.rpcSessions.add(session);
     return session;
   }
 
@@ -220,14 +227,14 @@ export class GatewayActor extends Actor<GatewayMsg> {
   }
 
   stats(): GatewayStats {
-    const byKind: Record<string, number> = { 'ws/text': 0, 'ws/binary': 0, 'longpoll/text': 0, 'longpoll/binary': 0 };
+    const byKind: Record<string, number> = { 'ws/text': 0, 'ws/binary': 0, 'ws/jsonrpc': 0, 'longpoll/text': 0, 'longpoll/binary': 0, 'longpoll/jsonrpc': 0 };
     const privateChannels = new Set<string>();
     for (const s of this.sessions) {
       const k = `${s.transport}/${s.format}`;
       byKind[k] = (byKind[k] ?? 0) + 1;
       for (const key of s.keys) if (key.startsWith('priv.')) privateChannels.add(key);
     }
-    const pollings = (byKind['longpoll/text'] ?? 0) + (byKind['longpoll/binary'] ?? 0);
+    const pollings = (byKind['longpoll/text'] ?? 0) + (byKind['longpoll/binary'] ?? 0) + (byKind['longpoll/jsonrpc'] ?? 0);
     const hub = this.hub.stats();
     return {
       websockets: this.sessions.size - pollings,
@@ -255,8 +262,9 @@ export class GatewayActor extends Actor<GatewayMsg> {
     // Each tick pings one slice of the connections, so every one is pinged once per
     // interval and their pongs (and presence writes) are spread over it.
     const ping = setInterval(() => this.tell({ type: 'ping-tick' }), Math.max(1, Math.floor(this.cfg.pingIntervalMs / PING_SLICES)));
+    const textPing = setInterval(() => this.tell({ type: 'text-ping-tick' }), Math.max(1, Math.floor(this.cfg.jsonRpcPingIntervalMs / PING_SLICES)));
     const sweep = setInterval(() => this.tell({ type: 'sweep-tick' }), SWEEP_INTERVAL_MS);
-    this.timers = [ping, sweep];
+    this.timers = [ping, textPing, sweep];
     this.memory.start();
     // Republished messages that arrive while disconnected, or that a failing stream
     // leader never sent, are lost to live delivery: hold it from the moment of the event
@@ -290,6 +298,11 @@ export class GatewayActor extends Actor<GatewayMsg> {
       case 'ping-tick': {
         const slice = this.pingTicks++ % PING_SLICES;
         for (const s of this.wsSessions) if (s.id % PING_SLICES === slice) s.ping();
+        return;
+      }
+      case 'text-ping-tick': {
+        const slice = this.textPingTicks++ % PING_SLICES;
+        for (const s of this.rpcSessions) if (s.id % PING_SLICES === slice) s.textPing();
         return;
       }
       case 'sweep-tick':
@@ -364,7 +377,10 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private forget(session: Session): void {
     session.ticket?.leave();
     this.sessions.delete(session);
-    if (session instanceof WsSession) this.wsSessions.delete(session);
+    if (session instanceof WsSession) {
+      this.wsSessions.delete(session);
+      this.rpcSessions.delete(session);
+    }
   }
 }
 

@@ -82,6 +82,13 @@ export class LongPollSession extends Session {
     this.batch = [];
     if (list.length > 0) {
       const body = batchFrame(list, this.format, grouping);
+      if (body.length === 0) {
+        // JSON-RPC messages the client could not read: it moves past them by the 304's mid.
+        sendNotModified(this.res, list.at(-1)!.mid);
+        this.opts.onAnswered?.(list.at(-1)!.mid);
+        this.markClosed();
+        return;
+      }
       sendBody(this.res, 200, body, this.format === 'binary' ? CONTENT_BINARY : CONTENT_TEXT);
       this.telemetry.delivered(list.length, body.length);
       this.opts.onAnswered?.(list.at(-1)!.mid);

@@ -1,6 +1,7 @@
 import { WebSocket } from 'ws';
 import { CloseCode, closeText } from '../errors/close-codes.ts';
 import type { SlowLimit } from '../telemetry/telemetry.ts';
+import { TEXT_PING } from '../wire/json-rpc.ts';
 import { AdaptiveOutbox } from './adaptive-outbox.ts';
 import { batchFrame, type Delivery } from './delivery.ts';
 import type { OutboundBudget, OutboundQueue } from './outbound-budget.ts';
@@ -44,8 +45,10 @@ export class WsSession extends Session implements FrameWriter, OutboundQueue {
   /** False after a ping is sent, true again when the pong comes back. */
   alive = true;
   private readonly isBinary: boolean;
+  /** Protocol 5: JSON-RPC text both ways, text pings besides the protocol's. */
+  readonly isJsonRpc: boolean;
   framesSent = 0;
-  /** Handler for frames the client sends (binary mode requests); set by the gateway. */
+  /** Handler for frames the client sends (binary mode and JSON-RPC requests); set by the gateway. */
   onClientFrame: ((session: WsSession, data: Buffer, isBinary: boolean) => Promise<void>) | undefined;
   private readonly maxRequestsInFlight: number;
   /** Client frames waiting for a slot (created on the first one: most clients never send). */
@@ -60,6 +63,7 @@ export class WsSession extends Session implements FrameWriter, OutboundQueue {
   constructor(opts: WsSessionOptions) {
     super('ws', opts);
     this.isBinary = opts.format === 'binary';
+    this.isJsonRpc = opts.format === 'jsonrpc';
     this.maxRequestsInFlight = opts.maxRequestsInFlight;
     this.outbound = opts.outbound;
     this.outbox =
@@ -102,7 +106,7 @@ export class WsSession extends Session implements FrameWriter, OutboundQueue {
    */
   frameReceived(data: Buffer, isBinary: boolean): void {
     // A text-mode connection takes no requests: its frames are ignored, as the reference does.
-    if (!this.isBinary || this.onClientFrame === undefined || this.isClosed) return;
+    if ((!this.isBinary && !this.isJsonRpc) || this.onClientFrame === undefined || this.isClosed) return;
     (this.requests ??= []).push({ data, isBinary });
     this.pumpRequests();
   }
@@ -156,7 +160,8 @@ export class WsSession extends Session implements FrameWriter, OutboundQueue {
   /** @internal */
   writeFrame(frame: Buffer, messages: number, written?: () => void): boolean {
     const ws = this.ws;
-    if (ws === undefined || ws.readyState !== ws.OPEN) return false;
+    // Empty: JSON-RPC messages the client could not read, nothing to send.
+    if (ws === undefined || ws.readyState !== ws.OPEN || frame.length === 0) return false;
     this.telemetry.delivered(messages, frame.length);
     ws.send(frame, { binary: this.isBinary }, written);
     this.framesSent++;
@@ -167,8 +172,13 @@ export class WsSession extends Session implements FrameWriter, OutboundQueue {
   sendNow(frame: Buffer): void {
     const ws = this.ws;
     if (ws === undefined || this.isClosed || ws.readyState !== ws.OPEN) return;
-    ws.send(frame, { binary: true });
+    ws.send(frame, { binary: !this.isJsonRpc });
     this.framesSent++;
+    // A client that sends requests and does not read the answers is slow like any other.
+    if (this.bufferedBytes > this.maxOutboxBytes) {
+      this.closeSlow(this.bufferedBytes);
+      return;
+    }
     this.account();
   }
 
@@ -195,6 +205,17 @@ export class WsSession extends Session implements FrameWriter, OutboundQueue {
     ws.ping();
   }
 
+  /**
+   * Protocol 5's own keep-alive: the text `ping`, which the client answers with `pong`
+   * (a text frame, taken as a pong) and without which it closes 3005 20 s after the
+   * last one. Sent besides the protocol pings, which stay the liveness check.
+   */
+  textPing(): void {
+    const ws = this.ws;
+    if (ws === undefined || this.isClosed || ws.readyState !== ws.OPEN) return;
+    ws.send(TEXT_PING, { binary: false });
+  }
+
   close(code: CloseCode, reason = closeText(code)): void {
     const ws = this.ws;
     // What was delivered goes out ahead of the close frame (a drain must not drop live-only messages).
@@ -212,6 +233,7 @@ export class WsSession extends Session implements FrameWriter, OutboundQueue {
 
   protected emit(list: readonly Delivery[], grouping: 'live' | 'replay'): void {
     const frame = batchFrame(list, this.format, grouping);
+    if (frame.length === 0) return;
     if (this.bufferedBytes + frame.length > this.maxOutboxBytes) {
       this.closeSlow(this.bufferedBytes + frame.length);
       return;

@@ -1,6 +1,7 @@
 import type { ClientRate } from '../api/client-rate.ts';
 import type { ProtobufRequests } from '../api/protobuf-requests.ts';
 import type { Config } from '../config/schema.ts';
+import type { RpcMethods } from '../gateway/client-requests.ts';
 import type { GatewayActor } from '../gateway/gateway-actor.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Presence } from '../presence/presence.ts';
@@ -20,6 +21,7 @@ export interface RouteParts {
   parser: ChannelIdParser;
   signer: Signer;
   requests: ProtobufRequests;
+  rpcMethods: RpcMethods;
   clientRate: ClientRate;
   presence: Presence;
   counters: DailyCounters;
@@ -28,12 +30,12 @@ export interface RouteParts {
 
 /** Which routes this process serves, by role, and what each needs. */
 export function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHandlers {
-  const { limits, gateway, publisher, parser, signer, requests, clientRate, presence, counters, reporter } = p;
+  const { limits, gateway, publisher, parser, signer, requests, rpcMethods, clientRate, presence, counters, reporter } = p;
   const addresses = new ClientAddress(config.security.trustedProxies);
   return {
     maxPayloadBytes: limits.maxPayloadBytes,
     origins: new OriginPolicy(config.security.allowedOrigins),
-    rest: { requests, parser, rate: clientRate, addresses },
+    rest: { requests, rpc: rpcMethods, parser, rate: clientRate, addresses },
     stat: { reporter, counters },
     ...(gateway && {
       subscribe: {

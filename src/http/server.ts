@@ -14,6 +14,8 @@ import { readTlsOptions } from './tls.ts';
 import { closeAfterAnswer, hasBody, onRefusedConnection, withBody } from './body-limit.ts';
 import { parseUrl, type ParsedUrl } from './request.ts';
 import { handleChannelStats, type ChannelStatsDeps } from './routes/channel-stats.ts';
+import type { RpcMethods } from '../gateway/client-requests.ts';
+import { handleRpcPost, isJsonRpcBody } from './routes/json-rpc.ts';
 import { handleProtobufRequest } from './routes/protobuf.ts';
 import { handleTextPublish, type PublishDeps } from './routes/publish.ts';
 import { handleServerStat } from './routes/server-stat.ts';
@@ -22,7 +24,7 @@ import type { ProtobufRequests } from '../api/protobuf-requests.ts';
 import type { DailyCounters } from '../stats/daily-counters.ts';
 import type { ServerStatsReporter } from '../stats/server-stats.ts';
 import type { ChannelIdParser } from '../wire/channel-id.ts';
-import { firstPublicId } from '../wire/channel-id.ts';
+import { channelKey, firstPublicId, receiversOf } from '../wire/channel-id.ts';
 import { CloseCode } from '../errors/close-codes.ts';
 import { sendPushError, sendTooManyRequests } from '../wire/http-replies.ts';
 import { addressKey, type ClientAddress } from './client-address.ts';
@@ -36,7 +38,7 @@ export interface RouteHandlers {
   /** `pub`: trusted text and protobuf publishing, and channel stats. */
   publish?: PublishDeps & { requests: ProtobufRequests; channelStats: ChannelStatsDeps; signature: PublishSignature };
   /** `rest`: untrusted client requests. */
-  rest?: { requests: ProtobufRequests; parser: ChannelIdParser; rate: ClientRate; addresses: ClientAddress };
+  rest?: { requests: ProtobufRequests; rpc: RpcMethods; parser: ChannelIdParser; rate: ClientRate; addresses: ClientAddress };
   /** `stat`: server statistics. */
   stat?: { reporter: ServerStatsReporter; counters: DailyCounters };
   maxPayloadBytes: number;
@@ -205,6 +207,7 @@ export class Listener {
     const publicId = firstPublicId(tokens);
     const wait = publicId === undefined ? 0 : rest.rate.restRequest(publicId);
     if (wait > 0) return sendTooManyRequests(res, wait);
+    if (isJsonRpcBody(body)) return handleRpcPost(res, body, { keys: receiversOf(tokens).map(channelKey), publicId }, rest.rpc, this.log);
     await handleProtobufRequest(res, body, { trusted: false, publicId: firstPublicId(tokens) }, rest.requests, this.log);
   }
 

@@ -23,7 +23,7 @@ export interface SubscribeDeps {
 
 /**
  * GET on the subscription route: CHANNEL_ID verified as spec §2.4, `binaryMode=true`
- * selects protobuf, `mid` asks for a replay; every other parameter (tag, time,
+ * selects protobuf and `jsonRpc=true` protocol 5's JSON-RPC, `mid` asks for a replay; every other parameter (tag, time,
  * revision, rnd, clientId, …) is ignored.
  */
 function subscribeRequest(req: IncomingMessage, url: ParsedUrl, deps: SubscribeDeps): SubscribeRequest | null {
@@ -33,7 +33,7 @@ function subscribeRequest(req: IncomingMessage, url: ParsedUrl, deps: SubscribeD
   const mid = single(url.query, 'mid');
   return {
     tokens,
-    format: single(url.query, 'binaryMode') === 'true' ? 'binary' : 'text',
+    format: single(url.query, 'jsonRpc') === 'true' ? 'jsonrpc' : single(url.query, 'binaryMode') === 'true' ? 'binary' : 'text',
     mid: typeof mid === 'string' ? mid : undefined,
     address: addressKey(deps.clientAddress.of(req)),
   };

@@ -1,0 +1,75 @@
+import type { RpcCaller, RpcMethods } from '../gateway/client-requests.ts';
+import type { DailyCounters } from '../stats/daily-counters.ts';
+import { RpcErrorCode, RpcFailure } from '../wire/json-rpc.ts';
+import type { IncomingMessagePb, ReceiverPb } from '../wire/protobuf.ts';
+import type { ProtobufRequests } from './protobuf-requests.ts';
+
+const HEX32 = /^[0-9a-f]{32}$/;
+const HEX_SIGNATURE = /^[0-9a-f]{32,128}$/;
+
+export interface JsonRpcMethodDeps {
+  /** Client publishing: the same limits, signature checks and lane as a binary-mode client's. */
+  requests: ProtobufRequests;
+  counters: DailyCounters;
+}
+
+/**
+ * The methods a protocol 5 client calls (official-client.md §5.4). This server knows
+ * channels, not users: calls about users answer what a server without a user registry
+ * can — `getUsersLastSeen` knows nobody (the client then asks the portal's REST API),
+ * `publish` to a `userList` and status subscriptions are refused with an error the
+ * client hands to its caller.
+ */
+export class JsonRpcMethods implements RpcMethods {
+  constructor(private readonly deps: JsonRpcMethodDeps) {}
+
+  async call(method: string, params: unknown, caller: RpcCaller): Promise<unknown> {
+    switch (method) {
+      case 'ping':
+        return {};
+      case 'listChannels':
+        return { channels: caller.keys.map((key) => ({ id: key.slice(key.indexOf('.') + 1), isPrivate: key.startsWith('priv.') })) };
+      case 'publish':
+        this.deps.counters.countRequest('incomingMessages');
+        await this.deps.requests.publish([incomingMessage(params)], { trusted: false, publicId: caller.publicId });
+        return {};
+      case 'getUsersLastSeen':
+        return {};
+      case 'subscribeStatusChange':
+      case 'unsubscribeStatusChange':
+        throw new RpcFailure(RpcErrorCode.MethodNotFound, `${method}: user status is not tracked by this server`);
+      default:
+        throw new RpcFailure(RpcErrorCode.MethodNotFound, `Method not found: ${method.slice(0, 64)}`);
+    }
+  }
+}
+
+/** `publish`'s params as the IncomingMessage a binary-mode client would have sent. */
+function incomingMessage(params: unknown): IncomingMessagePb {
+  const p = isObject(params) ? params : invalid('params must be an object');
+  if (p.userList !== undefined) throw new RpcFailure(RpcErrorCode.InvalidParams, 'userList: this server addresses channels, not users; use channelList');
+  if (!Array.isArray(p.channelList)) invalid('channelList must be an array');
+  const body = isObject(p.body) ? JSON.stringify(p.body) : invalid('body must be an object');
+  const expiry = p.expiry === undefined ? 0 : typeof p.expiry === 'number' && Number.isInteger(p.expiry) && p.expiry >= 0 ? p.expiry : invalid('expiry must be whole seconds');
+  return { receivers: (p.channelList as unknown[]).map(receiver), body, expiry };
+}
+
+/** `"<public id>.<signature>"` or `{publicId, signature}`: a public channel with HMAC("public:"+id). */
+function receiver(entry: unknown): ReceiverPb {
+  let id: unknown;
+  let signature: unknown;
+  if (typeof entry === 'string') [id, signature] = entry.split('.', 2);
+  else if (isObject(entry)) ({ publicId: id, signature } = entry);
+  if (typeof id !== 'string' || !HEX32.test(id) || typeof signature !== 'string' || !HEX_SIGNATURE.test(signature)) {
+    invalid('channelList entries are "<public id>.<signature>" or {publicId, signature}');
+  }
+  return { id: Buffer.from(id, 'hex'), isPrivate: false, signature: Buffer.from(signature, 'hex') };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function invalid(message: string): never {
+  throw new RpcFailure(RpcErrorCode.InvalidParams, message);
+}

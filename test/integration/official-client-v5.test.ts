@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { publishText } from '../helpers/backend.ts';
+import { newShared, newUser, type TestUser } from '../helpers/channels.ts';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
+import { startOfficialClient, type OfficialClient, type OfficialClientOptions, type Transport } from '../helpers/official-client/index.ts';
+import { eventually } from '../helpers/wait.ts';
+import { openWs } from '../helpers/ws-client.ts';
+
+/**
+ * The official pull client (`@bitrix24/b24jssdk@2.2.0`) with server version 5
+ * (`jsonRpc=true`, official-client.md §4, §5.3–5.5, checks 17–21): delivery as
+ * JSON-RPC `incoming.message`, the client's `mack:<mid>`, text `ping`/`pong`, replay
+ * by mid after a dropped connection, and the methods the client calls.
+ */
+
+const HOLD_MS = 2_000;
+const PING_MS = 1_000;
+const MODULE = 'application';
+
+let nats: TestNats;
+let t: TestApp;
+
+before(async () => {
+  nats = await startTestNats();
+  t = await startTestApp(nats.url, { gateway: { longPollTimeoutMs: HOLD_MS, jsonRpcPingIntervalMs: PING_MS } });
+});
+
+after(async () => {
+  await t?.stop();
+  await nats?.stop();
+});
+
+function eventBody(command: string, params: Record<string, unknown>): string {
+  return JSON.stringify({ module_id: MODULE, command, params, extra: { server_time_unix: Math.floor(Date.now() / 1000), revision_web: 19 } });
+}
+
+async function publish(channels: string, command: string, params: Record<string, unknown>, expirySec = 3600): Promise<void> {
+  const res = await publishText(t.base, channels, eventBody(command, params), expirySec);
+  assert.equal(res.status, 200, await res.text());
+}
+
+async function startV5(transport: Transport, user: TestUser, extra: Partial<OfficialClientOptions> = {}): Promise<OfficialClient> {
+  const shared = newShared();
+  if (transport === 'longpolling') await publish(user.priv, 'seed', {});
+  const oc = await startOfficialClient({ base: t.base, wsBase: t.wsBase, user, shared, version: 5, transport, ...extra });
+  const base = transport === 'websocket' ? t.wsBase : t.base;
+  assert.equal(oc.connections[0]!.url, `${base}/bitrix/subws/?CHANNEL_ID=${encodeURIComponent(`${user.token}/${shared.token}`)}&jsonRpc=true&revision=19`);
+  return oc;
+}
+
+function testEvents(oc: OfficialClient): OfficialClient['events'] {
+  return oc.events.filter((e) => e.command === 'test_event');
+}
+
+/** The JSON-RPC texts the server sent (parsed), `ping`s left out. */
+function rpcFrames(oc: OfficialClient): unknown[] {
+  return oc.frames.filter((f) => String(f.data) !== 'ping' && String(f.data) !== '').map((f) => JSON.parse(String(f.data)) as unknown);
+}
+
+function sentTexts(oc: OfficialClient): string[] {
+  return [...oc.sentFrames.map((f) => String(f.data)), ...oc.publishes.map((p) => String((p as { body?: unknown }).body ?? ''))];
+}
+
+/** A call the SDK has no public method for, through its JSON-RPC adapter. */
+function call(oc: OfficialClient, method: string, params: unknown): Promise<unknown> {
+  const adapter = (oc.client as unknown as { _jsonRpcAdapter: { executeOutgoingRpcCommand(m: string, p: unknown): Promise<unknown> } })._jsonRpcAdapter;
+  return adapter.executeOutgoingRpcCommand(method, params);
+}
+
+for (const transport of ['websocket', 'longpolling'] as const) {
+  describe(`official client, server version 5, ${transport}`, () => {
+    it('receives a backend publish as incoming.message (sender BACKEND) and acknowledges it with mack:<mid>', async (ctx) => {
+      const user = newUser();
+      const oc = await startV5(transport, user);
+      ctx.after(() => oc.stop());
+      if (transport === 'websocket') assert.equal(oc.client.getDebugInfo()['WebSocket mode'], 'json-rpc');
+      await publish(user.priv, 'test_event', { n: 1 });
+      await oc.waitForEvents(1);
+      await eventually('the event', () => testEvents(oc).length === 1, 5_000, 20);
+      const ev = testEvents(oc)[0]!;
+      assert.deepEqual(ev.params, { n: 1 });
+      assert.deepEqual(ev.info, { type: 'server', moduleId: MODULE });
+      assert.deepEqual(ev.extra.sender, { type: 2, id: '' });
+      assert.deepEqual(oc.handlerErrors, []);
+      const delivered = rpcFrames(oc).flatMap((f) => (Array.isArray(f) ? f : [f])) as Array<{ jsonrpc: string; method: string; params: { mid: string; body: { command: string } } }>;
+      const mine = delivered.find((r) => r.params?.body?.command === 'test_event');
+      assert.ok(mine, JSON.stringify(delivered));
+      assert.equal(mine.jsonrpc, '2.0');
+      assert.equal(mine.method, 'incoming.message');
+      assert.match(mine.params.mid, /^\d{26}$/);
+      await eventually('mack sent', () => sentTexts(oc).includes(`mack:${mine.params.mid}`), 5_000, 20);
+      if (transport === 'longpolling') {
+        // Over long polling the ack is a POST to the client route, answered 200 and never published.
+        const mack = oc.publishes.find((p) => String(p.body) === `mack:${mine.params.mid}`)!;
+        assert.match(mack.url, /\/bitrix\/rest\/\?CHANNEL_ID=/);
+        await eventually('mack answered', () => mack.status !== undefined, 5_000, 20);
+        assert.equal(mack.status, 200);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(testEvents(oc).length, 1, 'the ack was not delivered as a message');
+      for (const f of oc.frames) assert.equal(f.binary, false, 'every frame is text');
+    });
+
+    it('replays what was published while the connection was down, once each, by mid', async (ctx) => {
+      const user = newUser();
+      const oc = await startV5(transport, user);
+      ctx.after(() => oc.stop());
+      await publish(user.priv, 'test_event', { n: 1 });
+      await eventually('first', () => testEvents(oc).length === 1, 5_000, 20);
+      await oc.disconnect({ holdReconnect: true });
+      await publish(user.priv, 'test_event', { n: 2 });
+      await publish(user.priv, 'test_event', { n: 3 });
+      const before = oc.connections.length;
+      oc.releaseReconnect();
+      await eventually('all three', () => testEvents(oc).length >= 3, 10_000, 20);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(testEvents(oc).map((e) => e.params.n), [1, 2, 3]);
+      assert.match(oc.connections[before]!.url, /&jsonRpc=true&mid=\d{26}&revision=19$/);
+    });
+  });
+}
+
+describe('official client, server version 5, websocket keep-alive and calls', () => {
+  it('gets a text ping at the configured interval and answers pong; stays connected', async (ctx) => {
+    const oc = await startV5('websocket', newUser());
+    ctx.after(() => oc.stop());
+    await eventually('two pings', () => oc.frames.filter((f) => String(f.data) === 'ping').length >= 2, 3 * PING_MS + 2_000, 50);
+    await eventually('pong', () => sentTexts(oc).includes('pong'), 2_000, 20);
+    assert.ok(oc.isConnected());
+    assert.deepEqual(oc.closes, []);
+  });
+
+  it('ping, listChannels and getUsersLastSeen are answered; unknown and unsupported methods get -32601', async (ctx) => {
+    const user = newUser();
+    const oc = await startV5('websocket', user);
+    ctx.after(() => oc.stop());
+    assert.deepEqual(await oc.client.ping(), {});
+    const listed = (await call(oc, 'listChannels', {})) as { channels: Array<{ id: string; isPrivate: boolean }> };
+    assert.ok(listed.channels.some((c) => c.id === user.priv && c.isPrivate), JSON.stringify(listed));
+    assert.deepEqual(await call(oc, 'getUsersLastSeen', { userList: [7, 8] }), {});
+    await assert.rejects(call(oc, 'noSuchMethod', {}), (e: { code: number }) => e.code === -32601);
+    await assert.rejects(call(oc, 'subscribeStatusChange', { userId: 42 }), (e: { code: number }) => e.code === -32601);
+    assert.ok(oc.isConnected(), 'a refused call leaves the connection open');
+    assert.deepEqual(oc.closes, []);
+  });
+
+  it("publish to another user's public channel reaches them as a client message; a forged signature is refused with 4021 and the socket stays open", async (ctx) => {
+    const alice = newUser();
+    const bob = newUser();
+    const a = await startV5('websocket', alice);
+    ctx.after(() => a.stop());
+    const b = await startV5('websocket', bob);
+    ctx.after(() => b.stop());
+    await a.client.sendMessageToChannels([bob.publicAddress], MODULE, 'cli_cmd', { x: 1 }, 60);
+    const got = await b.waitForClientEvents(1);
+    assert.deepEqual(got[0]!.params, { x: 1 });
+    assert.deepEqual(got[0]!.extra.sender, { type: 1, id: alice.pub });
+    const forged = `${bob.pub}.${'0'.repeat(40)}`;
+    await assert.rejects(a.client.sendMessageToChannels([forged], MODULE, 'cli_cmd', { x: 2 }, 60), (e: { code: number; message: string }) => e.code === 4021 && e.message.startsWith('4021: '));
+    await assert.rejects(a.client.sendMessage([5], MODULE, 'cli_cmd', { x: 3 }, 60), (e: { code: number }) => e.code === -32602);
+    assert.ok(a.isConnected());
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(b.clientEvents.length, 1, 'nothing else reached bob');
+  });
+});
+
+describe('server version 5, what a client may send', () => {
+  it('garbage gets JSON-RPC errors, the connection stays open and still receives messages', async (ctx) => {
+    const user = newUser();
+    const c = await openWs(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=${encodeURIComponent(user.token)}&jsonRpc=true&revision=19`);
+    ctx.after(() => c.close());
+    const sent: Array<string | Buffer> = [
+      '{oops',
+      '[1]',
+      '{"jsonrpc":"2.0","method":"","id":1}',
+      'mack:zz',
+      Buffer.from([0x0a, 0x02, 0xff, 0x00]),
+      '\u0000'.repeat(10),
+      '{"jsonrpc":"2.0","method":"publish","params":{"channelList":"x"},"id":2}',
+      '{"jsonrpc":"2.0","method":"publish","params":{"channelList":[],"body":{"module_id":"m","command":"c","params":{}}},"id":3}',
+      '{"jsonrpc":"2.0","method":"ping","params":{},"id":4}',
+      '{"jsonrpc":"2.0","method":"ping","params":{}}',
+    ];
+    for (const f of sent) c.ws.send(f);
+    const replies = () => c.frames.map((f) => f.data.toString()).filter((d) => d !== 'ping').map((d) => JSON.parse(d) as { id: unknown; error?: { code: number; message: string }; result?: unknown });
+    await eventually('nine replies', () => replies().length >= 9, 5_000, 20);
+    const r = replies();
+    assert.deepEqual(r.map((x) => [x.id, x.error?.code ?? 'ok']), [
+      [null, -32700],
+      [null, -32600],
+      [null, -32600],
+      [null, -32600],
+      [null, -32700],
+      [null, -32700],
+      [2, -32602],
+      [3, 4017],
+      [4, 'ok'],
+    ]);
+    assert.equal(r[7]!.error!.message, '4017: No channels found.');
+    await publish(user.priv, 'test_event', { n: 9 });
+    await eventually('the message', () => c.text().includes('"incoming.message"'), 5_000, 20);
+    assert.equal(c.ws.readyState, c.ws.OPEN);
+  });
+});
