@@ -159,18 +159,7 @@ export interface TestClusterOptions {
 }
 
 export async function startTestCluster(size = 3, name = 'jetpull-test', opts: TestClusterOptions = {}): Promise<TestCluster> {
-  const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
-  const clientPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
-  const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(', ');
-  const nodes = await Promise.all(
-    routePorts.map((routePort, i) =>
-      startBinary({
-        port: clientPorts[i]!,
-        extraConfig: `server_name: n${i + 1}\ncluster {\n  name: ${name}\n  listen: 127.0.0.1:${routePort}\n  routes: [${routes}]\n}\n${opts.extraConfig ?? ''}`,
-        ...(opts.onLog === undefined ? {} : { onLog: (line: string) => opts.onLog!(i, line) }),
-      }),
-    ),
-  );
+  const nodes = await startClusterNodes(size, name, opts);
   const cluster: TestCluster = {
     nodes,
     url: nodes.map((n) => n.url).join(','),
@@ -180,6 +169,33 @@ export async function startTestCluster(size = 3, name = 'jetpull-test', opts: Te
   };
   await waitForJetStream(cluster.url, opts.user);
   return cluster;
+}
+
+/** Attempts at starting a cluster: its route ports are picked before the servers bind them, and another process may take one meanwhile. */
+const CLUSTER_START_ATTEMPTS = 3;
+
+async function startClusterNodes(size: number, name: string, opts: TestClusterOptions): Promise<TestNats[]> {
+  for (let attempt = 1; ; attempt++) {
+    const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    const clientPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    const started = await Promise.allSettled(startNodes(routePorts, clientPorts, name, opts));
+    const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (nodes.length === size) return nodes;
+    await Promise.all(nodes.map((n) => n.stop()));
+    const failure = started.find((r) => r.status === 'rejected')!.reason as Error;
+    if (attempt === CLUSTER_START_ATTEMPTS) throw failure;
+  }
+}
+
+function startNodes(routePorts: number[], clientPorts: number[], name: string, opts: TestClusterOptions): Array<Promise<TestNats>> {
+  const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(', ');
+  return routePorts.map((routePort, i) =>
+    startBinary({
+      port: clientPorts[i]!,
+      extraConfig: `server_name: n${i + 1}\ncluster {\n  name: ${name}\n  listen: 127.0.0.1:${routePort}\n  routes: [${routes}]\n}\n${opts.extraConfig ?? ''}`,
+      ...(opts.onLog === undefined ? {} : { onLog: (line: string) => opts.onLog!(i, line) }),
+    }),
+  );
 }
 
 /** A new cluster elects its JetStream meta leader a few seconds after start; until then API calls time out. */
