@@ -194,7 +194,7 @@ export function renderEnvExample(): string {
         'are ignored, and it replaces the listeners of a --config file. Fields of one listener:',
     ),
     ...listenerFields(),
-    `#PUSH_SERVERS=[{"port":8010,"hostname":"0.0.0.0","routes":{"sub":"/bitrix/subws/","rest":"/bitrix/rest/"}},{"name":"trusted","port":8895,"hostname":"127.0.0.1","routes":{"pub":"/bitrix/pub/","stat":"/server-stat/"}}]`,
+    `#PUSH_SERVERS=[{"port":8010,"hostname":"0.0.0.0","routes":{"sub":"/bitrix/subws/","rest":"/bitrix/rest/"}},{"name":"trusted","port":8895,"hostname":"127.0.0.1","routes":{"pub":"/bitrix/pub/","stat":"/server-stat/","api":"/bitrix/api/"}}]`,
     '',
   );
 

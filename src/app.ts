@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { MESSAGE_STREAM, PRESENCE_BUCKET, STATS_BUCKET, STATS_REPORT_INTERVAL_MS } from '../streams/index.ts';
 import { natsPublishHandler } from './api/nats-publish-api.ts';
+import { BackendRpcMethods } from './api/backend-json-rpc.ts';
 import { ClientRate } from './api/client-rate.ts';
 import { JsonRpcMethods } from './api/json-rpc-methods.ts';
 import { ProtobufRequests } from './api/protobuf-requests.ts';
@@ -181,6 +182,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     });
 
     const rpcMethods = new JsonRpcMethods({ requests, counters });
+    const backendRpc = new BackendRpcMethods({ publisher: publishing, presence, limits, messageTtlSec: config.storage.messageTtlSec, counters });
     const clientRate = new ClientRate(limits, metrics);
 
     let natsApi: { stop(): void } | undefined;
@@ -220,7 +222,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
     await reporter.start();
     undo.push(() => reporter.stop());
 
-    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, signer, requests, rpcMethods, clientRate, presence, counters, reporter });
+    const handlers = routeHandlers(config, rootLog, { limits, gateway, publisher: publishing, parser, signer, requests, rpcMethods, backendRpc, clientRate, presence, counters, reporter });
     const listeners = config.servers.map((s) => new Listener(s, handlers, rootLog.child({ actor: 'http' })));
     const addresses: AddressInfo[] = [];
     for (const l of listeners) {

@@ -70,6 +70,9 @@ export const configPortal: Command = {
       limit_max_channels_per_request: String(limits.maxChannelsPerRequest),
       server_mode: 'personal',
     };
+    // Read by portals set to queue server version 5 only: next to path_to_publish (same host), left out where no listener serves it.
+    const apiPath = config.servers.find((srv) => srv.routes.api !== undefined)?.routes.api;
+    if (apiPath !== undefined) options.path_to_json_rpc = new URL(apiPath, publishUrl).href;
     if (security.key === undefined) {
       io.err('jetpull config portal: no security key is configured, so signature_key is empty; set PUSH_SECURITY__KEY on the server and here, or the portal\'s public channels cannot work');
     }

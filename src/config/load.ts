@@ -177,7 +177,7 @@ function envInput(env: Readonly<Record<string, string | undefined>>, problems: s
         name: 'trusted',
         port: env.PUSH_PUB_PORT,
         hostname: env.PUSH_PUB_HOSTNAME ?? '127.0.0.1',
-        routes: { pub: DEFAULT_ROUTES.pub, stat: DEFAULT_ROUTES.stat },
+        routes: { pub: DEFAULT_ROUTES.pub, stat: DEFAULT_ROUTES.stat, api: DEFAULT_ROUTES.api },
       });
     }
     out.servers = servers;

@@ -19,7 +19,7 @@ const int = () => z.number().int();
 const port = numeric(int().min(0).max(65_535));
 const positiveInt = numeric(int().positive());
 
-export const ROUTE_NAMES = ['sub', 'pub', 'rest', 'stat'] as const;
+export const ROUTE_NAMES = ['sub', 'pub', 'rest', 'stat', 'api'] as const;
 export type RouteName = (typeof ROUTE_NAMES)[number];
 
 export const DEFAULT_ROUTES = {
@@ -27,6 +27,7 @@ export const DEFAULT_ROUTES = {
   pub: '/bitrix/pub/',
   rest: '/bitrix/rest/',
   stat: '/server-stat/',
+  api: '/bitrix/api/',
 } as const satisfies Record<RouteName, string>;
 
 const routePath = z.string().startsWith('/', 'a route is an absolute path such as /bitrix/subws/');
@@ -37,6 +38,7 @@ const Routes = z
     pub: routePath.optional().describe('Trusted backend publishing (POST) and channel online status (GET). Keep it off public networks.'),
     rest: routePath.optional().describe('Untrusted client requests in protobuf (POST).'),
     stat: routePath.optional().describe('Trusted server statistics (GET).'),
+    api: routePath.optional().describe('Trusted JSON-RPC of protocol 5 portals (POST, signed): publish to users and channels, users\' last seen. Keep it off public networks.'),
   })
   .describe('Routes served by this listener; a route left out is not served here.');
 

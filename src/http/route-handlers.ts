@@ -1,3 +1,4 @@
+import type { BackendRpcMethods } from '../api/backend-json-rpc.ts';
 import type { ClientRate } from '../api/client-rate.ts';
 import type { ProtobufRequests } from '../api/protobuf-requests.ts';
 import type { Config } from '../config/schema.ts';
@@ -22,6 +23,7 @@ export interface RouteParts {
   signer: Signer;
   requests: ProtobufRequests;
   rpcMethods: RpcMethods;
+  backendRpc: BackendRpcMethods;
   clientRate: ClientRate;
   presence: Presence;
   counters: DailyCounters;
@@ -30,7 +32,7 @@ export interface RouteParts {
 
 /** Which routes this process serves, by role, and what each needs. */
 export function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): RouteHandlers {
-  const { limits, gateway, publisher, parser, signer, requests, rpcMethods, clientRate, presence, counters, reporter } = p;
+  const { limits, gateway, publisher, parser, signer, requests, rpcMethods, backendRpc, clientRate, presence, counters, reporter } = p;
   const addresses = new ClientAddress(config.security.trustedProxies);
   return {
     maxPayloadBytes: limits.maxPayloadBytes,
@@ -58,6 +60,7 @@ export function routeHandlers(config: Config, rootLog: Logger, p: RouteParts): R
         signature: new PublishSignature(config.security.signedPublishing, signer),
         log: rootLog.child({ actor: 'publisher', component: 'http' }),
       },
+      api: { methods: backendRpc, signer, log: rootLog.child({ actor: 'publisher', component: 'jsonrpc' }) },
     }),
   };
 }

@@ -15,6 +15,7 @@ import { closeAfterAnswer, hasBody, onRefusedConnection, withBody } from './body
 import { parseUrl, type ParsedUrl } from './request.ts';
 import { handleChannelStats, type ChannelStatsDeps } from './routes/channel-stats.ts';
 import type { RpcMethods } from '../gateway/client-requests.ts';
+import { handleBackendRpc, type BackendRpcRouteDeps } from './routes/backend-json-rpc.ts';
 import { handleRpcPost, isJsonRpcBody } from './routes/json-rpc.ts';
 import { handleProtobufRequest } from './routes/protobuf.ts';
 import { handleTextPublish, type PublishDeps } from './routes/publish.ts';
@@ -41,6 +42,8 @@ export interface RouteHandlers {
   rest?: { requests: ProtobufRequests; rpc: RpcMethods; parser: ChannelIdParser; rate: ClientRate; addresses: ClientAddress };
   /** `stat`: server statistics. */
   stat?: { reporter: ServerStatsReporter; counters: DailyCounters };
+  /** `api`: protocol 5 portals' JSON-RPC. */
+  api?: BackendRpcRouteDeps;
   maxPayloadBytes: number;
   /** Origins whose pages may use `sub` and `rest` (security.allowedOrigins). */
   origins: OriginPolicy;
@@ -152,7 +155,7 @@ export class Listener {
     const url = parseUrl(req.url);
     const raw = req.url ?? '/';
     const routes = this.cfg.routes;
-    const { subscribe, publish, rest, stat } = this.handlers;
+    const { subscribe, publish, rest, stat, api } = this.handlers;
     const method = req.method;
     if (subscribe && this.matchesSub(raw)) {
       if (method === 'OPTIONS') return () => sendPreflight(res);
@@ -192,6 +195,9 @@ export class Listener {
         return undefined;
       }
       return (body) => this.run(this.clientRequest(res, url, body, rest), res);
+    }
+    if (api && routes.api !== undefined && raw.startsWith(routes.api) && method === 'POST') {
+      return (body) => this.run(handleBackendRpc(res, url, body, api), res);
     }
     if (stat && routes.stat !== undefined && raw.startsWith(routes.stat) && method === 'GET') {
       return () => this.run(handleServerStat(res, stat.reporter, stat.counters), res);

@@ -98,6 +98,13 @@ export class Presence {
     return entries.map((e) => e !== null && now - e.createdMs < this.ttlMs);
   }
 
+  /** When each channel was last seen and whether that is within the TTL; undefined for one with no record left. */
+  async lastSeen(keys: readonly string[]): Promise<Array<{ atMs: number; online: boolean } | undefined>> {
+    const now = Date.now();
+    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
+    return entries.map((e) => (e === null ? undefined : { atMs: e.createdMs, online: now - e.createdMs < this.ttlMs }));
+  }
+
   /** Forgets write times older than the refresh interval (keeps the map small). */
   sweep(now = Date.now()): void {
     for (const [key, at] of this.lastWrite) if (now - at >= this.refreshMs) this.lastWrite.delete(key);

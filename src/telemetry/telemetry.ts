@@ -18,7 +18,7 @@ export interface Telemetry {
 }
 
 /** Which entry point a publish came through. */
-export type PublishPath = 'http_text' | 'http_protobuf' | 'nats' | 'client';
+export type PublishPath = 'http_text' | 'http_protobuf' | 'http_jsonrpc' | 'nats' | 'client';
 
 /**
  * Why a connection or a publish was not taken: 503 for what is the process's state

@@ -1,4 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { verifyPullToken } from './jwt.ts';
 
 /**
  * CHANNEL_ID parsing and signature checks (spec §2.2–2.4).
@@ -44,6 +45,8 @@ export interface Signer {
    * a string under every key; anything but lowercase hex of the HMAC's length is false.
    */
   verifyHexBytes(message: Buffer | string, signatureHex: string): boolean;
+  /** Constant-time check of an HMAC-SHA256 of `message` under every key, whatever the configured algorithm (protocol 5's JWTs are HS256). */
+  verifySha256(message: string, signature: Uint8Array): boolean;
   readonly hasKey: boolean;
   /** Keys signatures are checked against: the current one, then the previous ones. */
   readonly keyCount: number;
@@ -77,6 +80,12 @@ export function createSigner(keys: string | readonly string[] | undefined, algo:
     verifyHex: (message, signatureHex) => signatureHex.length === hexLength && verify(message, Buffer.from(signatureHex, 'hex')),
     verifyRaw: verify,
     verifyHexBytes: (message, signatureHex) => lowerHex.test(signatureHex) && verify(message, Buffer.from(signatureHex, 'hex')),
+    verifySha256: (message, given) => {
+      if (all.length === 0 || given.length !== 32) return false;
+      let ok = false;
+      for (const key of all) ok = timingSafeEqual(createHmac('sha256', key).update(message).digest(), given) || ok;
+      return ok;
+    },
   };
 }
 
@@ -117,6 +126,19 @@ export class ChannelIdParser {
     return tokens;
   }
 
+  /**
+   * A protocol 5 `token=<jwt>`: its channels, then its user's channel (userChannelId);
+   * null when the token is not valid now (jwt.ts).
+   */
+  parsePullToken(value: string | readonly string[] | undefined | null, nowSec = Math.floor(Date.now() / 1000)): ChannelToken[] | null {
+    if (typeof value !== 'string' || value.length === 0) return null;
+    const token = verifyPullToken(value, this.signer.verifySha256, nowSec);
+    if (token === undefined) return null;
+    const ids = [...token.channelIds];
+    if (token.userId !== undefined) ids.push(userChannelId(token.hostId, token.userId));
+    return [...new Set(ids)].map((privateId) => ({ privateId }));
+  }
+
   private parseToken(raw: string, mode: VerifyMode): ChannelToken | null {
     const m = this.tokenPattern.exec(raw);
     if (m === null) return null;
@@ -131,6 +153,16 @@ export class ChannelIdParser {
     if (signature === undefined) return null;
     return this.signer.verifyHex(privateId, signature) ? { privateId } : null;
   }
+}
+
+/**
+ * The channel a protocol 5 portal's user is addressed by: the portal publishes to user
+ * ids (`userList`) and the user connects with a token naming its id, so both sides
+ * derive the same private id from the portal's host id and the user id. A digest, so
+ * channel ids in stream subjects do not tell user ids.
+ */
+export function userChannelId(hostId: string, userId: string): string {
+  return createHash('sha256').update(`user:${hostId}:${userId}`).digest('hex').slice(0, 32);
 }
 
 /** Every receiver a subscription holds: each private id, then each public id. Unique. */

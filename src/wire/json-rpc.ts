@@ -45,7 +45,11 @@ export function encodeIncomingMessage(mid: string, body: Uint8Array, senderId: s
 
 /** Several requests as one text: one alone, more as a JSON-RPC batch (an array). */
 export function joinRequests(list: readonly Buffer[]): Buffer {
-  if (list.length === 1) return list[0]!;
+  return list.length === 1 ? list[0]! : jsonArray(list);
+}
+
+/** JSON texts as one array. */
+export function jsonArray(list: readonly Buffer[]): Buffer {
   const parts: Buffer[] = [OPEN];
   list.forEach((b, i) => {
     if (i > 0) parts.push(COMMA);
@@ -111,7 +115,7 @@ function asRequest(item: unknown): RpcRequest | 'response' | undefined {
   return { method: o.method, params: o.params, id: id === null ? undefined : id };
 }
 
-export function rpcResult(id: string | number, result: unknown): Buffer {
+export function rpcResult(id: string | number | null, result: unknown): Buffer {
   return Buffer.from(JSON.stringify({ jsonrpc: '2.0', id, result }), 'utf8');
 }
 

@@ -61,7 +61,7 @@ describe('deploy: deploy/compose.single.yml (single-node variant)', () => {
     const trusted = config.servers.find((s) => s.routes.pub !== undefined);
     assert.ok(main && trusted && main !== trusted, 'subscriptions and publishing on different listeners');
     assert.deepEqual([main.hostname, Object.keys(main.routes).sort()], ['0.0.0.0', ['rest', 'sub']], 'the public listener: browsers only');
-    assert.deepEqual([trusted.hostname, Object.keys(trusted.routes).sort()], ['0.0.0.0', ['pub', 'stat']], "the trusted listener: the portal's backend");
+    assert.deepEqual([trusted.hostname, Object.keys(trusted.routes).sort()], ['0.0.0.0', ['api', 'pub', 'stat']], "the trusted listener: the portal's backend");
     const published = new Map(portMappings(app, 'jetpull').map((p) => [p.container, p]));
     assert.ok(published.has(main.port), 'the browser port is published');
     assert.equal(published.get(trusted.port)?.hostIp, '127.0.0.1', 'the publish port stays off public interfaces');

@@ -73,12 +73,12 @@ describe('deploy: nginx', () => {
     }
   });
 
-  it('routes /bitrix/subws/, /bitrix/sub/ and /bitrix/rest/ publicly, /bitrix/pub/ and /server-stat/ only internally', () => {
+  it('routes /bitrix/subws/, /bitrix/sub/ and /bitrix/rest/ publicly, /bitrix/pub/, /bitrix/api/ and /server-stat/ only internally', () => {
     assert.ok(publicServer, 'a server on the public published port');
     assert.ok(internalServer, 'a server on the 127.0.0.1 published port');
     assert.notEqual(publicServer, internalServer);
     assert.deepEqual(proxied(publicServer), ['/bitrix/rest/', '/bitrix/sub/', '/bitrix/subws/'], 'the public server proxies the browser routes, and nothing else');
-    assert.deepEqual(proxied(internalServer), ['/bitrix/pub/', '/server-stat/'], "the internal server proxies the portal's routes, and nothing else");
+    assert.deepEqual(proxied(internalServer), ['/bitrix/api/', '/bitrix/pub/', '/server-stat/'], "the internal server proxies the portal's routes, and nothing else");
     const limits = [...configs.values()].map((cfg) => cfg.limits.maxPayloadBytes);
     for (const server of [publicServer, internalServer]) {
       assert.deepEqual(directive(locations(server).get('/'), 'return')?.args, ['404'], 'anything else is 404');
@@ -115,7 +115,7 @@ describe('deploy: nginx', () => {
     for (const path of ['/bitrix/subws/', '/bitrix/sub/', '/bitrix/rest/']) {
       assert.deepEqual(members(upstreamOf(locations(publicServer).get(path))), gatewayTargets, `${path}: every gateway`);
     }
-    for (const path of ['/bitrix/pub/', '/server-stat/']) {
+    for (const path of ['/bitrix/pub/', '/bitrix/api/', '/server-stat/']) {
       assert.deepEqual(members(upstreamOf(locations(internalServer).get(path))), publisherTargets, `${path}: every publisher`);
     }
     for (const [name, u] of upstreams) {

@@ -217,6 +217,7 @@ describe('jetpull config', () => {
     assert.equal(options.path_to_modern_listener, 'http://portal.example.com/bitrix/sub/');
     assert.equal(options.path_to_publish_web_secure, 'https://portal.example.com/bitrix/rest/');
     assert.equal(options.nginx_version, '4');
+    assert.equal(options.path_to_json_rpc, `http://127.0.0.1:${server.port}/bitrix/api/`);
     assert.equal(options.signature_key, TEST_KEY);
     assert.equal(options.signature_algo, 'sha1');
     const php = await jetpull(['config', 'portal', '--format', 'php']);

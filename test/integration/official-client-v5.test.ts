@@ -4,7 +4,8 @@ import { publishText } from '../helpers/backend.ts';
 import { newShared, newUser, type TestUser } from '../helpers/channels.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
-import { startOfficialClient, type OfficialClient, type OfficialClientOptions, type Transport } from '../helpers/official-client/index.ts';
+import { buildPullConfig, startOfficialClient, type OfficialClient, type OfficialClientOptions, type Transport } from '../helpers/official-client/index.ts';
+import { backendRpcQuery, pullToken } from '../helpers/pull-token.ts';
 import { eventually } from '../helpers/wait.ts';
 import { openWs } from '../helpers/ws-client.ts';
 
@@ -202,5 +203,104 @@ describe('server version 5, what a client may send', () => {
     await publish(user.priv, 'test_event', { n: 9 });
     await eventually('the message', () => c.text().includes('"incoming.message"'), 5_000, 20);
     assert.equal(c.ws.readyState, c.ws.OPEN);
+  });
+});
+
+/**
+ * A portal set to queue server version 5: its config carries a JWT (`sub` = user id,
+ * `chan` = the shared channel, no private channel), the client connects with
+ * `token=`, and the portal publishes to user ids over `POST /bitrix/api/`
+ * (`Bitrix\Pull\JsonRpcTransport`: requests without ids, signed body).
+ */
+describe('server version 5 with a JWT: a portal publishing to users over /bitrix/api/', () => {
+  const HOST = `host${Date.now()}`;
+
+  async function backend(body: string, query = backendRpcQuery(body, HOST)): Promise<{ status: number; text: string }> {
+    const res = await fetch(`${t.base}/bitrix/api/?${query}`, { method: 'POST', body });
+    return { status: res.status, text: await res.text() };
+  }
+
+  const publishRequest = (params: Record<string, unknown>): string => JSON.stringify({ jsonrpc: '2.0', method: 'publish', params });
+
+  async function startJwtClient(userId: number): Promise<{ oc: OfficialClient; shared: { id: string; token: string }; token: string }> {
+    const shared = newShared();
+    const nowSec = Math.floor(Date.now() / 1000);
+    const token = pullToken({ iss: HOST, iat: nowSec, exp: nowSec + 43_200, sub: String(userId), chan: shared.id });
+    // The tap finds the client's connections by a string of their URL: the token's signature.
+    const user = { ...newUser(), priv: token.split('.')[2]! };
+    const config = buildPullConfig({ base: t.base, wsBase: t.wsBase, user, shared, version: 5 }) as unknown as Record<string, any>;
+    delete config.channels.private;
+    config.jwt = token;
+    config.exp = nowSec + 43_200;
+    const oc = await startOfficialClient({ base: t.base, wsBase: t.wsBase, user, shared, version: 5, userId, config: config as never });
+    assert.equal(oc.connections[0]!.url, `${t.wsBase}/bitrix/subws/?token=${encodeURIComponent(token)}&jsonRpc=true&revision=19`);
+    return { oc, shared, token };
+  }
+
+  it("connects with token=, gets what the portal publishes to its user id (user_params and dictionary merged into params) and to its channel", async (ctx) => {
+    const uid = 100 + Math.floor(Math.random() * 1e6);
+    const { oc, shared } = await startJwtClient(uid);
+    ctx.after(() => oc.stop());
+    const body = { module_id: MODULE, command: 'test_event', params: { n: 1 }, extra: { server_time_unix: Math.floor(Date.now() / 1000) } };
+    const one = await backend(`[${publishRequest({ userList: [uid], body, expiry: 86_400, type: 'application_test_event' })}]`);
+    assert.equal(one.status, 200, one.text);
+    assert.deepEqual(JSON.parse(one.text), [{ jsonrpc: '2.0', id: null, result: {} }]);
+    await eventually('to the user', () => testEvents(oc).length === 1, 5_000, 20);
+    assert.deepEqual(testEvents(oc)[0]!.params, { n: 1 });
+    assert.deepEqual(testEvents(oc)[0]!.extra.sender, { type: 2, id: '' });
+
+    const two = await backend(`[${publishRequest({ userList: [uid, uid + 1], body: { ...body, params: { n: 2 } }, user_params: { [uid]: { mine: true } }, dictionary: { d: 1 }, expiry: 60 })}]`);
+    assert.equal(two.status, 200, two.text);
+    await eventually('user params', () => testEvents(oc).length === 2, 5_000, 20);
+    assert.deepEqual(testEvents(oc)[1]!.params, { n: 2, mine: true, d: 1 });
+
+    assert.equal((await backend(publishRequest({ channelList: [shared.id], body: { ...body, params: { n: 3 } } }))).status, 200);
+    await eventually('to the channel', () => testEvents(oc).length === 3, 5_000, 20);
+    assert.deepEqual(testEvents(oc).map((e) => e.params.n), [1, 2, 3]);
+    assert.deepEqual(oc.handlerErrors, []);
+  });
+
+  it('getUsersLastSeen: 0 for a user online now, unknown users left out; a replay after a drop reaches the user', async (ctx) => {
+    const uid = 100 + Math.floor(Math.random() * 1e6);
+    const { oc } = await startJwtClient(uid);
+    ctx.after(() => oc.stop());
+    const seen = await backend(JSON.stringify({ jsonrpc: '2.0', method: 'getUsersLastSeen', params: { userList: [uid, uid + 7] } }));
+    assert.equal(seen.status, 200);
+    assert.deepEqual(JSON.parse(seen.text), { jsonrpc: '2.0', id: null, result: { [uid]: 0 } });
+    const body = { module_id: MODULE, command: 'test_event', params: { n: 1 } };
+    await backend(publishRequest({ userList: [uid], body, expiry: 3600 }));
+    await eventually('first', () => testEvents(oc).length === 1, 5_000, 20);
+    await oc.disconnect({ holdReconnect: true });
+    await backend(publishRequest({ userList: [uid], body: { ...body, params: { n: 2 } }, expiry: 3600 }));
+    const before = oc.connections.length;
+    oc.releaseReconnect();
+    await eventually('replayed', () => testEvents(oc).length === 2, 10_000, 20);
+    assert.match(oc.connections[before]!.url, /^.*\?token=[^&]+&jsonRpc=true&mid=\d{26}&revision=19$/);
+  });
+
+  it('refuses a wrong signature (4026), a missing host id, and publishes nothing; bad calls get JSON-RPC errors', async () => {
+    const body = publishRequest({ userList: [5], body: { module_id: MODULE, command: 'x', params: {} } });
+    const forged = await backend(body, `hostId=${HOST}&signature=${'0'.repeat(40)}`);
+    assert.deepEqual(forged, { status: 400, text: '4026: Wrong request signature.' });
+    assert.equal((await backend(body, backendRpcQuery(body, HOST).replace(/hostId=[^&]*&/, ''))).status, 400);
+    const calls = [
+      publishRequest({ body: { module_id: MODULE, command: 'x', params: {} } }),
+      publishRequest({ userList: ['admin'], body: {} }),
+      publishRequest({ userList: [5], body: 'text' }),
+      JSON.stringify({ jsonrpc: '2.0', method: 'dropEverything', params: {} }),
+    ];
+    const res = await backend(`[${calls.join(',')}]`);
+    assert.equal(res.status, 200);
+    assert.deepEqual((JSON.parse(res.text) as Array<{ error: { code: number } }>).map((r) => r.error.code), [-32602, -32602, -32602, -32601]);
+    assert.deepEqual(JSON.parse((await backend('{oops')).text).error.code, -32700);
+  });
+
+  it('an expired or forged token is refused at the handshake (4010)', async () => {
+    const nowSec = Math.floor(Date.now() / 1000);
+    for (const token of [pullToken({ iss: HOST, iat: nowSec - 50_000, exp: nowSec - 1, sub: '5' }), pullToken({ iss: HOST, exp: nowSec + 60, sub: '5' }, 'not-the-key')]) {
+      const res = await fetch(`${t.base}/bitrix/subws/?token=${encodeURIComponent(token)}&jsonRpc=true&revision=19`);
+      assert.equal(res.status, 400);
+      assert.equal(await res.text(), '4010: Wrong Channel Id.');
+    }
   });
 });

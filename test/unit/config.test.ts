@@ -26,7 +26,7 @@ describe('config', () => {
       port: 8010,
       hostname: '127.0.0.1',
       backlog: 1024,
-      routes: { sub: '/bitrix/subws/', pub: '/bitrix/pub/', rest: '/bitrix/rest/', stat: '/server-stat/' },
+      routes: { sub: '/bitrix/subws/', pub: '/bitrix/pub/', rest: '/bitrix/rest/', stat: '/server-stat/', api: '/bitrix/api/' },
     });
     assert.equal(config.nats.url, undefined);
     assert.equal(config.storage.messageTtlSec, 86_400);
@@ -60,7 +60,7 @@ describe('config', () => {
     assert.equal(config.storage.streamReplicas, 3);
     assert.deepEqual(config.servers.map((s) => [s.hostname, s.port, Object.keys(s.routes).sort()]), [
       ['0.0.0.0', 9000, ['rest', 'sub']],
-      ['127.0.0.1', 8895, ['pub', 'stat']],
+      ['127.0.0.1', 8895, ['api', 'pub', 'stat']],
     ]);
   });
 

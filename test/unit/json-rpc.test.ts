@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Delivery, batchFrame, joinedFrame } from '../../src/gateway/delivery.ts';
 import type { StoredMessage } from '../../src/nats/stored-message.ts';
+import { ChannelIdParser, createSigner, userChannelId } from '../../src/wire/channel-id.ts';
 import { encodeIncomingMessage, joinRequests, parseClientText, RpcErrorCode } from '../../src/wire/json-rpc.ts';
+import { TEST_KEY } from '../helpers/channels.ts';
+import { pullToken } from '../helpers/pull-token.ts';
 
 /** Protocol 5 framing (official-client.md §5.3–5.5). */
 
@@ -83,5 +86,49 @@ describe('what a protocol 5 client sends', () => {
       assert.equal(r.kind, 'invalid', t);
       assert.equal(r.kind === 'invalid' && r.code, RpcErrorCode.InvalidRequest, t);
     }
+  });
+});
+
+describe('token=<jwt>', () => {
+  const signer = createSigner(['old-key', TEST_KEY], 'sha1');
+  const parser = new ChannelIdParser(signer);
+  const now = 1_700_000_000;
+  const shared = 'ab'.repeat(16);
+  const claims = { iss: 'host-1', iat: now - 10, exp: now + 43_200, sub: '42', chan: shared };
+
+  it("names the token's channels and its user's channel; any configured key signs", () => {
+    assert.deepEqual(parser.parsePullToken(pullToken(claims), now), [{ privateId: shared }, { privateId: userChannelId('host-1', '42') }]);
+    assert.deepEqual(parser.parsePullToken(pullToken(claims, 'old-key'), now)?.length, 2);
+    assert.deepEqual(parser.parsePullToken(pullToken({ ...claims, sub: undefined }), now), [{ privateId: shared }]);
+    assert.deepEqual(parser.parsePullToken(pullToken({ ...claims, chan: undefined }), now), [{ privateId: userChannelId('host-1', '42') }]);
+  });
+
+  it('user channels differ by user and by portal', () => {
+    assert.notEqual(userChannelId('host-1', '42'), userChannelId('host-1', '43'));
+    assert.notEqual(userChannelId('host-1', '42'), userChannelId('host-2', '42'));
+    assert.match(userChannelId('host-1', '42'), /^[0-9a-f]{32}$/);
+  });
+
+  it('refuses forged, expired, unsigned and malformed tokens', () => {
+    const good = pullToken(claims);
+    const bad = [
+      pullToken(claims, 'another-key'),
+      pullToken({ ...claims, exp: now }),
+      pullToken({ ...claims, exp: undefined }),
+      pullToken({ ...claims, iss: '' }),
+      pullToken({ ...claims, sub: 'admin' }),
+      pullToken({ ...claims, chan: 'nothex' }),
+      pullToken({ ...claims, sub: undefined, chan: '' }),
+      pullToken(claims, TEST_KEY, { alg: 'none' }),
+      pullToken(claims, TEST_KEY, { alg: 'HS512' }),
+      `${good.split('.').slice(0, 2).join('.')}.`,
+      good.slice(0, -2),
+      'a.b',
+      '',
+      '...',
+      'x'.repeat(5000),
+    ];
+    for (const t of bad) assert.equal(parser.parsePullToken(t, now), null, t.slice(0, 80));
+    assert.equal(new ChannelIdParser(createSigner(undefined, 'sha1')).parsePullToken(good, now), null, 'no key configured');
   });
 });

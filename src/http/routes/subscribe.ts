@@ -23,12 +23,15 @@ export interface SubscribeDeps {
 
 /**
  * GET on the subscription route: CHANNEL_ID verified as spec §2.4, `binaryMode=true`
- * selects protobuf and `jsonRpc=true` protocol 5's JSON-RPC, `mid` asks for a replay; every other parameter (tag, time,
+ * selects protobuf and `jsonRpc=true` protocol 5's JSON-RPC, `token=<jwt>` (protocol 5,
+ * without CHANNEL_ID) names the channels instead, `mid` asks for a replay; every other parameter (tag, time,
  * revision, rnd, clientId, …) is ignored.
  */
 function subscribeRequest(req: IncomingMessage, url: ParsedUrl, deps: SubscribeDeps): SubscribeRequest | null {
   const raw = single(url.query, 'CHANNEL_ID');
-  const tokens = deps.parser.parse(typeof raw === 'string' ? raw : null, 'subscribe');
+  // Protocol 5 clients given a JWT send it instead of CHANNEL_ID.
+  const jwt = raw === null ? single(url.query, 'token') : null;
+  const tokens = jwt === null ? deps.parser.parse(typeof raw === 'string' ? raw : null, 'subscribe') : deps.parser.parsePullToken(jwt);
   if (tokens === null || tokens.length > deps.maxChannelsPerConnection) return null;
   const mid = single(url.query, 'mid');
   return {
