@@ -58,7 +58,7 @@ function checkPollsResume(traffic: PageTraffic): void {
   assert.ok(next.url.includes(`mid=${mid}`), `the next poll resumes from ${mid}: ${next.url}`);
 }
 
-for (const version of [3, 4]) {
+for (const version of [3, 4, 5]) {
   for (const transport of ['websocket', 'longpolling'] as Transport[]) {
     describe(`official client in Chromium, version ${version}, ${transport}`, () => {
       it('receives backend publishes on a page of another origin, once each and in order', async () => {
@@ -73,10 +73,11 @@ for (const version of [3, 4]) {
         const mode = await page.evaluate(([cfg, m]) => (globalThis as unknown as PageState).__startPull(cfg, m), [config, MODULE] as const);
 
         if (transport === 'websocket') {
-          assert.equal(mode, version === 4 ? 'protobuf' : 'text');
+          assert.equal(mode, version === 5 ? 'json-rpc' : version === 4 ? 'protobuf' : 'text');
           assert.equal(traffic.sockets.length, 1, 'one WebSocket, accepted with the page origin');
           assert.ok(traffic.sockets[0]!.startsWith(`${t.wsBase}/bitrix/subws/?CHANNEL_ID=`));
           assert.equal(traffic.sockets[0]!.includes('binaryMode=true'), version === 4);
+          assert.equal(traffic.sockets[0]!.includes('jsonRpc=true'), version === 5);
         } else {
           await eventually('a poll answered 304 and the client polled again', () => traffic.polls.some((p, i) => p.status === 304 && traffic.polls.length > i + 1), 5 * HOLD_MS);
           checkPollsResume(traffic);
