@@ -210,7 +210,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
         presence,
         clientRequests: {
           handle: (bytes, publicId) => requests.handle(bytes, { trusted: false, publicId }),
-          waitTurn: (publicId, gone) => clientRate.waitTurn(publicId, gone),
+          waitTurn: (key, gone, by) => clientRate.waitTurn(key, gone, by),
         },
         rpcMethods,
         telemetry: metrics,

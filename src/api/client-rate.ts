@@ -32,12 +32,13 @@ export class ClientRate {
   /**
    * Resolves once `publicId` may make a request, or once `gone()` (the socket closed).
    * Waiting requests of one public id take their turns in the order they asked, so a
-   * client's messages keep their order.
+   * client's messages keep their order. `by: 'ip'`: the key is a client address (a
+   * protocol 5 connection without a public id), counted at the same rate.
    */
-  waitTurn(publicId: string, gone: () => boolean): Promise<void> {
+  waitTurn(publicId: string, gone: () => boolean, by: 'public-id' | 'ip' = 'public-id'): Promise<void> {
     const before = this.waiting.get(publicId);
     if (before === undefined && this.perPublicId.take(publicId) === 0) return Promise.resolve();
-    this.telemetry.clientRequestLimited('delayed', 'public-id');
+    this.telemetry.clientRequestLimited('delayed', by);
     const turn = (before ?? Promise.resolve()).then(() => this.tokenFor(publicId, gone));
     this.waiting.set(publicId, turn);
     void turn.finally(() => {

@@ -11,8 +11,8 @@ import type { WsSession } from './ws-session.ts';
  */
 export interface ClientRequests {
   handle(bytes: Uint8Array, publicId: string | undefined): Promise<Buffer | undefined>;
-  /** Resolves once the sender may make its next request (limits.clientRequestsPerSec), or once `gone()`. */
-  waitTurn?(publicId: string, gone: () => boolean): Promise<void>;
+  /** Resolves once the sender may make its next request (limits.clientRequestsPerSec), or once `gone()`; `by` names what `key` is. */
+  waitTurn?(key: string, gone: () => boolean, by?: 'public-id' | 'ip'): Promise<void>;
 }
 
 /**
@@ -68,7 +68,8 @@ export interface RpcMethods {
  * (its acknowledgement of a message) needs no answer, and every request with an id is
  * answered on the socket with its result or error; a refused call never closes the
  * connection. Calls of one frame are made one after another, each after the sender's
- * turn (limits.clientRequestsPerSec) as binary requests are.
+ * turn (limits.clientRequestsPerSec, per public id, or per address for a connection
+ * that has none).
  */
 export async function answerRpcFrame(session: WsSession, data: Buffer, requests: ClientRequests, methods: RpcMethods, log: Logger): Promise<void> {
   if (session.isClosed) return;
@@ -84,9 +85,9 @@ export async function answerRpcFrame(session: WsSession, data: Buffer, requests:
       return;
     case 'requests':
       for (const request of said.requests) {
-        if (session.publicId !== undefined && requests.waitTurn !== undefined) {
-          await requests.waitTurn(session.publicId, () => session.isClosed);
-        }
+        // Per public id as binary requests are; a connection without one (a token's) by its address.
+        if (session.publicId !== undefined) await requests.waitTurn?.(session.publicId, () => session.isClosed);
+        else await requests.waitTurn?.(`address:${session.address}`, () => session.isClosed, 'ip');
         if (session.isClosed) return;
         const reply = await answerRpc(request, methods, { keys: session.keys, publicId: session.publicId }, log, session.id);
         if (reply !== undefined) session.sendNow(reply);

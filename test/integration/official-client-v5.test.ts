@@ -304,3 +304,27 @@ describe('server version 5 with a JWT: a portal publishing to users over /bitrix
     }
   });
 });
+
+describe('server version 5, calls over the rate', () => {
+  let limited: TestApp;
+  before(async () => {
+    limited = await startTestApp(nats.url, { limits: { clientRequestsPerSec: 20, clientRequestBurst: 5 } });
+  });
+  after(() => limited?.stop());
+
+  it('a connection without a public id (a shared channel only) is slowed down by its address: every call answered, in order, the socket open', async () => {
+    const shared = newShared();
+    const c = await openWs(`${limited.wsBase}/bitrix/subws/?CHANNEL_ID=${encodeURIComponent(shared.token)}&jsonRpc=true`);
+    const N = 30;
+    for (let n = 1; n <= N; n++) c.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'ping', params: {}, id: n }));
+    const ids = (): number[] => c.frames.map((f) => String(f.data)).filter((d) => d !== 'ping').map((d) => (JSON.parse(d) as { id: number }).id);
+    await eventually('the burst answered', () => ids().length >= 5, 5_000, 10);
+    assert.ok(ids().length < N, `over the rate some calls wait (${ids().length} answered at once)`);
+    await eventually('every call answered', () => ids().length === N, 10_000, 20);
+    assert.deepEqual(ids(), Array.from({ length: N }, (_, i) => i + 1));
+    const metrics = await (await fetch(`http://127.0.0.1:${limited.app.adminAddress!.port}/metrics`)).text();
+    assert.match(metrics, /jetpull_client_requests_limited_total\{[^}]*action="delayed"[^}]*by="ip"[^}]*\} [1-9]/);
+    assert.equal(c.ws.readyState, c.ws.OPEN);
+    c.close();
+  });
+});
