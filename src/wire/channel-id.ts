@@ -47,6 +47,8 @@ export interface Signer {
   verifyHexBytes(message: Buffer | string, signatureHex: string): boolean;
   /** Constant-time check of an HMAC-SHA256 of `message` under every key, whatever the configured algorithm (protocol 5's JWTs are HS256). */
   verifySha256(message: string, signature: Uint8Array): boolean;
+  /** HMAC-SHA256 of `message` with the first key, or undefined when no key is configured. */
+  signSha256(message: string): Buffer | undefined;
   readonly hasKey: boolean;
   /** Keys signatures are checked against: the current one, then the previous ones. */
   readonly keyCount: number;
@@ -80,6 +82,7 @@ export function createSigner(keys: string | readonly string[] | undefined, algo:
     verifyHex: (message, signatureHex) => signatureHex.length === hexLength && verify(message, Buffer.from(signatureHex, 'hex')),
     verifyRaw: verify,
     verifyHexBytes: (message, signatureHex) => lowerHex.test(signatureHex) && verify(message, Buffer.from(signatureHex, 'hex')),
+    signSha256: (message) => (all.length === 0 ? undefined : createHmac('sha256', all[0]!).update(message).digest()),
     verifySha256: (message, given) => {
       if (all.length === 0 || given.length !== 32) return false;
       let ok = false;

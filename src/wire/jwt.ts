@@ -39,6 +39,26 @@ export function verifyPullToken(token: string, verifySha256: (message: string, s
   return { hostId: iss, userId, channelIds, expiresSec: exp };
 }
 
+/**
+ * A token as the portal's `Bitrix\Pull\Auth\Jwt::create` makes it: `{"typ":"JWT","alg":"HS256"}`,
+ * claims iss, iat, exp, sub (when a user), chan (when channels), signed with `hmacSha256`.
+ */
+export function encodePullToken(t: { hostId: string; userId?: string | undefined; channelIds: readonly string[]; nowSec: number; ttlSec: number }, hmacSha256: (message: string) => Buffer): string {
+  const part = (o: object): string => Buffer.from(JSON.stringify(o), 'utf8').toString('base64url');
+  const claims = {
+    iss: t.hostId,
+    iat: t.nowSec,
+    exp: t.nowSec + t.ttlSec,
+    ...(t.userId === undefined ? {} : { sub: t.userId }),
+    ...(t.channelIds.length === 0 ? {} : { chan: t.channelIds.join(',') }),
+  };
+  const signed = `${part({ typ: 'JWT', alg: 'HS256' })}.${part(claims)}`;
+  return `${signed}.${hmacSha256(signed).toString('base64url')}`;
+}
+
+/** The portal's token lifetime (Jwt::TTL). */
+export const PULL_TOKEN_TTL_SEC = 12 * 3600;
+
 function parseJson(part: string): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));

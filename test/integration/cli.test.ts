@@ -11,6 +11,7 @@ import { startTestNats, type TestNats } from '../helpers/nats-server.ts';
 import { startOfficialClient } from '../helpers/official-client/index.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnJetpull, type JetpullProcess } from '../helpers/process.ts';
+import { backendRpcQuery } from '../helpers/pull-token.ts';
 import { parseTextFrames } from '../helpers/text-frames.ts';
 import { eventually } from '../helpers/wait.ts';
 import { openWs } from '../helpers/ws-client.ts';
@@ -132,6 +133,28 @@ describe('jetpull sign', () => {
     assert.equal(pub.stdout, `${SPEC.pub}.${SPEC.publicSig}\n`);
     const json = JSON.parse((await jetpull(['sign', '--json', `${SPEC.priv}:${SPEC.pub}`])).stdout) as Array<Record<string, string>>;
     assert.deepEqual(json, [{ channel: `${SPEC.priv}:${SPEC.pub}`, signed: `${SPEC.priv}:${SPEC.pub}.${SPEC.privPubSig}`, publicAddress: `${SPEC.pub}.${SPEC.publicSig}` }]);
+  });
+
+  it('--token makes a version 5 token the server accepts: the user gets what the portal publishes to it over /bitrix/api/', async () => {
+    const run = await jetpull(['sign', '--token', '--host', 'cli-host', '--user', '77', SPEC.shared]);
+    assert.equal(run.code, 0, run.stderr);
+    const token = run.stdout.trim();
+    const [head, claims] = token.split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>);
+    assert.deepEqual(head, { typ: 'JWT', alg: 'HS256' });
+    assert.deepEqual([claims!.iss, claims!.sub, claims!.chan, Number(claims!.exp) - Number(claims!.iat)], ['cli-host', '77', SPEC.shared, 43_200]);
+    const ws = await openWs(`${server.wsBase}/bitrix/subws/?token=${encodeURIComponent(token)}&jsonRpc=true`);
+    try {
+      const body = JSON.stringify({ jsonrpc: '2.0', method: 'publish', params: { userList: [77], body: { module_id: 't', command: 'c', params: { n: 1 } } } });
+      const res = await fetch(`${server.base}/bitrix/api/?${backendRpcQuery(body, 'cli-host')}`, { method: 'POST', body });
+      assert.equal(res.status, 200, await res.text());
+      await eventually('delivered to user 77', () => ws.text().includes('"incoming.message"'));
+      assert.equal((JSON.parse(ws.text()) as { params: { body: { params: { n: number } } } }).params.body.params.n, 1);
+    } finally {
+      ws.close();
+    }
+    const usage = await jetpull(['sign', '--token', '--user', '77']);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--token needs --host/);
   });
 
   it('refuses ids that are not 32 lowercase hex, and works only with a key', async () => {
