@@ -181,7 +181,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       serverStats: () => reporter.readAll(),
     });
 
-    const rpcMethods = new JsonRpcMethods({ requests, counters });
+    const rpcMethods = new JsonRpcMethods({ requests, presence, counters, maxUsersPerCall: limits.maxChannelsPerRequest });
     const backendRpc = new BackendRpcMethods({ publisher: publishing, presence, limits, messageTtlSec: config.storage.messageTtlSec, counters });
     const clientRate = new ClientRate(limits, metrics);
 

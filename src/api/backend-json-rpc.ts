@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.ts';
 import type { Presence } from '../presence/presence.ts';
 import { capExpiry, type PublishCommand, type Publisher } from '../publisher/publish-command.ts';
 import type { DailyCounters } from '../stats/daily-counters.ts';
-import { channelKey, userChannelId, type Receiver } from '../wire/channel-id.ts';
+import { userChannelId, type Receiver } from '../wire/channel-id.ts';
 import { RpcErrorCode, RpcFailure } from '../wire/json-rpc.ts';
 
 const CHANNEL_ID = /^[0-9a-f]{32}$/;
@@ -90,14 +90,7 @@ export class BackendRpcMethods {
     const p = isObject(params) ? params : invalid('params must be an object');
     const users = list(p.userList, 'userList').map((u) => (USER_ID.test(String(u)) ? String(u) : invalid('userList holds user ids')));
     if (users.length > this.deps.limits.maxChannelsPerRequest) invalid(`more than ${this.deps.limits.maxChannelsPerRequest} users`);
-    const seen = await this.deps.presence.lastSeen(users.map((u) => channelKey({ id: userChannelId(hostId, u), isPrivate: true })));
-    const now = Date.now();
-    const out: Record<string, number> = {};
-    users.forEach((u, i) => {
-      const s = seen[i];
-      if (s !== undefined) out[u] = s.online ? 0 : Math.max(0, Math.floor((now - s.atMs) / 1000));
-    });
-    return out;
+    return this.deps.presence.usersLastSeen(hostId, users);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { RpcCaller, RpcMethods } from '../gateway/client-requests.ts';
+import type { Presence } from '../presence/presence.ts';
 import type { DailyCounters } from '../stats/daily-counters.ts';
 import { RpcErrorCode, RpcFailure } from '../wire/json-rpc.ts';
 import type { IncomingMessagePb, ReceiverPb } from '../wire/protobuf.ts';
@@ -6,22 +7,39 @@ import type { ProtobufRequests } from './protobuf-requests.ts';
 
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX_SIGNATURE = /^[0-9a-f]{32,128}$/;
+const USER_ID = /^[1-9][0-9]{0,18}$/;
 
 export interface JsonRpcMethodDeps {
   /** Client publishing: the same limits, signature checks and lane as a binary-mode client's. */
   requests: ProtobufRequests;
+  presence: Presence;
   counters: DailyCounters;
+  /** At most this many user ids per call (limits.maxChannelsPerRequest). */
+  maxUsersPerCall: number;
 }
 
 /**
  * The methods a protocol 5 client calls (official-client.md §5.4). This server knows
- * channels, not users: calls about users answer what a server without a user registry
- * can — `getUsersLastSeen` knows nobody (the client then asks the portal's REST API),
- * `publish` to a `userList` and status subscriptions are refused with an error the
- * client hands to its caller.
+ * channels; a token names its user and portal, so users are known as channels
+ * (userChannelId): `getUsersLastSeen` answers from presence for a token's connection.
+ * A client's `publish` to a `userList` and status subscriptions are refused with an
+ * error the client hands to its caller.
  */
 export class JsonRpcMethods implements RpcMethods {
   constructor(private readonly deps: JsonRpcMethodDeps) {}
+
+  /**
+   * A token's connection asks about users of its own portal, from presence; one without
+   * a token has no portal to name users in, so it knows nobody, and the official client
+   * asks the portal (`pull.api.user.getLastSeen`) for every user left out.
+   */
+  private async lastSeen(params: unknown, caller: RpcCaller): Promise<Record<string, number>> {
+    const p = isObject(params) ? params : invalid('params must be an object');
+    const list = Array.isArray(p.userList) ? p.userList : invalid('userList must be an array');
+    if (list.length > this.deps.maxUsersPerCall) invalid(`more than ${this.deps.maxUsersPerCall} users`);
+    const users = list.map((u) => (USER_ID.test(String(u)) ? String(u) : invalid('userList holds user ids')));
+    return caller.hostId === undefined ? {} : this.deps.presence.usersLastSeen(caller.hostId, users);
+  }
 
   async call(method: string, params: unknown, caller: RpcCaller): Promise<unknown> {
     switch (method) {
@@ -34,7 +52,7 @@ export class JsonRpcMethods implements RpcMethods {
         await this.deps.requests.publish([incomingMessage(params)], { trusted: false, publicId: caller.publicId });
         return {};
       case 'getUsersLastSeen':
-        return {};
+        return this.lastSeen(params, caller);
       case 'subscribeStatusChange':
       case 'unsubscribeStatusChange':
         throw new RpcFailure(RpcErrorCode.MethodNotFound, `${method}: user status is not tracked by this server`);

@@ -48,10 +48,11 @@ export async function answerClientFrame(session: WsSession, data: Buffer, isBina
   }
 }
 
-/** Who calls a JSON-RPC method: the channels of its connection and its public id. */
+/** Who calls a JSON-RPC method: the channels of its connection, its public id, its token's portal. */
 export interface RpcCaller {
   readonly keys: readonly string[];
   readonly publicId: string | undefined;
+  readonly hostId?: string | undefined;
 }
 
 /**
@@ -89,7 +90,7 @@ export async function answerRpcFrame(session: WsSession, data: Buffer, requests:
         if (session.publicId !== undefined) await requests.waitTurn?.(session.publicId, () => session.isClosed);
         else await requests.waitTurn?.(`address:${session.address}`, () => session.isClosed, 'ip');
         if (session.isClosed) return;
-        const reply = await answerRpc(request, methods, { keys: session.keys, publicId: session.publicId }, log, session.id);
+        const reply = await answerRpc(request, methods, { keys: session.keys, publicId: session.publicId, hostId: session.hostId }, log, session.id);
         if (reply !== undefined) session.sendNow(reply);
       }
   }

@@ -40,6 +40,8 @@ export interface SubscribeRequest {
   mid: string | undefined;
   /** The client's address as the limits per address count it (http/client-address.ts: IPv6 by /64). */
   address: string;
+  /** A protocol 5 token's portal (host id): its user ids name channels (userChannelId). */
+  hostId?: string | undefined;
 }
 
 export interface GatewayDeps {
@@ -162,6 +164,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       maxOutboxBytes: this.cfg.maxOutboxBytes,
       outbound: this.outbound,
       address: req.address,
+      hostId: req.hostId,
       log,
       telemetry: this.deps.telemetry,
     });

@@ -21,6 +21,8 @@ export interface SessionOptions {
   resumeFrom?: number | undefined;
   /** The client's address as the limits per address count it (IPv6 by /64). */
   address?: string;
+  /** A protocol 5 token's portal (host id), for calls naming user ids. */
+  hostId?: string | undefined;
   log: Logger;
   telemetry: Telemetry;
 }
@@ -64,6 +66,7 @@ export abstract class Session {
   /** Sequence of the client's mid when it resumes in this epoch: its replay starts after it. */
   readonly resumeFrom: number | undefined;
   readonly address: string;
+  readonly hostId: string | undefined;
   /** Its place in admission's counts, from admission until the gateway forgets it. */
   ticket: AdmissionTicket | undefined;
   protected readonly maxOutboxBytes: number;
@@ -81,6 +84,7 @@ export abstract class Session {
     this.maxOutboxBytes = opts.maxOutboxBytes;
     this.resumeFrom = opts.resumeFrom;
     this.address = opts.address ?? '';
+    this.hostId = opts.hostId;
     this.floorSeq = opts.resumeFrom ?? 0;
     this.telemetry = opts.telemetry;
     this.parentLog = opts.log;

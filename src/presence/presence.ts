@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log/logger.ts';
 import type { KvStore } from '../nats/kv-store.ts';
+import { channelKey, userChannelId } from '../wire/channel-id.ts';
 
 /**
  * Deployment-wide online status, kept in the PUSH_PRESENCE bucket (one key per
@@ -103,6 +104,21 @@ export class Presence {
     const now = Date.now();
     const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
     return entries.map((e) => (e === null ? undefined : { atMs: e.createdMs, online: now - e.createdMs < this.ttlMs }));
+  }
+
+  /**
+   * Protocol 5's last seen of a portal's users (their channels, userChannelId):
+   * `{"<user id>": 0}` while online, else the seconds since; users without a record left
+   * (never seen, or longer ago than the bucket keeps entries) are left out.
+   */
+  async usersLastSeen(hostId: string, userIds: readonly string[], now = Date.now()): Promise<Record<string, number>> {
+    const seen = await this.lastSeen(userIds.map((u) => channelKey({ id: userChannelId(hostId, u), isPrivate: true })));
+    const out: Record<string, number> = {};
+    userIds.forEach((u, i) => {
+      const s = seen[i];
+      if (s !== undefined) out[u] = s.online ? 0 : Math.max(0, Math.floor((now - s.atMs) / 1000));
+    });
+    return out;
   }
 
   /** Forgets write times older than the refresh interval (keeps the map small). */

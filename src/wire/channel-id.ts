@@ -1,5 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { verifyPullToken } from './jwt.ts';
+import { verifyPullToken, type PullToken } from './jwt.ts';
 
 /**
  * CHANNEL_ID parsing and signature checks (spec §2.2–2.4).
@@ -134,12 +134,14 @@ export class ChannelIdParser {
    * null when the token is not valid now (jwt.ts).
    */
   parsePullToken(value: string | readonly string[] | undefined | null, nowSec = Math.floor(Date.now() / 1000)): ChannelToken[] | null {
-    if (typeof value !== 'string' || value.length === 0) return null;
-    const token = verifyPullToken(value, this.signer.verifySha256, nowSec);
-    if (token === undefined) return null;
-    const ids = [...token.channelIds];
-    if (token.userId !== undefined) ids.push(userChannelId(token.hostId, token.userId));
-    return [...new Set(ids)].map((privateId) => ({ privateId }));
+    const token = this.readPullToken(value, nowSec);
+    return token === undefined ? null : pullTokenChannels(token);
+  }
+
+  /** The claims of a valid `token=` value (jwt.ts), or undefined. */
+  readPullToken(value: string | readonly string[] | undefined | null, nowSec = Math.floor(Date.now() / 1000)): PullToken | undefined {
+    if (typeof value !== 'string' || value.length === 0) return undefined;
+    return verifyPullToken(value, this.signer.verifySha256, nowSec);
   }
 
   private parseToken(raw: string, mode: VerifyMode): ChannelToken | null {
@@ -166,6 +168,13 @@ export class ChannelIdParser {
  */
 export function userChannelId(hostId: string, userId: string): string {
   return createHash('sha256').update(`user:${hostId}:${userId}`).digest('hex').slice(0, 32);
+}
+
+/** What a token's connection holds: its channels, then its user's channel. */
+export function pullTokenChannels(token: PullToken): ChannelToken[] {
+  const ids = [...token.channelIds];
+  if (token.userId !== undefined) ids.push(userChannelId(token.hostId, token.userId));
+  return [...new Set(ids)].map((privateId) => ({ privateId }));
 }
 
 /** Every receiver a subscription holds: each private id, then each public id. Unique. */

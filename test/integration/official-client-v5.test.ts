@@ -260,13 +260,15 @@ describe('server version 5 with a JWT: a portal publishing to users over /bitrix
     assert.deepEqual(oc.handlerErrors, []);
   });
 
-  it('getUsersLastSeen: 0 for a user online now, unknown users left out; a replay after a drop reaches the user', async (ctx) => {
+  it("getUsersLastSeen, the portal's and the client's: 0 for a user online now, unknown users left out; a replay after a drop reaches the user", async (ctx) => {
     const uid = 100 + Math.floor(Math.random() * 1e6);
     const { oc } = await startJwtClient(uid);
     ctx.after(() => oc.stop());
     const seen = await backend(JSON.stringify({ jsonrpc: '2.0', method: 'getUsersLastSeen', params: { userList: [uid, uid + 7] } }));
     assert.equal(seen.status, 200);
     assert.deepEqual(JSON.parse(seen.text), { jsonrpc: '2.0', id: null, result: { [uid]: 0 } });
+    // The client's own call knows the users of its token's portal: another tab of the same user is online.
+    assert.deepEqual(await call(oc, 'getUsersLastSeen', { userList: [uid, uid + 7] }), { [uid]: 0 });
     const body = { module_id: MODULE, command: 'test_event', params: { n: 1 } };
     await backend(publishRequest({ userList: [uid], body, expiry: 3600 }));
     await eventually('first', () => testEvents(oc).length === 1, 5_000, 20);

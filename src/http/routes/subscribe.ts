@@ -4,7 +4,7 @@ import type { WebSocketServer } from 'ws';
 import type { GatewayActor, SubscribeRequest } from '../../gateway/gateway-actor.ts';
 import type { SessionSocket } from '../../gateway/ws-session.ts';
 import type { Logger } from '../../log/logger.ts';
-import type { ChannelIdParser } from '../../wire/channel-id.ts';
+import { pullTokenChannels, type ChannelIdParser } from '../../wire/channel-id.ts';
 import { bareReason, CloseCode } from '../../errors/close-codes.ts';
 import { REFUSAL_REPLIES } from '../../errors/refusals.ts';
 import { rawHandshakeRefusal, sendPlain, sendPushError } from '../../wire/http-replies.ts';
@@ -31,7 +31,8 @@ function subscribeRequest(req: IncomingMessage, url: ParsedUrl, deps: SubscribeD
   const raw = single(url.query, 'CHANNEL_ID');
   // Protocol 5 clients given a JWT send it instead of CHANNEL_ID.
   const jwt = raw === null ? single(url.query, 'token') : null;
-  const tokens = jwt === null ? deps.parser.parse(typeof raw === 'string' ? raw : null, 'subscribe') : deps.parser.parsePullToken(jwt);
+  const pull = jwt === null ? undefined : deps.parser.readPullToken(jwt);
+  const tokens = jwt === null ? deps.parser.parse(typeof raw === 'string' ? raw : null, 'subscribe') : pull === undefined ? null : pullTokenChannels(pull);
   if (tokens === null || tokens.length > deps.maxChannelsPerConnection) return null;
   const mid = single(url.query, 'mid');
   return {
@@ -39,6 +40,7 @@ function subscribeRequest(req: IncomingMessage, url: ParsedUrl, deps: SubscribeD
     format: single(url.query, 'jsonRpc') === 'true' ? 'jsonrpc' : single(url.query, 'binaryMode') === 'true' ? 'binary' : 'text',
     mid: typeof mid === 'string' ? mid : undefined,
     address: addressKey(deps.clientAddress.of(req)),
+    ...(pull === undefined ? {} : { hostId: pull.hostId }),
   };
 }
 
