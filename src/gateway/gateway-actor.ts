@@ -42,6 +42,8 @@ export interface SubscribeRequest {
   address: string;
   /** A protocol 5 token's portal (host id): its user ids name channels (userChannelId). */
   hostId?: string | undefined;
+  /** A protocol 5 token's user channel: what limits.maxConnPerChannel counts for it. */
+  userChannel?: string | undefined;
 }
 
 export interface GatewayDeps {
@@ -156,7 +158,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       format: req.format,
       keys: receiversOf(req.tokens).map(channelKey),
       publicId: firstPublicId(req.tokens),
-      limitedKey: limitedKeyOf(req.tokens),
+      limitedKey: limitedKeyOf(req),
       resumeFrom: this.resumePoint(req.mid)?.seq,
       coalesceWindowMs: this.cfg.coalesceWindowMs,
       coalesceBounds: this.coalesceBounds,
@@ -182,7 +184,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       format: req.format,
       keys,
       publicId: firstPublicId(req.tokens),
-      limitedKey: limitedKeyOf(req.tokens),
+      limitedKey: limitedKeyOf(req),
       resumeFrom: this.resumePoint(req.mid)?.seq,
       maxOutboxBytes: this.cfg.maxOutboxBytes,
       holdMs: this.cfg.longPollTimeoutMs,
@@ -387,8 +389,9 @@ export class GatewayActor extends Actor<GatewayMsg> {
   }
 }
 
-/** The channel maxConnPerChannel applies to: the private id of the first token with a public id. */
-function limitedKeyOf(tokens: readonly ChannelToken[]): string | undefined {
-  const t = tokens.find((x) => x.publicId !== undefined);
+/** The channel maxConnPerChannel applies to: a token's user channel, or the private id of the first token with a public id. */
+function limitedKeyOf(req: SubscribeRequest): string | undefined {
+  if (req.userChannel !== undefined) return channelKey({ id: req.userChannel, isPrivate: true });
+  const t = req.tokens.find((x) => x.publicId !== undefined);
   return t === undefined ? undefined : channelKey({ id: t.privateId, isPrivate: true });
 }

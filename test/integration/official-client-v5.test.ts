@@ -330,3 +330,26 @@ describe('server version 5, calls over the rate', () => {
     c.close();
   });
 });
+
+describe('server version 5, connections per user', () => {
+  let small: TestApp;
+  before(async () => {
+    small = await startTestApp(nats.url, { limits: { maxConnPerChannel: 2 } });
+  });
+  after(() => small?.stop());
+
+  it("a token's user counts like a channel with a public id: over limits.maxConnPerChannel the oldest is closed 4029", async () => {
+    const nowSec = Math.floor(Date.now() / 1000);
+    const token = pullToken({ iss: 'limit-host', iat: nowSec, exp: nowSec + 600, sub: '9' });
+    const url = `${small.wsBase}/bitrix/subws/?token=${encodeURIComponent(token)}&jsonRpc=true`;
+    const first = await openWs(url);
+    const second = await openWs(url);
+    const third = await openWs(url);
+    const closed = await first.closed;
+    assert.deepEqual(closed, { code: 4029, reason: '4029: Too many connections' });
+    assert.equal(second.ws.readyState, second.ws.OPEN);
+    assert.equal(third.ws.readyState, third.ws.OPEN);
+    second.close();
+    third.close();
+  });
+});
