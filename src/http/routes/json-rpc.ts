@@ -4,13 +4,24 @@ import type { Logger } from '../../log/logger.ts';
 import { CONTENT_TEXT, sendBody } from '../../wire/http-replies.ts';
 import { joinRequests, parseClientText, rpcError } from '../../wire/json-rpc.ts';
 
+const MACK = /^mack:[0-9a-f]{1,64}$/;
+
 /**
  * Whether a client's POST body is protocol 5 text rather than a protobuf RequestBatch:
- * a RequestBatch starts with its field 1 (0x0a), never with `m`, `{` or `[`.
+ * a `mack:<mid>`, or a JSON object or array (a RequestBatch starts with its field 1,
+ * 0x0a). Anything else, garbage that merely starts like JSON included, is read as
+ * protobuf and refused with the protocol's code.
  */
 export function isJsonRpcBody(body: Buffer): boolean {
   const first = body[0];
-  return first === 0x7b || first === 0x5b || body.subarray(0, 5).toString('latin1') === 'mack:';
+  if (first === 0x6d) return MACK.test(body.toString('latin1'));
+  if (first !== 0x7b && first !== 0x5b) return false;
+  try {
+    JSON.parse(body.toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
