@@ -21,6 +21,7 @@ import { NatsAccess } from './nats/nats-access.ts';
 import { StreamWatch } from './nats/stream-watch.ts';
 import { PUBLISH_QUEUE_GROUP } from './nats/subjects.ts';
 import { Presence } from './presence/presence.ts';
+import { StatusWatch } from './presence/status-watch.ts';
 import { PublisherActor } from './publisher/publisher-actor.ts';
 import { BatchPolicy } from './publisher/batch-policy.ts';
 import { StreamWriter } from './publisher/stream-writer.ts';
@@ -181,7 +182,10 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
       serverStats: () => reporter.readAll(),
     });
 
-    const rpcMethods = new JsonRpcMethods({ requests, presence, counters, maxUsersPerCall: limits.maxChannelsPerRequest });
+    const statusWatch = new StatusWatch(presence, publishing, { pollMs: config.gateway.userStatusPollMs, maxPerConnection: limits.maxChannelsPerRequest }, rootLog.child({ actor: 'gateway', component: 'status-watch' }));
+    statusWatch.start();
+    undo.push(() => statusWatch.stop());
+    const rpcMethods = new JsonRpcMethods({ requests, presence, counters, maxUsersPerCall: limits.maxChannelsPerRequest, statusWatch });
     const backendRpc = new BackendRpcMethods({ publisher: publishing, presence, limits, messageTtlSec: config.storage.messageTtlSec, counters });
     const clientRate = new ClientRate(limits, metrics);
 
@@ -213,6 +217,7 @@ export async function startApp(config: Config, rootLog: Logger, natsUrl: string)
           waitTurn: (key, gone, by) => clientRate.waitTurn(key, gone, by),
         },
         rpcMethods,
+        onSessionClosed: (s) => statusWatch.forget(s),
         telemetry: metrics,
         memoryWatermarkBytes: memoryWatermarkBytes(config),
       });

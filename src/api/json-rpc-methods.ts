@@ -1,5 +1,6 @@
 import type { RpcCaller, RpcMethods } from '../gateway/client-requests.ts';
 import type { Presence } from '../presence/presence.ts';
+import type { StatusWatch } from '../presence/status-watch.ts';
 import type { DailyCounters } from '../stats/daily-counters.ts';
 import { RpcErrorCode, RpcFailure } from '../wire/json-rpc.ts';
 import type { IncomingMessagePb, ReceiverPb } from '../wire/protobuf.ts';
@@ -14,16 +15,17 @@ export interface JsonRpcMethodDeps {
   requests: ProtobufRequests;
   presence: Presence;
   counters: DailyCounters;
-  /** At most this many user ids per call (limits.maxChannelsPerRequest). */
+  /** At most this many user ids per call, and watched per connection (limits.maxChannelsPerRequest). */
   maxUsersPerCall: number;
+  statusWatch?: StatusWatch;
 }
 
 /**
  * The methods a protocol 5 client calls (official-client.md §5.4). This server knows
  * channels; a token names its user and portal, so users are known as channels
  * (userChannelId): `getUsersLastSeen` answers from presence for a token's connection.
- * A client's `publish` to a `userList` and status subscriptions are refused with an
- * error the client hands to its caller.
+ * `subscribeStatusChange` has a token's connection told of a user's changes. A client's
+ * `publish` to a `userList` is refused with an error the client hands to its caller.
  */
 export class JsonRpcMethods implements RpcMethods {
   constructor(private readonly deps: JsonRpcMethodDeps) {}
@@ -41,6 +43,19 @@ export class JsonRpcMethods implements RpcMethods {
     return caller.hostId === undefined ? {} : this.deps.presence.usersLastSeen(caller.hostId, users);
   }
 
+  /**
+   * A token's connection is told of the user's changes (presence/status-watch.ts). One
+   * without a token names no portal for user ids: accepted, as the client re-sends it on
+   * every connect, and never told.
+   */
+  private subscribeStatus(params: unknown, caller: RpcCaller): Record<string, never> {
+    const userId = statusUserId(params);
+    const watch = this.deps.statusWatch;
+    if (watch === undefined || caller.hostId === undefined || caller.userId === undefined || caller.connection === undefined) return {};
+    if (!watch.watch(caller.connection, { hostId: caller.hostId, userId: caller.userId }, userId)) invalid(`more than ${this.deps.maxUsersPerCall} users watched on one connection`);
+    return {};
+  }
+
   async call(method: string, params: unknown, caller: RpcCaller): Promise<unknown> {
     switch (method) {
       case 'ping':
@@ -54,8 +69,12 @@ export class JsonRpcMethods implements RpcMethods {
       case 'getUsersLastSeen':
         return this.lastSeen(params, caller);
       case 'subscribeStatusChange':
-      case 'unsubscribeStatusChange':
-        throw new RpcFailure(RpcErrorCode.MethodNotFound, `${method}: user status is not tracked by this server`);
+        return this.subscribeStatus(params, caller);
+      case 'unsubscribeStatusChange': {
+        const userId = statusUserId(params);
+        if (caller.hostId !== undefined && caller.connection !== undefined) this.deps.statusWatch?.unwatch(caller.connection, caller.hostId, userId);
+        return {};
+      }
       default:
         throw new RpcFailure(RpcErrorCode.MethodNotFound, `Method not found: ${method.slice(0, 64)}`);
     }
@@ -82,6 +101,13 @@ function receiver(entry: unknown): ReceiverPb {
     invalid('channelList entries are "<public id>.<signature>" or {publicId, signature}');
   }
   return { id: Buffer.from(id, 'hex'), isPrivate: false, signature: Buffer.from(signature, 'hex') };
+}
+
+/** `{"userId": 42}`, or `"42"` as the client re-sends it after a reconnect. */
+function statusUserId(params: unknown): string {
+  const p = isObject(params) ? params : invalid('params must be an object');
+  const id = typeof p.userId === 'number' || typeof p.userId === 'string' ? String(p.userId) : '';
+  return USER_ID.test(id) ? id : invalid('userId must be a user id');
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -48,11 +48,14 @@ export async function answerClientFrame(session: WsSession, data: Buffer, isBina
   }
 }
 
-/** Who calls a JSON-RPC method: the channels of its connection, its public id, its token's portal. */
+/** Who calls a JSON-RPC method: the channels of its connection, its public id, its token's portal and user. */
 export interface RpcCaller {
   readonly keys: readonly string[];
   readonly publicId: string | undefined;
   readonly hostId?: string | undefined;
+  readonly userId?: string | undefined;
+  /** The connection itself, for what lasts as long as it does (status watches); absent over HTTP. */
+  readonly connection?: object | undefined;
 }
 
 /**
@@ -90,7 +93,7 @@ export async function answerRpcFrame(session: WsSession, data: Buffer, requests:
         if (session.publicId !== undefined) await requests.waitTurn?.(session.publicId, () => session.isClosed);
         else await requests.waitTurn?.(`address:${session.address}`, () => session.isClosed, 'ip');
         if (session.isClosed) return;
-        const reply = await answerRpc(request, methods, { keys: session.keys, publicId: session.publicId, hostId: session.hostId }, log, session.id);
+        const reply = await answerRpc(request, methods, { keys: session.keys, publicId: session.publicId, hostId: session.hostId, userId: session.userId, connection: session }, log, session.id);
         if (reply !== undefined) session.sendNow(reply);
       }
   }

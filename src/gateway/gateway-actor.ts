@@ -42,7 +42,8 @@ export interface SubscribeRequest {
   address: string;
   /** A protocol 5 token's portal (host id): its user ids name channels (userChannelId). */
   hostId?: string | undefined;
-  /** A protocol 5 token's user channel: what limits.maxConnPerChannel counts for it. */
+  /** A protocol 5 token's user id, and its user channel: what limits.maxConnPerChannel counts for it. */
+  userId?: string | undefined;
   userChannel?: string | undefined;
 }
 
@@ -57,6 +58,8 @@ export interface GatewayDeps {
   clientRequests: ClientRequests;
   /** Answers the method calls of protocol 5 (JSON-RPC) clients. */
   rpcMethods: RpcMethods;
+  /** Told when a connection ends (protocol 5 status watches end with it). */
+  onSessionClosed?: (session: Session) => void;
   telemetry: Telemetry;
   /** gateway.memoryWatermarkBytes with its default worked out (config/derived.ts). */
   memoryWatermarkBytes: number;
@@ -145,6 +148,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
   private readonly sessionClosed = (s: Session): void => {
     this.hub.detach(s);
     this.forget(s);
+    this.deps.onSessionClosed?.(s);
   };
 
   /** False once draining or stopping: readiness fails and new connections get 503. */
@@ -167,6 +171,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
       outbound: this.outbound,
       address: req.address,
       hostId: req.hostId,
+      userId: req.userId,
       log,
       telemetry: this.deps.telemetry,
     });

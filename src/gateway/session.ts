@@ -21,8 +21,9 @@ export interface SessionOptions {
   resumeFrom?: number | undefined;
   /** The client's address as the limits per address count it (IPv6 by /64). */
   address?: string;
-  /** A protocol 5 token's portal (host id), for calls naming user ids. */
+  /** A protocol 5 token's portal (host id) and user, for calls naming user ids. */
   hostId?: string | undefined;
+  userId?: string | undefined;
   log: Logger;
   telemetry: Telemetry;
 }
@@ -67,6 +68,7 @@ export abstract class Session {
   readonly resumeFrom: number | undefined;
   readonly address: string;
   readonly hostId: string | undefined;
+  readonly userId: string | undefined;
   /** Its place in admission's counts, from admission until the gateway forgets it. */
   ticket: AdmissionTicket | undefined;
   protected readonly maxOutboxBytes: number;
@@ -85,6 +87,7 @@ export abstract class Session {
     this.resumeFrom = opts.resumeFrom;
     this.address = opts.address ?? '';
     this.hostId = opts.hostId;
+    this.userId = opts.userId;
     this.floorSeq = opts.resumeFrom ?? 0;
     this.telemetry = opts.telemetry;
     this.parentLog = opts.log;

@@ -92,6 +92,11 @@ export class Presence {
     this.pump();
   }
 
+  /** How long a channel counts as online after it was last seen. */
+  get onlineTtlMs(): number {
+    return this.ttlMs;
+  }
+
   /** Whether each channel was seen within the TTL, in the order asked; one pipelined round of reads. */
   async online(keys: readonly string[]): Promise<boolean[]> {
     const now = Date.now();

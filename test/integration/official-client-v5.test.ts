@@ -133,7 +133,7 @@ describe('official client, server version 5, websocket keep-alive and calls', ()
     assert.deepEqual(oc.closes, []);
   });
 
-  it('ping, listChannels and getUsersLastSeen are answered; unknown and unsupported methods get -32601', async (ctx) => {
+  it('ping, listChannels, getUsersLastSeen and subscribeStatusChange are answered; unknown methods get -32601', async (ctx) => {
     const user = newUser();
     const oc = await startV5('websocket', user);
     ctx.after(() => oc.stop());
@@ -142,7 +142,9 @@ describe('official client, server version 5, websocket keep-alive and calls', ()
     assert.ok(listed.channels.some((c) => c.id === user.priv && c.isPrivate), JSON.stringify(listed));
     assert.deepEqual(await call(oc, 'getUsersLastSeen', { userList: [7, 8] }), {});
     await assert.rejects(call(oc, 'noSuchMethod', {}), (e: { code: number }) => e.code === -32601);
-    await assert.rejects(call(oc, 'subscribeStatusChange', { userId: 42 }), (e: { code: number }) => e.code === -32601);
+    // Accepted (the client re-sends it on every connect); a CHANNEL_ID connection names no portal, so it is never told.
+    assert.deepEqual(await call(oc, 'subscribeStatusChange', { userId: 42 }), {});
+    await assert.rejects(call(oc, 'subscribeStatusChange', { userId: 'x' }), (e: { code: number }) => e.code === -32602);
     assert.ok(oc.isConnected(), 'a refused call leaves the connection open');
     assert.deepEqual(oc.closes, []);
   });
@@ -351,5 +353,72 @@ describe('server version 5, connections per user', () => {
     assert.equal(third.ws.readyState, third.ws.OPEN);
     second.close();
     third.close();
+  });
+});
+
+describe('server version 5, user status pushes', () => {
+  const HOST = `status${Date.now()}`;
+  const fast = { storage: { onlineTtlSec: 2, onlineDeltaSec: 1 }, gateway: { userStatusPollMs: 200, jsonRpcPingIntervalMs: 1_000 } } as const;
+  let g1: TestApp;
+  let g2: TestApp;
+  before(async () => {
+    g1 = await startTestApp(nats.url, { ...fast, processUniqueId: 'status-g1' });
+    g2 = await startTestApp(nats.url, { ...fast, processUniqueId: 'status-g2' });
+  });
+  after(async () => {
+    await g1?.stop();
+    await g2?.stop();
+  });
+
+  const tokenFor = (uid: number): string => {
+    const nowSec = Math.floor(Date.now() / 1000);
+    return pullToken({ iss: HOST, iat: nowSec, exp: nowSec + 600, sub: String(uid) });
+  };
+  const statusFrames = (ws: { frames: Array<{ data: Buffer }> }): Array<{ params: { user_id: number; online: boolean }; extra: { server_time_unix: number } }> =>
+    ws.frames
+      .map((f) => String(f.data))
+      .filter((d) => d !== 'ping')
+      .flatMap((d) => {
+        const v = JSON.parse(d) as unknown;
+        return (Array.isArray(v) ? v : [v]) as Array<{ method?: string; params?: { body?: { command?: string } } }>;
+      })
+      .filter((r) => r.method === 'incoming.message' && r.params?.body?.command === 'userStatusChange')
+      .map((r) => (r.params as unknown as { body: { params: { user_id: number; online: boolean }; extra: { server_time_unix: number } } }).body);
+
+  it("the official client's subscribeUserStatusChange hears a user come online and go offline, once per change though two gateways watch for the same user", async (ctx) => {
+    const watcher = 1000 + Math.floor(Math.random() * 1e6);
+    const watched = watcher + 1;
+    const token = tokenFor(watcher);
+    const user = { ...newUser(), priv: token.split('.')[2]! };
+    const shared = newShared();
+    const config = buildPullConfig({ base: g1.base, wsBase: g1.wsBase, user, shared, version: 5 }) as unknown as Record<string, any>;
+    delete config.channels.private;
+    config.jwt = token;
+    config.exp = Math.floor(Date.now() / 1000) + 600;
+    const oc = await startOfficialClient({ base: g1.base, wsBase: g1.wsBase, user, shared, version: 5, userId: watcher, config: config as never });
+    ctx.after(() => oc.stop());
+    const heard: Array<{ userId: number; isOnline: boolean }> = [];
+    await oc.client.subscribeUserStatusChange(watched, (e: { userId: number; isOnline: boolean }) => heard.push(e));
+    // The same user's second tab, on the other gateway, watching the same user.
+    const tab = await openWs(`${g2.wsBase}/bitrix/subws/?token=${encodeURIComponent(token)}&jsonRpc=true`);
+    ctx.after(() => tab.close());
+    tab.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'subscribeStatusChange', params: { userId: String(watched) }, id: 1 }));
+    await eventually('the tab subscribed', () => tab.text().includes('"id":1'), 5_000, 20);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.deepEqual([...heard], [], "nothing before a change");
+
+    const other = await openWs(`${g1.wsBase}/bitrix/subws/?token=${encodeURIComponent(tokenFor(watched))}&jsonRpc=true`);
+    await eventually('online heard', () => heard.some((e) => e.isOnline), 5_000, 20);
+    assert.deepEqual(heard, [{ userId: watched, isOnline: true }]);
+    const online = statusFrames({ frames: oc.frames.map((f) => ({ data: Buffer.from(f.data as string) })) })[0]!;
+    assert.ok(Math.abs(online.extra.server_time_unix - Date.now() / 1000) < 10, `server_time_unix recent: ${online.extra.server_time_unix}`);
+    await eventually('the tab told too', () => statusFrames(tab).length === 1, 5_000, 20);
+
+    other.terminate();
+    await eventually('offline heard', () => heard.some((e) => !e.isOnline), 15_000, 50);
+    await new Promise((r) => setTimeout(r, 800));
+    assert.deepEqual(heard, [{ userId: watched, isOnline: true }, { userId: watched, isOnline: false }], 'each change once, though both gateways saw it');
+    assert.deepEqual(statusFrames(tab).map((b) => b.params.online), [true, false]);
+    assert.deepEqual(oc.handlerErrors, []);
   });
 });

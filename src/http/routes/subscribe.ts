@@ -40,7 +40,7 @@ function subscribeRequest(req: IncomingMessage, url: ParsedUrl, deps: SubscribeD
     format: single(url.query, 'jsonRpc') === 'true' ? 'jsonrpc' : single(url.query, 'binaryMode') === 'true' ? 'binary' : 'text',
     mid: typeof mid === 'string' ? mid : undefined,
     address: addressKey(deps.clientAddress.of(req)),
-    ...(pull === undefined ? {} : { hostId: pull.hostId, ...(pull.userId === undefined ? {} : { userChannel: userChannelId(pull.hostId, pull.userId) }) }),
+    ...(pull === undefined ? {} : { hostId: pull.hostId, ...(pull.userId === undefined ? {} : { userId: pull.userId, userChannel: userChannelId(pull.hostId, pull.userId) }) }),
   };
 }
 
