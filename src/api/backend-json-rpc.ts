@@ -59,7 +59,7 @@ export class BackendRpcMethods {
     const receivers = (ids: readonly string[]): Receiver[] => [...new Set(ids)].map((id) => ({ id, isPrivate: true }));
     const { limits } = this.deps;
     if (users.length + channels.length === 0) invalid('no receivers: userList and channelList are empty');
-    if (users.length + channels.length > limits.maxChannelsPerRequest) invalid(`more than ${limits.maxChannelsPerRequest} receivers`);
+    if (users.length + channels.length > limits.maxRpcReceivers) invalid(`more than ${limits.maxRpcReceivers} receivers (limits.maxRpcReceivers)`);
     const expirySec = capExpiry(p.expiry, this.deps.messageTtlSec);
     const type = typeof p.type === 'string' ? p.type : undefined;
     const merged = (extra: unknown): Buffer => {
@@ -89,7 +89,7 @@ export class BackendRpcMethods {
   private async lastSeen(params: unknown, hostId: string): Promise<Record<string, number>> {
     const p = isObject(params) ? params : invalid('params must be an object');
     const users = list(p.userList, 'userList').map((u) => (USER_ID.test(String(u)) ? String(u) : invalid('userList holds user ids')));
-    if (users.length > this.deps.limits.maxChannelsPerRequest) invalid(`more than ${this.deps.limits.maxChannelsPerRequest} users`);
+    if (users.length > this.deps.limits.maxRpcReceivers) invalid(`more than ${this.deps.limits.maxRpcReceivers} users (limits.maxRpcReceivers)`);
     return this.deps.presence.usersLastSeen(hostId, users);
   }
 }

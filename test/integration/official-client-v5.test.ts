@@ -297,6 +297,10 @@ describe('server version 5 with a JWT: a portal publishing to users over /bitrix
     assert.equal(res.status, 200);
     assert.deepEqual((JSON.parse(res.text) as Array<{ error: { code: number } }>).map((r) => r.error.code), [-32602, -32602, -32602, -32601]);
     assert.deepEqual(JSON.parse((await backend('{oops')).text).error.code, -32700);
+    // The module does not split a message to many users: more than maxChannelsPerRequest (100) is fine, over maxRpcReceivers is refused whole.
+    const many = (n: number): string => publishRequest({ userList: Array.from({ length: n }, (_, i) => 5_000_000 + i), body: { module_id: MODULE, command: 'x', params: {} } });
+    assert.deepEqual(JSON.parse((await backend(many(150))).text), { jsonrpc: '2.0', id: null, result: {} });
+    assert.equal(JSON.parse((await backend(many(10_001))).text).error.code, -32602);
   });
 
   it('an expired or forged token is refused at the handshake (4010)', async () => {
