@@ -42,6 +42,8 @@ export class StatusWatch {
   private readonly byConnection = new Map<object, Set<string>>();
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
+  /** Set while polls fail: one log line per outage, not one per poll. */
+  private failing = false;
 
   constructor(
     private readonly presence: Presence,
@@ -111,8 +113,11 @@ export class StatusWatch {
         for (const watcherUser of new Set(w.by.values())) writes.push(this.tell(w, watcherUser, state));
       });
       await Promise.all(writes);
+      if (this.failing) this.log.info({ watched: this.watched.size }, 'user status polls recovered');
+      this.failing = false;
     } catch (err) {
-      this.log.warn({ err }, 'user status poll failed');
+      if (!this.failing) this.log.warn({ err }, 'user status poll failed');
+      this.failing = true;
     } finally {
       this.polling = false;
     }
