@@ -157,7 +157,7 @@ function assertAnswer(route: Route, r: RawResponse): void {
     case 'text publish':
       // No valid channel: nothing is published and the reference answers an empty 200;
       // binaryMode=true makes the JSON body a protobuf request, refused with 4013.
-      assert.ok((r.status === 200 && body === '') || (r.status === 400 && body === '4013: Wrong request data.'), what);
+      assert.ok((r.status === 200 && body === '') || (r.status === 400 && body === '4013: Wrong Request Data.'), what);
       break;
     case 'unknown path':
       assert.equal(r.status, 404, what);
