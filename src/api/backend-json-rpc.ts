@@ -4,9 +4,9 @@ import { capExpiry, type PublishCommand, type Publisher } from '../publisher/pub
 import type { DailyCounters } from '../stats/daily-counters.ts';
 import { userChannelId, type Receiver } from '../wire/channel-id.ts';
 import { RpcErrorCode, RpcFailure } from '../wire/json-rpc.ts';
+import { invalid, isObject, listOf, paramsOf, userIdsOf } from './rpc-params.ts';
 
 const CHANNEL_ID = /^[0-9a-f]{32}$/;
-const USER_ID = /^[1-9][0-9]{0,18}$/;
 
 export interface BackendRpcDeps {
   /** The portal's lane. */
@@ -50,14 +50,14 @@ export class BackendRpcMethods {
    * copy of its own and the rest share one.
    */
   private async publish(params: unknown, hostId: string): Promise<void> {
-    const p = isObject(params) ? params : invalid('params must be an object');
+    const p = paramsOf(params);
     const body = isObject(p.body) ? p.body : invalid('body must be an object');
-    const users = list(p.userList, 'userList').map((u) => (USER_ID.test(String(u)) ? String(u) : invalid('userList holds user ids')));
-    const channels = list(p.channelList, 'channelList').map((c) => (typeof c === 'string' && CHANNEL_ID.test(c) ? c : invalid('channelList holds channel ids')));
+    const { limits } = this.deps;
+    const users = userIdsOf(p.userList, 'userList', limits.maxRpcReceivers);
+    const channels = listOf(p.channelList, 'channelList').map((c) => (typeof c === 'string' && CHANNEL_ID.test(c) ? c : invalid('channelList holds channel ids')));
     const userParams = p.user_params === undefined ? {} : isObject(p.user_params) ? p.user_params : invalid('user_params must be an object');
     const dictionary = p.dictionary === undefined ? undefined : isObject(p.dictionary) ? p.dictionary : invalid('dictionary must be an object');
     const receivers = (ids: readonly string[]): Receiver[] => [...new Set(ids)].map((id) => ({ id, isPrivate: true }));
-    const { limits } = this.deps;
     if (users.length + channels.length === 0) invalid('no receivers: userList and channelList are empty');
     if (users.length + channels.length > limits.maxRpcReceivers) invalid(`more than ${limits.maxRpcReceivers} receivers (limits.maxRpcReceivers)`);
     const expirySec = capExpiry(p.expiry, this.deps.messageTtlSec);
@@ -68,7 +68,7 @@ export class BackendRpcMethods {
       const bodyParams = isObject(body.params) ? body.params : {};
       return Buffer.from(JSON.stringify({ ...body, params: { ...bodyParams, ...own, ...dictionary } }), 'utf8');
     };
-    const shared = [...channels.map((c) => c), ...users.filter((u) => !isObject(userParams[u])).map((u) => userChannelId(hostId, u))];
+    const shared = [...channels, ...users.filter((u) => !isObject(userParams[u])).map((u) => userChannelId(hostId, u))];
     const commands: PublishCommand[] = [];
     if (shared.length > 0) commands.push({ receivers: receivers(shared), body: merged(undefined), expirySec, type, source: 'http_jsonrpc' });
     for (const u of users.filter((x) => isObject(userParams[x]))) {
@@ -87,22 +87,6 @@ export class BackendRpcMethods {
 
   /** `{"<user id>": seconds since last seen}`, 0 for online; users not seen within the presence window are left out. */
   private async lastSeen(params: unknown, hostId: string): Promise<Record<string, number>> {
-    const p = isObject(params) ? params : invalid('params must be an object');
-    const users = list(p.userList, 'userList').map((u) => (USER_ID.test(String(u)) ? String(u) : invalid('userList holds user ids')));
-    if (users.length > this.deps.limits.maxRpcReceivers) invalid(`more than ${this.deps.limits.maxRpcReceivers} users (limits.maxRpcReceivers)`);
-    return this.deps.presence.usersLastSeen(hostId, users);
+    return this.deps.presence.usersLastSeen(hostId, userIdsOf(paramsOf(params).userList, 'userList', this.deps.limits.maxRpcReceivers));
   }
-}
-
-function list(v: unknown, name: string): unknown[] {
-  if (v === undefined) return [];
-  return Array.isArray(v) ? v : invalid(`${name} must be an array`);
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-function invalid(message: string): never {
-  throw new RpcFailure(RpcErrorCode.InvalidParams, message);
 }

@@ -3,12 +3,12 @@ import type { Presence } from '../presence/presence.ts';
 import type { StatusWatch } from '../presence/status-watch.ts';
 import type { DailyCounters } from '../stats/daily-counters.ts';
 import { RpcErrorCode, RpcFailure } from '../wire/json-rpc.ts';
+import { invalid, isObject, paramsOf, userIdOf, userIdsOf } from './rpc-params.ts';
 import type { IncomingMessagePb, ReceiverPb } from '../wire/protobuf.ts';
 import type { ProtobufRequests } from './protobuf-requests.ts';
 
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX_SIGNATURE = /^[0-9a-f]{32,128}$/;
-const USER_ID = /^[1-9][0-9]{0,18}$/;
 
 export interface JsonRpcMethodDeps {
   /** Client publishing: the same limits, signature checks and lane as a binary-mode client's. */
@@ -36,10 +36,7 @@ export class JsonRpcMethods implements RpcMethods {
    * asks the portal (`pull.api.user.getLastSeen`) for every user left out.
    */
   private async lastSeen(params: unknown, caller: RpcCaller): Promise<Record<string, number>> {
-    const p = isObject(params) ? params : invalid('params must be an object');
-    const list = Array.isArray(p.userList) ? p.userList : invalid('userList must be an array');
-    if (list.length > this.deps.maxUsersPerCall) invalid(`more than ${this.deps.maxUsersPerCall} users`);
-    const users = list.map((u) => (USER_ID.test(String(u)) ? String(u) : invalid('userList holds user ids')));
+    const users = userIdsOf(paramsOf(params).userList, 'userList', this.deps.maxUsersPerCall);
     return caller.hostId === undefined ? {} : this.deps.presence.usersLastSeen(caller.hostId, users);
   }
 
@@ -83,7 +80,7 @@ export class JsonRpcMethods implements RpcMethods {
 
 /** `publish`'s params as the IncomingMessage a binary-mode client would have sent. */
 function incomingMessage(params: unknown): IncomingMessagePb {
-  const p = isObject(params) ? params : invalid('params must be an object');
+  const p = paramsOf(params);
   if (p.userList !== undefined) throw new RpcFailure(RpcErrorCode.InvalidParams, 'userList: this server addresses channels, not users; use channelList');
   if (!Array.isArray(p.channelList)) invalid('channelList must be an array');
   const body = isObject(p.body) ? JSON.stringify(p.body) : invalid('body must be an object');
@@ -105,15 +102,5 @@ function receiver(entry: unknown): ReceiverPb {
 
 /** `{"userId": 42}`, or `"42"` as the client re-sends it after a reconnect. */
 function statusUserId(params: unknown): string {
-  const p = isObject(params) ? params : invalid('params must be an object');
-  const id = typeof p.userId === 'number' || typeof p.userId === 'string' ? String(p.userId) : '';
-  return USER_ID.test(id) ? id : invalid('userId must be a user id');
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-function invalid(message: string): never {
-  throw new RpcFailure(RpcErrorCode.InvalidParams, message);
+  return userIdOf(paramsOf(params).userId, 'userId');
 }

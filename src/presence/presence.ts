@@ -99,9 +99,7 @@ export class Presence {
 
   /** Whether each channel was seen within the TTL, in the order asked; one pipelined round of reads. */
   async online(keys: readonly string[]): Promise<boolean[]> {
-    const now = Date.now();
-    const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
-    return entries.map((e) => e !== null && now - e.createdMs < this.ttlMs);
+    return (await this.lastSeen(keys)).map((s) => s?.online === true);
   }
 
   /** When each channel was last seen and whether that is within the TTL; undefined for one with no record left. */

@@ -32,7 +32,7 @@ export function verifyPullToken(token: string, verifySha256: (message: string, s
   const { iss, sub, chan, exp } = claims;
   if (typeof iss !== 'string' || iss === '' || typeof exp !== 'number' || exp <= nowSec) return undefined;
   const userId = sub === undefined ? undefined : String(sub);
-  if (userId !== undefined && !USER_ID.test(userId)) return undefined;
+  if (userId !== undefined && !isUserId(userId)) return undefined;
   const channelIds = chan === undefined || chan === '' ? [] : typeof chan === 'string' ? chan.split(',') : undefined;
   if (channelIds === undefined || !channelIds.every((c) => CHANNEL_ID.test(c))) return undefined;
   if (userId === undefined && channelIds.length === 0) return undefined;
@@ -58,6 +58,11 @@ export function encodePullToken(t: { hostId: string; userId?: string | undefined
 
 /** The portal's token lifetime (Jwt::TTL). */
 export const PULL_TOKEN_TTL_SEC = 12 * 3600;
+
+/** A portal's user id: a positive whole number, as digits. */
+export function isUserId(id: string): boolean {
+  return USER_ID.test(id);
+}
 
 function parseJson(part: string): Record<string, unknown> | undefined {
   try {
