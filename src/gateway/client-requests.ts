@@ -93,33 +93,37 @@ export async function answerRpcFrame(session: WsSession, data: Buffer, requests:
         if (session.publicId !== undefined) await requests.waitTurn?.(session.publicId, () => session.isClosed);
         else await requests.waitTurn?.(`address:${session.address}`, () => session.isClosed, 'ip');
         if (session.isClosed) return;
-        const reply = await answerRpc(request, methods, { keys: session.keys, publicId: session.publicId, hostId: session.hostId, userId: session.userId, connection: session }, log, session.id);
+        const caller: RpcCaller = { keys: session.keys, publicId: session.publicId, hostId: session.hostId, userId: session.userId, connection: session };
+        const reply = await answerRpc(request, () => methods.call(request.method, request.params, caller), log, { logFields: { connId: session.id } });
         if (reply !== undefined) session.sendNow(reply);
       }
   }
 }
 
-/** One call's reply frame, or undefined for a notification (no id). */
-export async function answerRpc(request: RpcRequest, methods: RpcMethods, caller: RpcCaller, log: Logger, connId?: number): Promise<Buffer | undefined> {
-  let reply: Buffer;
+/**
+ * One call's reply: its result, or the error a JSON-RPC client is given (an RpcFailure
+ * as it is, a refusal with the protocol's code and text, storage trouble as 1013, and
+ * anything else as -32603). A notification (no id) gets none, unless `answerAll`: a
+ * portal reads a reply to each of its calls, which carry no id, and gets `id: null`.
+ */
+export async function answerRpc(
+  request: RpcRequest,
+  call: () => Promise<unknown>,
+  log: Logger,
+  opts: { answerAll?: boolean; logFields?: Record<string, unknown> } = {},
+): Promise<Buffer | undefined> {
+  const id = request.id ?? (opts.answerAll === true ? null : undefined);
   try {
-    const result = await methods.call(request.method, request.params, caller);
-    if (request.id === undefined) return undefined;
-    reply = rpcResult(request.id, result ?? {});
+    const result = await call();
+    return id === undefined ? undefined : rpcResult(id, result ?? {});
   } catch (err) {
-    if (request.id === undefined) return undefined;
     const e = err instanceof RpcFailure ? err : toClientError(err);
-    if (e instanceof RpcFailure) {
-      reply = rpcError(request.id, e.code, e.message);
-    } else if (e instanceof ProtocolError) {
-      log.info({ connId, method: request.method, closeCode: e.closeCode, detail: e.detail }, 'client call refused');
-      reply = rpcError(request.id, e.closeCode, e.message);
-    } else if (e.temporary) {
-      reply = rpcError(request.id, CloseCode.TryAgainLater, 'Try again later.');
-    } else {
-      log.warn({ err, connId, method: request.method }, 'client call failed');
-      reply = rpcError(request.id, RpcErrorCode.InternalError, 'Internal error');
-    }
+    if (e instanceof ProtocolError) log.info({ ...opts.logFields, method: request.method, closeCode: e.closeCode, detail: e.detail }, 'call refused');
+    else if (!(e instanceof RpcFailure) && !e.temporary) log.warn({ ...opts.logFields, err, method: request.method }, 'call failed');
+    if (id === undefined) return undefined;
+    if (e instanceof RpcFailure) return rpcError(id, e.code, e.message);
+    if (e instanceof ProtocolError) return rpcError(id, e.closeCode, e.message);
+    if (e.temporary) return rpcError(id, CloseCode.TryAgainLater, 'Try again later.');
+    return rpcError(id, RpcErrorCode.InternalError, 'Internal error');
   }
-  return reply;
 }

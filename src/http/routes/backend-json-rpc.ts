@@ -1,11 +1,11 @@
 import type { ServerResponse } from 'node:http';
 import type { BackendRpcMethods } from '../../api/backend-json-rpc.ts';
-import { ProtocolError, toClientError } from '../../errors/app-error.ts';
 import { CloseCode } from '../../errors/close-codes.ts';
+import { answerRpc } from '../../gateway/client-requests.ts';
 import type { Logger } from '../../log/logger.ts';
 import type { Signer } from '../../wire/channel-id.ts';
 import { CONTENT_TEXT, sendBody, sendPushError } from '../../wire/http-replies.ts';
-import { jsonArray, parseClientText, RpcErrorCode, RpcFailure, rpcError, rpcResult } from '../../wire/json-rpc.ts';
+import { jsonArray, parseClientText, RpcErrorCode, rpcError } from '../../wire/json-rpc.ts';
 import { single, type ParsedUrl } from '../request.ts';
 
 export interface BackendRpcRouteDeps {
@@ -39,20 +39,9 @@ export async function handleBackendRpc(res: ServerResponse, url: ParsedUrl, body
     return sendBody(res, 200, rpcError(null, r.code, r.message), CONTENT_TEXT);
   }
   const replies: Buffer[] = [];
-  for (const request of said.requests) replies.push(await answer(request.method, request.params, request.id ?? null, hostId, deps));
+  for (const request of said.requests) {
+    replies.push((await answerRpc(request, () => deps.methods.call(request.method, request.params, hostId), deps.log, { answerAll: true, logFields: { hostId } }))!);
+  }
   const batch = text.trimStart().startsWith('[');
   sendBody(res, 200, batch || replies.length !== 1 ? jsonArray(replies) : replies[0]!, CONTENT_TEXT);
-}
-
-async function answer(method: string, params: unknown, id: string | number | null, hostId: string, deps: BackendRpcRouteDeps): Promise<Buffer> {
-  try {
-    return rpcResult(id, await deps.methods.call(method, params, hostId));
-  } catch (err) {
-    if (err instanceof RpcFailure) return rpcError(id, err.code, err.message);
-    const e = toClientError(err);
-    if (e instanceof ProtocolError) return rpcError(id, e.closeCode, e.message);
-    if (e.temporary) return rpcError(id, CloseCode.TryAgainLater, e.message);
-    deps.log.warn({ err, method }, 'backend call failed');
-    return rpcError(id, RpcErrorCode.InternalError, 'Internal error');
-  }
 }

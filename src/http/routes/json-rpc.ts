@@ -36,7 +36,7 @@ export async function handleRpcPost(res: ServerResponse, body: Buffer, caller: R
   if (said.kind !== 'requests') return sendBody(res, 200, '', CONTENT_TEXT);
   const replies: Buffer[] = [];
   for (const request of said.requests) {
-    const reply = await answerRpc(request, methods, caller, log);
+    const reply = await answerRpc(request, () => methods.call(request.method, request.params, caller), log);
     if (reply !== undefined) replies.push(reply);
   }
   sendBody(res, 200, replies.length === 0 ? '' : joinRequests(replies), CONTENT_TEXT);
