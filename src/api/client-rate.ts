@@ -30,19 +30,19 @@ export class ClientRate {
   }
 
   /**
-   * Resolves once `publicId` may make a request, or once `gone()` (the socket closed).
-   * Waiting requests of one public id take their turns in the order they asked, so a
-   * client's messages keep their order. `by: 'ip'`: the key is a client address (a
-   * protocol 5 connection without a public id), counted at the same rate.
+   * Resolves once `key` (a public id, or with `by: 'ip'` a client address: a protocol 5
+   * connection without a public id) may make a request, or once `gone()` (the socket
+   * closed). Waiting requests of one key take their turns in the order they asked, so a
+   * client's messages keep their order.
    */
-  waitTurn(publicId: string, gone: () => boolean, by: 'public-id' | 'ip' = 'public-id'): Promise<void> {
-    const before = this.waiting.get(publicId);
-    if (before === undefined && this.perPublicId.take(publicId) === 0) return Promise.resolve();
+  waitTurn(key: string, gone: () => boolean, by: 'public-id' | 'ip' = 'public-id'): Promise<void> {
+    const before = this.waiting.get(key);
+    if (before === undefined && this.perPublicId.take(key) === 0) return Promise.resolve();
     this.telemetry.clientRequestLimited('delayed', by);
-    const turn = (before ?? Promise.resolve()).then(() => this.tokenFor(publicId, gone));
-    this.waiting.set(publicId, turn);
+    const turn = (before ?? Promise.resolve()).then(() => this.tokenFor(key, gone));
+    this.waiting.set(key, turn);
     void turn.finally(() => {
-      if (this.waiting.get(publicId) === turn) this.waiting.delete(publicId);
+      if (this.waiting.get(key) === turn) this.waiting.delete(key);
     });
     return turn;
   }

@@ -9,7 +9,7 @@ import type { StreamReader } from '../nats/stream-reader.ts';
 import type { StreamWatch } from '../nats/stream-watch.ts';
 import type { Presence } from '../presence/presence.ts';
 import type { GatewayStats, Refusal, Telemetry } from '../telemetry/telemetry.ts';
-import { channelKey, firstPublicId, receiversOf, type ChannelToken } from '../wire/channel-id.ts';
+import { channelKey, firstPublicId, receiversOf, userChannelId, type ChannelToken } from '../wire/channel-id.ts';
 import { formatMid, parseMid } from '../wire/mid.ts';
 import { Admission, type AdmissionTicket } from './admission.ts';
 import { answerClientFrame, answerRpcFrame, type ClientRequests, type RpcMethods } from './client-requests.ts';
@@ -42,9 +42,8 @@ export interface SubscribeRequest {
   address: string;
   /** A protocol 5 token's portal (host id): its user ids name channels (userChannelId). */
   hostId?: string | undefined;
-  /** A protocol 5 token's user id, and its user channel: what limits.maxConnPerChannel counts for it. */
+  /** A protocol 5 token's user: limits.maxConnPerChannel counts its user channel. */
   userId?: string | undefined;
-  userChannel?: string | undefined;
 }
 
 export interface GatewayDeps {
@@ -396,7 +395,7 @@ export class GatewayActor extends Actor<GatewayMsg> {
 
 /** The channel maxConnPerChannel applies to: a token's user channel, or the private id of the first token with a public id. */
 function limitedKeyOf(req: SubscribeRequest): string | undefined {
-  if (req.userChannel !== undefined) return channelKey({ id: req.userChannel, isPrivate: true });
+  if (req.hostId !== undefined && req.userId !== undefined) return channelKey({ id: userChannelId(req.hostId, req.userId), isPrivate: true });
   const t = req.tokens.find((x) => x.publicId !== undefined);
   return t === undefined ? undefined : channelKey({ id: t.privateId, isPrivate: true });
 }

@@ -129,16 +129,7 @@ export class ChannelIdParser {
     return tokens;
   }
 
-  /**
-   * A protocol 5 `token=<jwt>`: its channels, then its user's channel (userChannelId);
-   * null when the token is not valid now (jwt.ts).
-   */
-  parsePullToken(value: string | readonly string[] | undefined | null, nowSec = Math.floor(Date.now() / 1000)): ChannelToken[] | null {
-    const token = this.readPullToken(value, nowSec);
-    return token === undefined ? null : pullTokenChannels(token);
-  }
-
-  /** The claims of a valid `token=` value (jwt.ts), or undefined. */
+  /** The claims of a protocol 5 `token=<jwt>` valid now (jwt.ts), or undefined; pullTokenChannels names its channels. */
   readPullToken(value: string | readonly string[] | undefined | null, nowSec = Math.floor(Date.now() / 1000)): PullToken | undefined {
     if (typeof value !== 'string' || value.length === 0) return undefined;
     return verifyPullToken(value, this.signer.verifySha256, nowSec);

@@ -5,7 +5,8 @@ import type { StoredMessage } from '../../src/nats/stored-message.ts';
 import { ChannelIdParser, createSigner, userChannelId } from '../../src/wire/channel-id.ts';
 import { encodeIncomingMessage, joinRequests, parseClientText, RpcErrorCode } from '../../src/wire/json-rpc.ts';
 import { TEST_KEY } from '../helpers/channels.ts';
-import { pullToken } from '../helpers/pull-token.ts';
+import { channelsOf, pullToken } from '../helpers/pull-token.ts';
+
 
 /** Protocol 5 framing (official-client.md §5.3–5.5). */
 
@@ -97,10 +98,10 @@ describe('token=<jwt>', () => {
   const claims = { iss: 'host-1', iat: now - 10, exp: now + 43_200, sub: '42', chan: shared };
 
   it("names the token's channels and its user's channel; any configured key signs", () => {
-    assert.deepEqual(parser.parsePullToken(pullToken(claims), now), [{ privateId: shared }, { privateId: userChannelId('host-1', '42') }]);
-    assert.deepEqual(parser.parsePullToken(pullToken(claims, 'old-key'), now)?.length, 2);
-    assert.deepEqual(parser.parsePullToken(pullToken({ ...claims, sub: undefined }), now), [{ privateId: shared }]);
-    assert.deepEqual(parser.parsePullToken(pullToken({ ...claims, chan: undefined }), now), [{ privateId: userChannelId('host-1', '42') }]);
+    assert.deepEqual(channelsOf(parser, pullToken(claims), now), [{ privateId: shared }, { privateId: userChannelId('host-1', '42') }]);
+    assert.deepEqual(channelsOf(parser, pullToken(claims, 'old-key'), now)?.length, 2);
+    assert.deepEqual(channelsOf(parser, pullToken({ ...claims, sub: undefined }), now), [{ privateId: shared }]);
+    assert.deepEqual(channelsOf(parser, pullToken({ ...claims, chan: undefined }), now), [{ privateId: userChannelId('host-1', '42') }]);
   });
 
   it('user channels differ by user and by portal', () => {
@@ -128,7 +129,7 @@ describe('token=<jwt>', () => {
       '...',
       'x'.repeat(5000),
     ];
-    for (const t of bad) assert.equal(parser.parsePullToken(t, now), null, t.slice(0, 80));
-    assert.equal(new ChannelIdParser(createSigner(undefined, 'sha1')).parsePullToken(good, now), null, 'no key configured');
+    for (const t of bad) assert.equal(channelsOf(parser, t, now), null, t.slice(0, 80));
+    assert.equal(channelsOf(new ChannelIdParser(createSigner(undefined, 'sha1')), good, now), null, 'no key configured');
   });
 });

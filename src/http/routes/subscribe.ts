@@ -4,7 +4,7 @@ import type { WebSocketServer } from 'ws';
 import type { GatewayActor, SubscribeRequest } from '../../gateway/gateway-actor.ts';
 import type { SessionSocket } from '../../gateway/ws-session.ts';
 import type { Logger } from '../../log/logger.ts';
-import { pullTokenChannels, userChannelId, type ChannelIdParser } from '../../wire/channel-id.ts';
+import { pullTokenChannels, type ChannelIdParser } from '../../wire/channel-id.ts';
 import { bareReason, CloseCode } from '../../errors/close-codes.ts';
 import { REFUSAL_REPLIES } from '../../errors/refusals.ts';
 import { rawHandshakeRefusal, sendPlain, sendPushError } from '../../wire/http-replies.ts';
@@ -40,7 +40,7 @@ function subscribeRequest(req: IncomingMessage, url: ParsedUrl, deps: SubscribeD
     format: single(url.query, 'jsonRpc') === 'true' ? 'jsonrpc' : single(url.query, 'binaryMode') === 'true' ? 'binary' : 'text',
     mid: typeof mid === 'string' ? mid : undefined,
     address: addressKey(deps.clientAddress.of(req)),
-    ...(pull === undefined ? {} : { hostId: pull.hostId, ...(pull.userId === undefined ? {} : { userId: pull.userId, userChannel: userChannelId(pull.hostId, pull.userId) }) }),
+    ...(pull === undefined ? {} : { hostId: pull.hostId, userId: pull.userId }),
   };
 }
 
